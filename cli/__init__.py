@@ -1,0 +1,1 @@
+"""The `product-images` command: a thin face over the flows and the core."""

@@ -1,0 +1,58 @@
+"""How the CLI runs the pipeline: through Prefect flows, or inline with the same steps.
+
+A temporary Prefect server takes several seconds to start, which dwarfs a one-photo run, so
+without PREFECT_API_URL the CLI calls the very same core steps in-process ("inline"). With a
+server configured (or `--engine prefect`), it runs the flows and every run shows in the UI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from product_images.catalog import Catalog
+from product_images.manifest import ProductResult
+from product_images.pipeline import ProductRequest, run_product
+from product_images.settings import Settings
+
+__all__ = ["resolve_engine", "run_catalog", "run_one"]
+
+
+def resolve_engine(choice: str) -> str:
+    """'prefect' or 'inline' for a setting of 'auto', 'prefect' or 'inline'."""
+    if choice == "auto":
+        return "prefect" if os.environ.get("PREFECT_API_URL") else "inline"
+    return choice
+
+
+def run_one(request: ProductRequest, settings: Settings, engine: str) -> ProductResult:
+    """One product through the chosen engine."""
+    if engine == "inline":
+        return run_product(request, settings)
+    from flows.process_product import process_product  # Prefect is imported only when used
+    from product_images.errors import ProductError
+    from product_images.pipeline import failed_result
+
+    try:
+        return process_product(
+            sku=request.sku, source=request.source, platforms=request.platforms, store=settings.store
+        )
+    except ProductError as error:
+        return failed_result(request.sku, error)
+
+
+def run_catalog(
+    catalog: Catalog, settings: Settings, on_done: Callable[[ProductResult], None]
+) -> list[ProductResult]:
+    """Every product of a loaded catalog inline, `settings.concurrency` at a time."""
+    results = list(catalog.rejected)
+    for result in _inline_results(catalog.requests, settings):
+        on_done(result)
+        results.append(result)
+    return results
+
+
+def _inline_results(requests: list[ProductRequest], settings: Settings) -> Iterator[ProductResult]:
+    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+        yield from pool.map(lambda r: run_product(r, settings), requests)

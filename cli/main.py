@@ -1,0 +1,211 @@
+"""`product-images`: run, batch, check, specs, demo, settings."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.engine import resolve_engine, run_catalog, run_one
+from product_images.errors import ProductImagesError
+from product_images.manifest import ProductResult
+from product_images.settings import Settings, get_settings
+
+__all__ = ["main"]
+
+
+def _settings(**overrides: Any) -> Settings:
+    chosen = {k: v for k, v in overrides.items() if v is not None}
+    return get_settings().model_copy(update=chosen)
+
+
+def _platform_list(value: str | None) -> list[str] | None:
+    return [p.strip() for p in value.split(",") if p.strip()] if value else None
+
+
+_store_option = click.option("--store", help="Local folder or s3://bucket/prefix (default: setting).")
+_platforms_option = click.option("--platforms", help="Comma-separated platforms, e.g. amazon,shopify.")
+_engine_option = click.option(
+    "--engine", type=click.Choice(["auto", "prefect", "inline"]), default=None,
+    help="prefect: run the flows; inline: same steps in-process; auto: prefect when "
+    "PREFECT_API_URL is set.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Product photos in; white, scene and detail images for every marketplace out."""
+
+
+def _echo_result(result: ProductResult, store: str) -> None:
+    if result.status == "failed":
+        click.echo(f"FAILED {result.sku}: [{result.reason}] {result.message}", err=True)
+        return
+    review = "  NEEDS REVIEW" if result.needs_review else ""
+    click.echo(f"done {result.sku}: {result.outputs} images, manifest {store.rstrip('/')}/{result.manifest_key}{review}")
+    if result.message:
+        click.echo(f"  {result.message}")
+
+
+@main.command()
+@click.argument("photo")
+@click.option("--sku", required=True, help="The product's SKU (its folder in the store).")
+@_store_option
+@_platforms_option
+@_engine_option
+def run(photo: str, sku: str, store: str | None, platforms: str | None, engine: str | None) -> None:
+    """Make one product from PHOTO (a path or s3:// URL)."""
+    from product_images.pipeline import ProductRequest
+
+    settings = _settings(store=store, platforms=_platform_list(platforms), engine=engine)
+    request = ProductRequest(sku=sku, source=photo, platforms=settings.platforms)
+    result = _guarded(lambda: run_one(request, settings, resolve_engine(settings.engine)))
+    _echo_result(result, settings.store)
+    sys.exit(0 if result.status == "done" else 1)
+
+
+def _guarded(call: Any) -> Any:
+    """Run-level errors (bad spec, store down) end the command with one clear line."""
+    try:
+        return call()
+    except ProductImagesError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("catalog")
+@_store_option
+@_platforms_option
+@_engine_option
+@click.option("--concurrency", type=int, help="Products at once (default: setting).")
+def batch(catalog: str, store: str | None, platforms: str | None, engine: str | None, concurrency: int | None) -> None:
+    """Make every product of CATALOG: a CSV/JSON file, a folder, or an s3:// prefix."""
+    settings = _settings(store=store, platforms=_platform_list(platforms), engine=engine,
+                         concurrency=concurrency)
+    summary = _guarded(lambda: _run_batch(catalog, settings))
+    for line in summary.lines():
+        click.echo(line, err=line.startswith("FAILED"))
+    sys.exit(1 if summary.failed else 0)
+
+
+def _run_batch(catalog: str, settings: Settings) -> Any:
+    from product_images.catalog import load_catalog
+    from product_images.summary import CatalogSummary
+
+    if resolve_engine(settings.engine) == "prefect":
+        from flows.process_catalog import process_catalog
+
+        return process_catalog(catalog=catalog, platforms=settings.platforms, store=settings.store)
+    loaded = load_catalog(catalog, settings.platforms)
+    with click.progressbar(length=len(loaded.requests), label="products", file=sys.stderr) as bar:
+        results = run_catalog(loaded, settings, lambda _: bar.update(1))
+    return CatalogSummary(results=results)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--platform", required=True, help="Platform whose rules apply.")
+@click.option("--slot", help="Slot name (default: the file's name if it is a slot, else the first).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def check(file: Path, platform: str, slot: str | None, as_json: bool) -> None:
+    """Check FILE against a marketplace slot's rules, rule by rule."""
+    from product_images.imaging.check import check_image
+    from product_images.specs import load_specs, select_platforms
+
+    spec = _guarded(lambda: select_platforms(load_specs(get_settings().spec_dirs()), [platform])[0])
+    names = [s.name for s in spec.slots]
+    chosen = _guarded(lambda: spec.slot(slot or (file.stem if file.stem in names else names[0])))
+    results = _guarded(lambda: check_image(file.read_bytes(), chosen, str(file)))
+    passed = all(r.passed for r in results)
+    if as_json:
+        payload = {"file": str(file), "platform": platform, "slot": chosen.name, "passed": passed,
+                   "checks": [r.model_dump() for r in results]}
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(f"{file} against {platform}/{chosen.name}:")
+        for r in results:
+            click.echo(f"  {'PASS' if r.passed else 'FAIL'}  {r.rule:17s} {r.measured}  (expected {r.expected})")
+    sys.exit(0 if passed else 1)
+
+
+@main.group()
+def specs() -> None:
+    """List, show and validate marketplace spec files."""
+
+
+@specs.command("list")
+def specs_list() -> None:
+    """Every platform and its slots."""
+    from product_images.specs import load_specs
+
+    for spec in _guarded(lambda: load_specs(get_settings().spec_dirs())).values():
+        slots = ", ".join(f"{s.name}({s.variant} {'x'.join(map(str, s.target_size()))})" for s in spec.slots)
+        click.echo(f"{spec.name:16s} {spec.title:24s} {slots}")
+
+
+@specs.command("show")
+@click.argument("platform")
+def specs_show(platform: str) -> None:
+    """One platform's full rules as JSON."""
+    from product_images.specs import load_specs, select_platforms
+
+    spec = _guarded(lambda: select_platforms(load_specs(get_settings().spec_dirs()), [platform])[0])
+    click.echo(spec.model_dump_json(indent=2))
+
+
+@specs.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def specs_validate(paths: tuple[Path, ...]) -> None:
+    """Validate spec files (default: the built-in and configured directories)."""
+    from product_images.errors import SpecError
+    from product_images.specs import load_spec_file
+
+    files = [p for path in (paths or tuple(get_settings().spec_dirs()))
+             for p in (sorted(path.glob("*.y*ml")) if path.is_dir() else [path])]
+    errors = 0
+    for file in files:
+        try:
+            spec = load_spec_file(file)
+            click.echo(f"ok     {file.name}: {len(spec.slots)} slots")
+        except SpecError as error:
+            errors += 1
+            click.echo(f"error  {error}", err=True)
+    sys.exit(1 if errors else 0)
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """Every setting with its current value and description."""
+    current = get_settings()
+    for name, field in Settings.model_fields.items():
+        click.echo(f"PRODUCT_IMAGES_{name.upper()} = {getattr(current, name)!r}\n    {field.description}")
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("demo-out"),
+              show_default=True, help="Folder for the sample photos, the store and the sheet.")
+@click.option("--count", type=int, default=8, show_default=True, help="Sample products to draw.")
+@_platforms_option
+def demo(out_dir: Path, count: int, platforms: str | None) -> None:
+    """Draw a sample catalog, run it with the local backend, write an HTML contact sheet."""
+    from product_images.demo import make_sample_catalog, write_contact_sheet
+    from product_images.manifest import Manifest
+    from product_images.store import open_store
+
+    settings = _settings(store=str(out_dir / "store"), engine="inline",
+                         platforms=_platform_list(platforms) or ["amazon", "shopify", "instagram"])
+    catalog = make_sample_catalog(out_dir / "samples", count)
+    click.echo(f"drew {count} sample products into {catalog.parent}")
+    summary = _guarded(lambda: _run_batch(str(catalog), settings))
+    for line in summary.lines():
+        click.echo(line)
+    store = open_store(settings.store)
+    manifests = [Manifest.model_validate_json(store.get(r.manifest_key))
+                 for r in summary.results if r.manifest_key]
+    sheet = write_contact_sheet(store, manifests, out_dir / "index.html")
+    click.echo(f"contact sheet: {sheet.resolve()}  (open it in a browser)")
+    sys.exit(1 if summary.failed else 0)

@@ -1,0 +1,1 @@
+"""Prefect flows: they only orchestrate tasks; no pixel code lives here."""

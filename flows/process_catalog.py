@@ -1,0 +1,56 @@
+"""Flow: every product of a catalog (CSV/JSON file, folder or s3:// prefix), bounded concurrency.
+
+One product's failure never stops the others; the flow returns a summary of all of them.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
+from prefect.states import State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from product_images.catalog import load_catalog
+from product_images.errors import ProductError
+from product_images.manifest import ProductResult
+from product_images.pipeline import failed_result
+from product_images.settings import get_settings
+from product_images.summary import CatalogSummary
+from tasks.product import make_product_task
+
+__all__ = ["process_catalog"]
+
+
+def _result_of(sku: str, future: PrefectFuture[ProductResult]) -> ProductResult:
+    future.wait()
+    state: State[ProductResult] = future.state
+    if state.is_completed():
+        return future.result()
+    try:
+        future.result()
+    except ProductError as error:
+        return failed_result(sku, error)
+    except Exception as error:  # a crash of one product must not hide the others
+        return ProductResult(sku=sku, status="failed", reason="crashed", message=repr(error)[:300])
+    return ProductResult(sku=sku, status="failed", reason="crashed", message=str(state.name))
+
+
+@flow(
+    name="process-catalog",
+    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().concurrency),
+)
+def process_catalog(
+    catalog: str,
+    platforms: list[str] | None = None,
+    store: str | None = None,
+) -> CatalogSummary:
+    """Make every product of the catalog; a summary lists each product's outcome."""
+    settings = get_settings()
+    store_url = store or settings.store
+    loaded = load_catalog(catalog, platforms or settings.platforms)
+    futures = [(r.sku, make_product_task.submit(r, store_url)) for r in loaded.requests]
+    results = loaded.rejected + [_result_of(sku, f) for sku, f in futures]
+    summary = CatalogSummary(results=results)
+    for line in summary.lines():
+        get_run_logger().info(line)
+    return summary

@@ -1,0 +1,32 @@
+"""Flow: one product photo -> masters -> every slot of the chosen marketplaces -> manifest."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from product_images.manifest import ProductResult
+from product_images.pipeline import ProductRequest, check_sku
+from product_images.settings import get_settings
+from tasks.prepare import prepare_masters_task
+from tasks.publish import publish_manifest_task
+from tasks.render import render_slots_task
+
+__all__ = ["process_product"]
+
+
+@flow(name="process-product", flow_run_name="product-{sku}")
+def process_product(
+    sku: str,
+    source: str,
+    platforms: list[str] | None = None,
+    store: str | None = None,
+) -> ProductResult:
+    """Make one product's masters and marketplace images and publish its manifest."""
+    settings = get_settings()
+    request = ProductRequest(
+        sku=check_sku(sku), source=source, platforms=platforms or settings.platforms
+    )
+    store_url = store or settings.store
+    prepared = prepare_masters_task(request, store_url)
+    outputs = render_slots_task(prepared, store_url)
+    return publish_manifest_task(prepared, outputs, store_url)

@@ -1,0 +1,48 @@
+"""The offline backend: classical cut-out and procedural compositing, no key, no network."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+from PIL import Image
+
+from product_images.backends.base import MasterBackend, ProductCutout
+from product_images.imaging.compose import (
+    Master,
+    compose_scene,
+    compose_white,
+    crop_detail,
+    decontaminate,
+)
+from product_images.settings import Settings
+from product_images.specs import Variant
+from product_images.store import read_url
+
+__all__ = ["LocalBackend"]
+
+
+@lru_cache(maxsize=4)
+def _scene_background(url: str) -> Image.Image:
+    image = Image.open(io.BytesIO(read_url(url)))
+    image.load()
+    return image.convert("RGB")
+
+
+class LocalBackend(MasterBackend):
+    """Masters from the local cut-out: pure white, a studio scene, a detail crop."""
+
+    name = "local"
+
+    def make_master(self, variant: Variant, product: ProductCutout, settings: Settings) -> Master:
+        """The master for `variant`."""
+        cut = product.cutout
+        if variant == "detail":
+            return crop_detail(product.rgb, cut.alpha, cut.box, settings.master_side)
+        clean = decontaminate(product.rgb, cut.alpha, cut.background_rgb)
+        if variant == "white":
+            return compose_white(clean, cut.alpha, cut.box, settings.master_side, settings.master_fill)
+        background = _scene_background(settings.scene_background) if settings.scene_background else None
+        return compose_scene(
+            clean, cut.alpha, cut.box, settings.master_side, background, settings.scene_reflection
+        )

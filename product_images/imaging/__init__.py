@@ -1,0 +1,1 @@
+"""Pixel code: pure functions over Pillow images and numpy arrays. No Prefect, no I/O."""

@@ -1,0 +1,105 @@
+"""Compliance check: measure an encoded output against its slot's rules, rule by rule."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageCms
+
+from product_images.errors import CorruptImageError
+from product_images.manifest import CheckResult
+from product_images.specs import SlotSpec
+
+__all__ = ["check_image", "product_fill"]
+
+_FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+_ASPECT_TOLERANCE = 0.01
+
+
+def check_image(data: bytes, slot: SlotSpec, name: str = "image") -> list[CheckResult]:
+    """Each of the slot's rules as pass or fail with the measured value."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception as exc:  # any decoder failure means the output is unusable
+        raise CorruptImageError(name, f"cannot decode: {exc}") from exc
+    rgb = np.asarray(image.convert("RGB"))
+    results = [
+        _check_format(image, slot),
+        _check_size(image, slot),
+        _check_bytes(len(data), slot),
+        _check_colour_space(image, slot),
+    ]
+    if slot.pure_white:
+        results.append(_check_white_border(rgb))
+    if slot.fit == "pad" and (slot.min_fill or slot.max_fill or slot.fill):
+        results.append(_check_fill(rgb, slot))
+    return results
+
+
+def _result(rule: str, passed: bool, measured: object, expected: str) -> CheckResult:
+    return CheckResult(rule=rule, passed=bool(passed), measured=str(measured), expected=expected)
+
+
+def _check_format(image: Image.Image, slot: SlotSpec) -> CheckResult:
+    want = _FORMAT_NAMES[slot.format]
+    return _result("format", image.format == want, image.format, want)
+
+
+def _check_size(image: Image.Image, slot: SlotSpec) -> CheckResult:
+    w, h = image.size
+    measured = f"{w}x{h}"
+    if slot.width is not None and slot.height is not None:
+        return _result("size", (w, h) == (slot.width, slot.height), measured, f"{slot.width}x{slot.height}")
+    ratio_ok = abs(w / h - slot.aspect_ratio()) <= _ASPECT_TOLERANCE * slot.aspect_ratio()
+    sides_ok = min(w, h) >= slot.min_side and max(w, h) <= slot.max_side
+    expected = f"aspect {slot.aspect}, sides {slot.min_side}..{slot.max_side}px"
+    return _result("size", ratio_ok and sides_ok, measured, expected)
+
+
+def _check_bytes(size: int, slot: SlotSpec) -> CheckResult:
+    if slot.max_bytes is None:
+        return _result("bytes", True, size, "no limit")
+    return _result("bytes", size <= slot.max_bytes, size, f"<= {slot.max_bytes}")
+
+
+def _check_colour_space(image: Image.Image, slot: SlotSpec) -> CheckResult:
+    icc = image.info.get("icc_profile")
+    if image.mode not in ("RGB", "RGBA"):
+        return _result("colour_space", False, f"mode {image.mode}", "RGB, sRGB")
+    if not icc:
+        return _result("colour_space", not slot.embed_icc, "RGB, no ICC profile", _icc_rule(slot))
+    description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
+    return _result("colour_space", "srgb" in description.lower(), description, _icc_rule(slot))
+
+
+def _icc_rule(slot: SlotSpec) -> str:
+    return "sRGB ICC profile embedded" if slot.embed_icc else "sRGB"
+
+
+def _check_white_border(rgb: np.ndarray) -> CheckResult:
+    band = max(2, round(min(rgb.shape[:2]) * 0.005))
+    edges = np.concatenate(
+        [rgb[:band].reshape(-1, 3), rgb[-band:].reshape(-1, 3),
+         rgb[:, :band].reshape(-1, 3), rgb[:, -band:].reshape(-1, 3)]
+    )
+    off = int(np.count_nonzero((edges != 255).any(axis=1)))
+    return _result("white_background", off == 0, f"{off} non-white border pixels", "all 255,255,255")
+
+
+def product_fill(rgb: np.ndarray, background: tuple[int, int, int]) -> float:
+    """Share of the frame the product's bounding box spans (the larger of width and height)."""
+    differs = (np.abs(rgb.astype(np.int16) - np.asarray(background, np.int16)) > 8).any(axis=2)
+    ys, xs = np.nonzero(differs)
+    if len(xs) == 0:
+        return 0.0
+    h, w = differs.shape
+    return max((xs.max() + 1 - xs.min()) / w, (ys.max() + 1 - ys.min()) / h)
+
+
+def _check_fill(rgb: np.ndarray, slot: SlotSpec) -> CheckResult:
+    fill = product_fill(rgb, slot.background_rgb())
+    low = slot.min_fill if slot.min_fill is not None else max(0.0, (slot.fill or 0) - 0.05)
+    high = slot.max_fill if slot.max_fill is not None else 1.0
+    return _result("product_fill", low <= fill <= high, f"{fill:.3f}", f"{low:.2f}..{high:.2f}")

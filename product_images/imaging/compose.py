@@ -1,0 +1,212 @@
+"""Masters from a cut-out: the product on pure white, in a studio scene, and a detail crop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFilter
+
+__all__ = [
+    "Master",
+    "compose_scene",
+    "compose_white",
+    "crop_detail",
+    "decontaminate",
+]
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Master:
+    """A master image and where the product sits in it."""
+
+    image: Image.Image  # RGB
+    product_box: Box
+    confidence: float
+    reasons: tuple[str, ...] = ()
+
+
+def decontaminate(rgb: np.ndarray, alpha: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """Remove the old background's colour from semi-transparent edge pixels.
+
+    An edge pixel is I = a*F + (1-a)*B; solving for F stops a grey or coloured fringe from
+    the old background showing on white.
+    """
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    edge = (a > 0.02) & (a < 0.98)
+    if not edge.any():
+        return rgb
+    b = np.asarray(background, np.float32)
+    solved = (rgb.astype(np.float32) - (1 - a) * b) / np.maximum(a, 0.02)
+    out = np.where(edge, np.clip(solved, 0, 255), rgb.astype(np.float32))
+    return out.astype(np.uint8)
+
+
+def _product_crop(rgb: np.ndarray, alpha: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
+    left, top, right, bottom = box
+    return rgb[top:bottom, left:right], alpha[top:bottom, left:right]
+
+
+def _scaled(rgb: np.ndarray, alpha: np.ndarray, size: tuple[int, int]) -> tuple[Image.Image, Image.Image]:
+    product = Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS)
+    mask = Image.fromarray(alpha).resize(size, Image.Resampling.LANCZOS)
+    return product, mask
+
+
+def _fit(box: Box, width: int, height: int) -> tuple[int, int]:
+    """Product size that fits inside width x height keeping its aspect."""
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    scale = min(width / bw, height / bh)
+    return max(1, round(bw * scale)), max(1, round(bh * scale))
+
+
+def compose_white(rgb: np.ndarray, alpha: np.ndarray, box: Box, side: int, fill: float) -> Master:
+    """The product centred on a pure #FFFFFF square; background pixels are exactly 255."""
+    size = _fit(box, round(side * fill), round(side * fill))
+    product, mask = _scaled(*_product_crop(rgb, alpha, box), size)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    offset = ((side - size[0]) // 2, (side - size[1]) // 2)
+    canvas.paste(product, offset, mask)
+    placed = (offset[0], offset[1], offset[0] + size[0], offset[1] + size[1])
+    return Master(canvas, placed, 1.0)
+
+
+def _backdrop(side: int, tint: tuple[int, int, int]) -> tuple[Image.Image, int]:
+    """A seamless studio sweep: a lit wall fading into a floor; returns it and the horizon."""
+    horizon = round(side * 0.62)
+    y = np.linspace(0.0, 1.0, side, dtype=np.float32)[:, None]
+    wall = 0.97 - 0.10 * y  # light falls off towards the floor
+    floor = 0.90 - 0.16 * np.clip((y - 0.62) / 0.38, 0, 1)
+    shade = np.where(y < 0.62, wall, floor)
+    x = np.linspace(-1.0, 1.0, side, dtype=np.float32)[None, :]
+    shade = shade * (1.0 - 0.08 * x**2)  # soft vignette
+    colour = np.asarray(tint, np.float32)[None, None, :] * shade[..., None]
+    blend = cv2.GaussianBlur(colour, (0, 0), side / 60)  # soften the horizon line
+    return Image.fromarray(np.clip(blend, 0, 255).astype(np.uint8)), horizon
+
+
+def _studio_tint(rgb: np.ndarray, alpha: np.ndarray) -> tuple[int, int, int]:
+    """A pale backdrop colour in harmony with the product's dominant colour."""
+    pixels = rgb[alpha > 128]
+    mean = pixels.mean(axis=0) if len(pixels) else np.array([200.0, 200.0, 200.0])
+    pale = 0.18 * mean + 0.82 * np.array([246.0, 243.0, 238.0])  # warm off-white base
+    return tuple(int(v) for v in pale)  # type: ignore[return-value]
+
+
+def _match_light(product: Image.Image, backdrop_mean: np.ndarray, strength: float = 0.12) -> Image.Image:
+    """Pull the product's colour cast a little towards the scene's light."""
+    arr = np.asarray(product, np.float32)
+    cast = backdrop_mean / max(float(backdrop_mean.mean()), 1.0)
+    lit = arr * (1 - strength + strength * cast[None, None, :])
+    return Image.fromarray(np.clip(lit, 0, 255).astype(np.uint8))
+
+
+def _contact_shadow(side: int, placed: Box) -> Image.Image:
+    """A soft dark ellipse where the product meets the floor, as an opacity mask."""
+    left, top, right, bottom = placed
+    width = right - left
+    shadow = np.zeros((side, side), np.float32)
+    centre = (round((left + right) / 2), bottom - max(1, width // 60))
+    axes = (max(2, round(width * 0.48)), max(2, round(width * 0.06)))
+    cv2.ellipse(shadow, centre, axes, 0, 0, 360, 0.55, -1)
+    shadow = cv2.GaussianBlur(shadow, (0, 0), max(2.0, width / 25))
+    return Image.fromarray((shadow * 255).astype(np.uint8))
+
+
+def _reflection(product: Image.Image, mask: Image.Image) -> tuple[Image.Image, Image.Image]:
+    flipped = product.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    fade = np.linspace(0.22, 0.0, mask.height, dtype=np.float32)[:, None]
+    faded = np.asarray(mask.transpose(Image.Transpose.FLIP_TOP_BOTTOM), np.float32) * fade
+    return flipped, Image.fromarray(faded.astype(np.uint8))
+
+
+def compose_scene(
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    box: Box,
+    side: int,
+    background: Image.Image | None = None,
+    reflection: bool = False,
+) -> Master:
+    """The product standing on the floor of a studio sweep, or on a supplied background."""
+    if background is None:
+        scene, horizon = _backdrop(side, _studio_tint(rgb, alpha))
+    else:
+        scene, horizon = _cover(background.convert("RGB"), side), round(side * 0.62)
+    size = _fit(box, round(side * 0.56), round(side * 0.56))
+    product, mask = _scaled(*_product_crop(rgb, alpha, box), size)
+    product = _match_light(product, np.asarray(scene, np.float32).reshape(-1, 3).mean(axis=0))
+    floor_y = min(side - round(side * 0.08), max(horizon + size[1] // 3, round(side * 0.80)))
+    offset = ((side - size[0]) // 2, floor_y - size[1])
+    placed = (offset[0], offset[1], offset[0] + size[0], offset[1] + size[1])
+    shadow = _contact_shadow(side, placed)
+    scene.paste(Image.new("RGB", scene.size, (40, 36, 32)), (0, 0), shadow)
+    if reflection:
+        flipped, faded = _reflection(product, mask)
+        scene.paste(flipped, (offset[0], placed[3]), faded)
+    scene.paste(product, offset, mask)
+    return Master(scene, placed, 1.0)
+
+
+def _cover(image: Image.Image, side: int) -> Image.Image:
+    scale = side / min(image.size)
+    size = (max(side, round(image.width * scale)), max(side, round(image.height * scale)))
+    resized = image.resize(size, Image.Resampling.LANCZOS)
+    left, top = (size[0] - side) // 2, (size[1] - side) // 2
+    return resized.crop((left, top, left + side, top + side))
+
+
+def _detail_energy(gray: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    return cv2.magnitude(gx, gy)
+
+
+def _best_window(energy: np.ndarray, inside: np.ndarray, window: int) -> tuple[int, int, float, float]:
+    """Top-left of the window with most detail that lies (mostly) inside the product."""
+    e = cv2.integral(energy * inside)
+    m = cv2.integral(inside.astype(np.float32))
+    w = window
+    sums = e[w:, w:] - e[:-w, w:] - e[w:, :-w] + e[:-w, :-w]
+    cover = (m[w:, w:] - m[:-w, w:] - m[w:, :-w] + m[:-w, :-w]) / (w * w)
+    for need in (0.95, 0.8, 0.5):
+        score = np.where(cover >= need, sums, -1.0)
+        y, x = np.unravel_index(int(np.argmax(score)), score.shape)
+        if score[y, x] > 0:
+            return int(x), int(y), float(cover[y, x]), need
+    return 0, 0, 0.0, 0.0
+
+
+def crop_detail(rgb: np.ndarray, alpha: np.ndarray, box: Box, side: int, work: int = 400) -> Master:
+    """The most detailed square region inside the product, upscaled to `side`."""
+    scale = work / max(rgb.shape[:2])
+    scale = min(scale, 1.0)
+    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    inside = cv2.resize(alpha, (small.shape[1], small.shape[0])) > 200
+    inside = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    window = max(8, round(min(bw, bh) * scale * 0.45))
+    if window >= min(small.shape[:2]) or not inside.any():
+        return _fallback_detail(rgb, box, side)
+    energy = _detail_energy(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+    x, y, cover, need = _best_window(energy, inside, window)
+    if need == 0.0:
+        return _fallback_detail(rgb, box, side)
+    full = (round(x / scale), round(y / scale), round((x + window) / scale), round((y + window) / scale))
+    crop = Image.fromarray(rgb).crop(full).resize((side, side), Image.Resampling.LANCZOS)
+    crop = crop.filter(ImageFilter.UnsharpMask(radius=2, percent=60, threshold=2))
+    reasons = () if need >= 0.95 else (f"detail crop only {cover:.0%} inside the product",)
+    return Master(crop, (0, 0, side, side), 1.0 if need >= 0.95 else 0.7, reasons)
+
+
+def _fallback_detail(rgb: np.ndarray, box: Box, side: int) -> Master:
+    """Too thin or small a product for a detail window: use its centre."""
+    left, top, right, bottom = box
+    half = max(1, min(right - left, bottom - top) // 2)
+    cx, cy = (left + right) // 2, (top + bottom) // 2
+    square = (cx - half, cy - half, cx + half, cy + half)
+    crop = Image.fromarray(rgb).crop(square).resize((side, side), Image.Resampling.LANCZOS)
+    return Master(crop, (0, 0, side, side), 0.5, ("product too thin for a detail crop",))

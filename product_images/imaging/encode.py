@@ -1,0 +1,86 @@
+"""Encode a framed image for a slot: its format, sRGB ICC profile, and byte budget."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+from PIL import Image, ImageCms
+
+from product_images.errors import RenderError
+from product_images.specs import SlotSpec
+
+__all__ = ["SRGB_ICC", "encode_for_slot"]
+
+
+@lru_cache(maxsize=1)
+def _srgb_icc() -> bytes:
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    return profile.tobytes()
+
+
+SRGB_ICC = _srgb_icc()
+
+
+def _save(image: Image.Image, slot: SlotSpec, quality: int, xmp: bytes | None) -> bytes:
+    buffer = io.BytesIO()
+    options: dict[str, object] = {}
+    if slot.embed_icc:
+        options["icc_profile"] = SRGB_ICC
+    if xmp and "xmp" in slot.keep_metadata:
+        options["xmp"] = xmp
+    if slot.format == "jpeg":
+        options.update(quality=quality, subsampling="4:2:0", optimize=True, progressive=True)
+    elif slot.format == "webp":
+        options.update(quality=quality, method=4)
+    else:
+        options.update(compress_level=6)
+    image.save(buffer, format=slot.format.upper(), **options)
+    return buffer.getvalue()
+
+
+def encode_for_slot(image: Image.Image, slot: SlotSpec, xmp: bytes | None = None) -> tuple[bytes, Image.Image]:
+    """Encoded bytes within the slot's byte budget, and the image actually encoded.
+
+    Over budget, search quality down to `min_quality`; still over, shrink the image (only
+    for slots without an exact size, and not under their minimum side).
+    """
+    data = _save(image, slot, slot.quality, xmp)
+    if slot.max_bytes is None or len(data) <= slot.max_bytes:
+        return data, image
+    if slot.format != "png":
+        found = _search_quality(image, slot, xmp)
+        if found is not None:
+            return found, image
+    return _shrink_to_fit(image, slot, xmp)
+
+
+def _search_quality(image: Image.Image, slot: SlotSpec, xmp: bytes | None) -> bytes | None:
+    """Highest quality whose encoding fits the budget (binary search), or None."""
+    low, high, best = slot.min_quality, slot.quality - 1, None
+    while low <= high:
+        mid = (low + high) // 2
+        data = _save(image, slot, mid, xmp)
+        if len(data) <= (slot.max_bytes or 0):
+            best, low = data, mid + 1
+        else:
+            high = mid - 1
+    return best
+
+
+def _shrink_to_fit(image: Image.Image, slot: SlotSpec, xmp: bytes | None) -> tuple[bytes, Image.Image]:
+    budget = slot.max_bytes or 0
+    if slot.width is not None:
+        raise RenderError(f"{slot.name}: cannot fit {slot.width}x{slot.height} in {budget} bytes")
+    current = image
+    for _ in range(6):
+        data = _save(current, slot, slot.min_quality, xmp)
+        ratio = (budget / len(data)) ** 0.5 * 0.95
+        size = (round(current.width * ratio), round(current.height * ratio))
+        if min(size) < slot.min_side:
+            break
+        current = image.resize(size, Image.Resampling.LANCZOS)
+        data = _save(current, slot, slot.min_quality, xmp)
+        if len(data) <= budget:
+            return data, current
+    raise RenderError(f"{slot.name}: cannot fit within {budget} bytes above {slot.min_side}px")

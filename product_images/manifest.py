@@ -1,0 +1,121 @@
+"""What a product's run produced: the manifest, written last, is the publish point."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "CheckResult",
+    "Manifest",
+    "MasterRecord",
+    "OutputRecord",
+    "ProductResult",
+    "ReviewFlag",
+    "SourceInfo",
+    "manifest_key",
+]
+
+SCHEMA_VERSION = 1
+
+
+def manifest_key(sku: str) -> str:
+    """Where a product's manifest lives, relative to the store root."""
+    return f"{sku}/manifest.json"
+
+
+class SourceInfo(BaseModel):
+    """The source photo as it was read."""
+
+    key: str = Field(description="Path or URL the photo was read from.")
+    sha256: str
+    width: int = Field(description="Width after EXIF orientation.")
+    height: int = Field(description="Height after EXIF orientation.")
+    format: str = Field(description="Decoder format name, e.g. JPEG.")
+    notes: list[str] = Field(default_factory=list, description="What loading had to do.")
+
+
+class CheckResult(BaseModel):
+    """One compliance rule, measured on an output."""
+
+    rule: str
+    passed: bool
+    measured: str
+    expected: str
+
+
+class ReviewFlag(BaseModel):
+    """A reason a person should look at this product before it ships."""
+
+    step: str
+    reason: str
+    confidence: float
+
+
+class MasterRecord(BaseModel):
+    """A master image every slot of one variant is rendered from."""
+
+    variant: str
+    key: str
+    width: int
+    height: int
+    sha256: str
+    backend: str
+    confidence: float
+    product_box: tuple[int, int, int, int] = Field(
+        description="left, top, right, bottom of the product inside the master."
+    )
+
+
+class OutputRecord(BaseModel):
+    """One rendered marketplace image."""
+
+    platform: str
+    slot: str
+    variant: str
+    key: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    sha256: str
+    checks: list[CheckResult]
+
+    @property
+    def passed(self) -> bool:
+        """Whether every rule passed."""
+        return all(check.passed for check in self.checks)
+
+
+class Manifest(BaseModel):
+    """Everything one product run produced. Readers trust only products that have one."""
+
+    schema_version: int = SCHEMA_VERSION
+    sku: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    backend: str
+    code_version: str
+    source: SourceInfo
+    masters: list[MasterRecord]
+    outputs: list[OutputRecord]
+    needs_review: list[ReviewFlag] = Field(default_factory=list)
+    spec_versions: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def all_checks_passed(self) -> bool:
+        """Whether every output passed every rule."""
+        return all(output.passed for output in self.outputs)
+
+
+class ProductResult(BaseModel):
+    """How one product of a run ended; the run summary is a list of these."""
+
+    sku: str
+    status: Literal["done", "failed"]
+    reason: str = Field(default="", description="Machine reason when failed, e.g. corrupt_image.")
+    message: str = Field(default="", description="One line for a person.")
+    manifest_key: str | None = None
+    needs_review: bool = False
+    outputs: int = 0

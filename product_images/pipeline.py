@@ -1,0 +1,234 @@
+"""The steps of one product, Prefect-free: prepare masters -> render slots -> publish.
+
+Each step takes and returns small models (keys, records), never pixels, so the same
+functions serve the Prefect tasks in `tasks/` and the inline engine (`run_product`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from product_images import __version__
+from product_images.backends import ProductCutout, get_backend
+from product_images.errors import InvalidSkuError, ProductError
+from product_images.imaging.check import check_image
+from product_images.imaging.compose import Master
+from product_images.imaging.encode import encode_for_slot
+from product_images.imaging.loading import SourceImage, decode_source
+from product_images.imaging.render import frame_for_slot
+from product_images.imaging.segment import Cutout, cutout_from_alpha, segment_product
+from product_images.manifest import (
+    Manifest,
+    MasterRecord,
+    OutputRecord,
+    ProductResult,
+    ReviewFlag,
+    SourceInfo,
+    manifest_key,
+)
+from product_images.settings import Settings
+from product_images.specs import PlatformSpec, load_specs, select_platforms
+from product_images.store import Store, open_store, read_url
+
+__all__ = [
+    "PreparedProduct",
+    "ProductRequest",
+    "check_sku",
+    "prepare_masters",
+    "publish_manifest",
+    "render_slots",
+    "run_product",
+]
+
+_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+class ProductRequest(BaseModel):
+    """One product to make: a catalog row."""
+
+    sku: str = Field(description="Stock keeping unit; becomes the product's folder.")
+    source: str = Field(description="Source photo: a path or an s3:// URL.")
+    platforms: list[str] = Field(description="Marketplaces to render for.")
+    name: str = Field(default="", description="Product name.")
+    category: str = Field(default="", description="Product category.")
+
+
+class PreparedProduct(BaseModel):
+    """What the prepare step stored: the masters and what it learnt on the way."""
+
+    request: ProductRequest
+    source: SourceInfo
+    backend: str
+    masters: list[MasterRecord]
+    needs_review: list[ReviewFlag]
+
+
+def check_sku(sku: str) -> str:
+    """The SKU if it is safe as a storage key; otherwise InvalidSkuError."""
+    if not _SKU.match(sku) or ".." in sku:
+        raise InvalidSkuError(
+            f"SKU {sku!r} is not usable as a storage key: use letters, digits, '.', '_' "
+            "and '-' (no slashes, no '..', at most 128 characters)"
+        )
+    return sku
+
+
+@lru_cache(maxsize=8)
+def _specs(dirs: tuple[Path, ...]) -> dict[str, PlatformSpec]:
+    return load_specs(dirs)
+
+
+def _platforms(request: ProductRequest, settings: Settings) -> list[PlatformSpec]:
+    return select_platforms(_specs(tuple(settings.spec_dirs())), request.platforms)
+
+
+def _load(request: ProductRequest, settings: Settings) -> SourceImage:
+    data = read_url(request.source)
+    return decode_source(data, request.source, max_pixels=settings.max_pixels, min_side=settings.min_side)
+
+
+def _cut_out(source: SourceImage, settings: Settings) -> ProductCutout:
+    rgba = source.image
+    if source.has_alpha:
+        alpha = np.asarray(rgba.getchannel("A"))
+        cut: Cutout = cutout_from_alpha(alpha)
+        return ProductCutout(np.asarray(rgba.convert("RGB")), cut)
+    return ProductCutout(np.asarray(rgba.convert("RGB")), segment_product(rgba, settings.working_side))
+
+
+def _review_flags(step: str, confidence: float, reasons: tuple[str, ...], settings: Settings) -> list[ReviewFlag]:
+    if confidence >= settings.review_threshold:
+        return []
+    reason = "; ".join(reasons) or "low confidence"
+    return [ReviewFlag(step=step, reason=reason, confidence=confidence)]
+
+
+def _store_master(store: Store, sku: str, variant: str, master: Master, backend: str) -> MasterRecord:
+    buffer = io.BytesIO()
+    master.image.save(buffer, format="PNG", compress_level=1)  # an intermediate: speed over size
+    data = buffer.getvalue()
+    key = f"{sku}/masters/{variant}.png"
+    store.put(key, data, "image/png")
+    sha256 = hashlib.sha256(data).hexdigest()
+    _remember(store, key, sha256, master.image)
+    return MasterRecord(
+        variant=variant, key=key, width=master.image.width, height=master.image.height,
+        sha256=sha256, backend=backend, confidence=master.confidence, product_box=master.product_box,
+    )
+
+
+def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -> PreparedProduct:
+    """Load the source, cut the product out, and store one master per needed variant."""
+    sku = check_sku(request.sku)
+    variants = sorted({v for p in _platforms(request, settings) for v in p.variants()})
+    source = _load(request, settings)
+    product = _cut_out(source, settings)
+    backend = get_backend(settings.backend)
+    flags = _review_flags("cutout", product.cutout.confidence, product.cutout.reasons, settings)
+    records = []
+    for variant in variants:
+        master = backend.make_master(variant, product, settings)  # type: ignore[arg-type]
+        flags += _review_flags(variant, master.confidence, master.reasons, settings)
+        record = _store_master(store, sku, variant, master, backend.name)
+        records.append(record.model_copy(update={"confidence": min(master.confidence, product.cutout.confidence)}))
+    info = SourceInfo(
+        key=request.source, sha256=source.sha256, width=source.image.width,
+        height=source.image.height, format=source.format, notes=list(source.notes),
+    )
+    return PreparedProduct(request=request, source=info, backend=backend.name, masters=records, needs_review=flags)
+
+
+# Masters just made in this process, so an inline run does not decode what it just encoded.
+# Keyed by store, key and checksum, so a stale entry can never be used.
+_RECENT: dict[tuple[str, str, str], Image.Image] = {}
+_RECENT_LOCK = threading.Lock()
+
+
+def _remember(store: Store, key: str, sha256: str, image: Image.Image) -> None:
+    with _RECENT_LOCK:
+        if len(_RECENT) >= 6:
+            _RECENT.pop(next(iter(_RECENT)))
+        _RECENT[(store.url, key, sha256)] = image
+
+
+def _open_master(store: Store, record: MasterRecord) -> Image.Image:
+    with _RECENT_LOCK:
+        cached = _RECENT.pop((store.url, record.key, record.sha256), None)
+    if cached is not None:
+        return cached
+    image = Image.open(io.BytesIO(store.get(record.key)))
+    image.load()
+    return image.convert("RGB")
+
+
+def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) -> list[OutputRecord]:
+    """Every slot of every requested platform, each master decoded once, each slot checked."""
+    masters = {m.variant: (m, _open_master(store, m)) for m in prepared.masters}
+    outputs = []
+    for platform in _platforms(prepared.request, settings):
+        for slot in platform.slots:
+            record, image = masters[slot.variant]
+            framed = frame_for_slot(image, record.product_box, slot)
+            data, _ = encode_for_slot(framed, slot)
+            key = f"{prepared.request.sku}/{platform.name}/{slot.name}.{slot.extension}"
+            checks = check_image(data, slot, key)
+            store.put(key, data, _CONTENT_TYPES[slot.format])
+            with Image.open(io.BytesIO(data)) as encoded:
+                size = encoded.size
+            outputs.append(OutputRecord(
+                platform=platform.name, slot=slot.name, variant=slot.variant, key=key,
+                width=size[0], height=size[1], format=slot.format, bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(), checks=checks,
+            ))
+    return outputs
+
+
+def publish_manifest(
+    prepared: PreparedProduct, outputs: list[OutputRecord], store: Store, settings: Settings
+) -> ProductResult:
+    """Write the manifest last: from now on readers trust this product."""
+    specs = _platforms(prepared.request, settings)
+    manifest = Manifest(
+        sku=prepared.request.sku, backend=prepared.backend, code_version=__version__,
+        source=prepared.source, masters=prepared.masters, outputs=outputs,
+        needs_review=prepared.needs_review, spec_versions={s.name: s.version for s in specs},
+    )
+    key = manifest_key(prepared.request.sku)
+    store.put(key, manifest.model_dump_json(indent=2).encode(), "application/json")
+    failed = [f"{o.platform}/{o.slot}" for o in outputs if not o.passed]
+    return ProductResult(
+        sku=prepared.request.sku, status="done", manifest_key=key, outputs=len(outputs),
+        needs_review=bool(prepared.needs_review),
+        message=f"checks failed: {', '.join(failed)}" if failed else "",
+    )
+
+
+def failed_result(sku: str, error: ProductError) -> ProductResult:
+    """How a product that could not be made is reported."""
+    return ProductResult(sku=sku, status="failed", reason=error.reason, message=str(error))
+
+
+def run_product(
+    request: ProductRequest, settings: Settings, store: Store | None = None
+) -> ProductResult:
+    """The inline engine: the same three steps as the Prefect flow, in this process."""
+    store = store or open_store(settings.store)
+    try:
+        prepared = prepare_masters(request, store, settings)
+        outputs = render_slots(prepared, store, settings)
+        return publish_manifest(prepared, outputs, store, settings)
+    except ProductError as error:
+        return failed_result(request.sku, error)
+
+
+__all__ += ["failed_result"]

@@ -1,0 +1,82 @@
+"""Where outputs live: a local folder or an S3 bucket, behind one `Store` interface.
+
+    open_store("s3://bucket/prefix")   -> S3Store
+    open_store("file:///srv/out")      -> LocalStore (created if missing)
+    open_store("./out")                -> LocalStore
+    read_url("s3://bucket/photo.jpg")  -> bytes of one source object (or a local path)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from product_images.errors import ObjectNotFoundError, StorageError
+from product_images.store.base import Store
+from product_images.store.local import LocalStore
+from product_images.store.s3 import S3Client, S3Store
+
+__all__ = [
+    "LocalStore",
+    "S3Store",
+    "Store",
+    "local_path",
+    "open_store",
+    "read_url",
+    "split_s3_url",
+]
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """'s3://bucket/a/b.jpg' -> ('bucket', 'a/b.jpg'); the key may be ''."""
+    if not url.startswith("s3://"):
+        raise StorageError(f"not an s3:// URL: {url!r}")
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise StorageError(f"s3:// URL without a bucket: {url!r}")
+    return bucket, key
+
+
+def local_path(url: str) -> Path:
+    """The path of a 'file://' URL or a plain path."""
+    if not url.startswith("file:"):
+        return Path(url).expanduser()
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise StorageError(f"file:// URL on another host is not supported: {url!r}")
+    return Path(unquote(parts.path))
+
+
+def open_store(url: str) -> Store:
+    """The store for 's3://bucket/prefix', 'file:///path' or a plain path."""
+    if url.startswith("s3://"):
+        bucket, prefix = split_s3_url(url)
+        return S3Store(bucket, prefix)
+    if "://" in url and not url.startswith("file://"):
+        raise StorageError(f"unsupported store URL: {url!r} (use s3://, file:// or a path)")
+    return LocalStore(local_path(url))
+
+
+def read_url(url: str, client: S3Client | None = None) -> bytes:
+    """The bytes of one object: 's3://bucket/key', 'file:///path' or a plain path."""
+    if url.startswith("s3://"):
+        return _read_s3(url, client)
+    if "://" in url and not url.startswith("file://"):
+        raise StorageError(f"unsupported URL: {url!r} (use s3://, file:// or a path)")
+    path = local_path(url)
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ObjectNotFoundError(url) from None
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _read_s3(url: str, client: S3Client | None) -> bytes:
+    bucket, key = split_s3_url(url)
+    if not key:
+        raise StorageError(f"s3:// URL without an object key: {url!r}")
+    try:
+        return S3Store(bucket, client=client).get(key)
+    except ObjectNotFoundError:
+        raise ObjectNotFoundError(url) from None

@@ -1,0 +1,42 @@
+"""The end-of-run summary of a catalog: what was done, what failed and why."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel
+
+from product_images.manifest import ProductResult
+
+__all__ = ["CatalogSummary"]
+
+
+class CatalogSummary(BaseModel):
+    """Every product's result, with counts."""
+
+    results: list[ProductResult]
+
+    @property
+    def done(self) -> int:
+        """Products with a manifest."""
+        return sum(r.status == "done" for r in self.results)
+
+    @property
+    def failed(self) -> list[ProductResult]:
+        """Products that could not be made."""
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def needs_review(self) -> int:
+        """Products made but flagged for a person to look at."""
+        return sum(r.needs_review for r in self.results)
+
+    def failure_reasons(self) -> Counter[str]:
+        """How many products failed for each reason."""
+        return Counter(r.reason for r in self.failed)
+
+    def lines(self) -> list[str]:
+        """A human summary: totals, then one line per failed product."""
+        head = (f"{len(self.results)} products: {self.done} done "
+                f"({self.needs_review} need review), {len(self.failed)} failed")
+        return [head] + [f"FAILED {r.sku}: [{r.reason}] {r.message}" for r in self.failed]

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that open the store by URL, call one core step, return keys."""
