@@ -3,6 +3,7 @@
     ProductImagesError
     ├── ProductError               the product cannot be made; the batch goes on
     │   ├── SourceError            the source photo is unusable (names the file)
+    │   │   ├── MissingSourceError       no file or object at the source location
     │   │   ├── UnsupportedImageError    not an image format we read (SVG, HEIC, HTML...)
     │   │   ├── CorruptImageError        truncated, empty or undecodable
     │   │   ├── ImageTooLargeError       over the pixel limit (decompression bomb guard)
@@ -28,6 +29,7 @@ __all__ = [
     "ImageTooLargeError",
     "ImageTooSmallError",
     "InvalidSkuError",
+    "MissingSourceError",
     "ObjectNotFoundError",
     "ProductError",
     "ProductImagesError",
@@ -63,6 +65,12 @@ class SourceError(ProductError):
         super().__init__(f"{source}: {detail}")
         self.source = source
         self.detail = detail
+
+
+class MissingSourceError(SourceError):
+    """Nothing exists at the source path or URL."""
+
+    reason = "source_missing"
 
 
 class UnsupportedImageError(SourceError):

@@ -19,7 +19,12 @@ from pydantic import BaseModel, Field
 
 from product_images import __version__
 from product_images.backends import ProductCutout, get_backend
-from product_images.errors import InvalidSkuError, ProductError
+from product_images.errors import (
+    InvalidSkuError,
+    MissingSourceError,
+    ObjectNotFoundError,
+    ProductError,
+)
 from product_images.imaging.check import check_image
 from product_images.imaging.compose import Master
 from product_images.imaging.encode import encode_for_slot
@@ -93,7 +98,10 @@ def _platforms(request: ProductRequest, settings: Settings) -> list[PlatformSpec
 
 
 def _load(request: ProductRequest, settings: Settings) -> SourceImage:
-    data = read_url(request.source)
+    try:
+        data = read_url(request.source)
+    except ObjectNotFoundError:
+        raise MissingSourceError(request.source, "no such file or object") from None
     return decode_source(data, request.source, max_pixels=settings.max_pixels, min_side=settings.min_side)
 
 

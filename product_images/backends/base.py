@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,7 @@ class ProductCutout:
 
     rgb: np.ndarray
     cutout: Cutout
+    memo: dict[str, Any] = field(default_factory=dict, compare=False)  # per-product scratch
 
 
 class MasterBackend(ABC):

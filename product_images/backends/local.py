@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from functools import lru_cache
 
+import numpy as np
 from PIL import Image
 
 from product_images.backends.base import MasterBackend, ProductCutout
@@ -29,6 +30,15 @@ def _scene_background(url: str) -> Image.Image:
     return image.convert("RGB")
 
 
+def _decontaminated(product: ProductCutout) -> np.ndarray:
+    """Edge colours solved once per product, shared by the white and scene masters."""
+    cached = product.memo.get("decontaminated")
+    if cached is None:
+        cut = product.cutout
+        cached = product.memo["decontaminated"] = decontaminate(product.rgb, cut.alpha, cut.background_rgb)
+    return cached
+
+
 class LocalBackend(MasterBackend):
     """Masters from the local cut-out: pure white, a studio scene, a detail crop."""
 
@@ -39,7 +49,7 @@ class LocalBackend(MasterBackend):
         cut = product.cutout
         if variant == "detail":
             return crop_detail(product.rgb, cut.alpha, cut.box, settings.master_side)
-        clean = decontaminate(product.rgb, cut.alpha, cut.background_rgb)
+        clean = _decontaminated(product)
         if variant == "white":
             return compose_white(clean, cut.alpha, cut.box, settings.master_side, settings.master_fill)
         background = _scene_background(settings.scene_background) if settings.scene_background else None

@@ -228,11 +228,15 @@ def _open_lazily(data: bytes, source: str) -> ImageFile.ImageFile:
 
 def _unidentified(data: bytes, source: str, failure: str) -> Exception:
     """The error for bytes that no supported decoder accepted: corrupt or unsupported."""
-    for magic, fmt in _SUPPORTED_MAGIC:
-        if data.startswith(magic):
-            return CorruptImageError(source, f"looks like {fmt} but its header is unreadable")
+    looks_like = next((fmt for magic, fmt in _SUPPORTED_MAGIC if data.startswith(magic)), None)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return CorruptImageError(source, "looks like WEBP but its header is unreadable")
+        looks_like = "WEBP"
+    if looks_like:
+        # e.g. a WebP or a TIFF with its directory at the end, cut short by a failed upload.
+        why = f" ({failure})" if failure else ""
+        return CorruptImageError(
+            source, f"looks like {looks_like} but cannot be opened: truncated or damaged{why}"
+        )
     detail = _describe_non_image(data)
     if failure and detail is None:
         detail = f"unreadable image header ({failure})"
@@ -470,9 +474,7 @@ def _profile_space(profile: ImageCms.ImageCmsProfile) -> str:
     return str(profile.profile.xcolor_space).strip()  # "RGB", "GRAY", "CMYK", ...
 
 
-def _to_srgb(
-    image: Image.Image, icc: bytes | None, source: str, notes: list[str]
-) -> Image.Image:
+def _to_srgb(image: Image.Image, icc: bytes | None, source: str, notes: list[str]) -> Image.Image:
     """Convert L/LA/P/RGB/RGBA (with optional ICC profile) to sRGB "RGB" or "RGBA"."""
     colour, alpha = _split_alpha(image, source)
     profile = _read_profile(icc, notes)

@@ -17,7 +17,8 @@ from PIL import Image
 __all__ = ["Cutout", "cutout_from_alpha", "segment_product"]
 
 _BORDER = 0.03  # share of each side treated as known background
-_MIN_COMPONENT = 0.04  # components smaller than this share of the largest are noise
+_MIN_COMPONENT = 0.04
+_SHADOW_WEIGHT = 0.4  # how much a pixel darker than the background counts as different  # components smaller than this share of the largest are noise
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ def _background_model(samples: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _pairwise(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(points[:, None, :] - centres[None, :, :], axis=2)
+    """Lab distances that discount darkening: a cast shadow is the background, only darker."""
+    delta = points[:, None, :] - centres[None, :, :]
+    lightness = np.where(delta[..., 0] < 0, delta[..., 0] * _SHADOW_WEIGHT, delta[..., 0])
+    return np.sqrt(lightness**2 + delta[..., 1] ** 2 + delta[..., 2] ** 2)
 
 
 def _distance_to_background(lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -185,12 +189,12 @@ def _check_border_touch(mask: np.ndarray, border: np.ndarray) -> tuple[float, st
 
 
 def _check_clutter(spread: float) -> tuple[float, str]:
-    # Thresholds from the dev photos: studio backgrounds stay under 9, cluttered ones over.
-    if spread > 16:
+    # Thresholds from the dev photos: studio backgrounds stay under 5, cluttered ones over 6.
+    if spread > 12:
         return 0.3, f"cluttered background (border colour spread {spread:.1f})"
-    if spread > 9:
-        return 0.5, f"textured background (border colour spread {spread:.1f})"
     if spread > 6:
+        return 0.5, f"textured background (border colour spread {spread:.1f})"
+    if spread > 4.5:
         return 0.85, ""
     return 1.0, ""
 

@@ -77,6 +77,6 @@ def _read_s3(url: str, client: S3Client | None) -> bytes:
     if not key:
         raise StorageError(f"s3:// URL without an object key: {url!r}")
     try:
-        return S3Store(bucket, client=client).get(key)
+        return S3Store(bucket, client=client).get_raw(key)
     except ObjectNotFoundError:
         raise ObjectNotFoundError(url) from None

@@ -81,7 +81,15 @@ class S3Store(Store):
         return self._join(check_key(key))
 
     def get(self, key: str) -> bytes:
-        full = self.object_key(key)
+        return self._get(self.object_key(key), key)
+
+    def get_raw(self, object_key: str) -> bytes:
+        """Read any object by its full S3 key, unchecked (for source photos in other buckets)."""
+        if not object_key:
+            raise StorageError(f"empty S3 object key in {self.url}")
+        return self._get(object_key, object_key)
+
+    def _get(self, full: str, key: str) -> bytes:
         with self._errors("GetObject", key):
             response = self.client.get_object(Bucket=self.bucket, Key=full)
             data: bytes = response["Body"].read()

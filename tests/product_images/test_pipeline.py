@@ -1,0 +1,132 @@
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from product_images.errors import InvalidSkuError
+from product_images.imaging.check import check_image
+from product_images.manifest import Manifest
+from product_images.pipeline import ProductRequest, check_sku, run_product
+from product_images.settings import Settings
+from product_images.specs import load_specs
+from product_images.store import LocalStore
+from product_images.testing.images import draw_product
+
+PLATFORMS = ["amazon", "shopify", "instagram"]
+
+
+@pytest.fixture
+def photo(tmp_path):
+    image, _ = draw_product(size=(900, 700))
+    path = tmp_path / "photo.jpg"
+    image.save(path, quality=92)
+    return path
+
+
+def _settings(store: str) -> Settings:
+    return Settings(store=store, master_side=1024)
+
+
+def _run(photo, store, sku="SKU-1", platforms=PLATFORMS):
+    request = ProductRequest(sku=sku, source=str(photo), platforms=platforms)
+    return run_product(request, _settings(store.url), store)
+
+
+def test_product_gets_masters_every_slot_and_a_manifest(photo, tmp_path):
+    store = LocalStore(tmp_path / "out")
+    result = _run(photo, store)
+    assert result.status == "done", result.message
+    manifest = Manifest.model_validate_json(store.get("SKU-1/manifest.json"))
+    specs = load_specs()
+    expected = {(p, s.name) for p in PLATFORMS for s in specs[p].slots}
+    assert {(o.platform, o.slot) for o in manifest.outputs} == expected
+    assert {m.variant for m in manifest.masters} == {"white", "scene", "detail"}
+    assert manifest.source.width == 900 and manifest.source.sha256
+    assert not manifest.needs_review
+
+
+def test_manifest_checksums_and_sizes_match_the_stored_outputs(photo, tmp_path):
+    import hashlib
+
+    store = LocalStore(tmp_path / "out")
+    _run(photo, store)
+    manifest = Manifest.model_validate_json(store.get("SKU-1/manifest.json"))
+    for output in manifest.outputs:
+        data = store.get(output.key)
+        assert hashlib.sha256(data).hexdigest() == output.sha256
+        assert len(data) == output.bytes
+        assert Image.open(io.BytesIO(data)).size == (output.width, output.height)
+
+
+def test_amazon_main_passes_the_compliance_check(photo, tmp_path):
+    store = LocalStore(tmp_path / "out")
+    _run(photo, store)
+    slot = load_specs()["amazon"].slot("main")
+    results = check_image(store.get("SKU-1/amazon/main.jpg"), slot)
+    assert all(r.passed for r in results), results
+    pixels = np.asarray(Image.open(io.BytesIO(store.get("SKU-1/amazon/main.jpg"))))
+    assert (pixels[:5] == 255).all()
+
+
+def test_transparent_cutout_source_is_used_as_is(tmp_path):
+    rgba = Image.new("RGBA", (600, 600), (0, 0, 0, 0))
+    rgba.paste((20, 120, 200, 255), (150, 200, 450, 420))
+    path = tmp_path / "cutout.png"
+    rgba.save(path)
+    store = LocalStore(tmp_path / "out")
+    assert _run(path, store, platforms=["amazon"]).status == "done"
+    manifest = Manifest.model_validate_json(store.get("SKU-1/manifest.json"))
+    assert all(m.confidence > 0.9 for m in manifest.masters if m.variant != "detail")
+    assert not manifest.needs_review or manifest.needs_review[0].step == "detail"
+
+
+def test_low_confidence_cutout_is_flagged_for_review(tmp_path):
+    rng = np.random.default_rng(0)
+    busy = Image.fromarray(rng.integers(0, 255, (500, 700, 3), np.uint8))
+    path = tmp_path / "busy.jpg"
+    busy.save(path)
+    store = LocalStore(tmp_path / "out")
+    result = _run(path, store, platforms=["amazon"])
+    assert result.status == "done" and result.needs_review
+    manifest = json.loads(store.get("SKU-1/manifest.json"))
+    assert manifest["needs_review"][0]["step"] == "cutout"
+    assert manifest["needs_review"][0]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "corrupt_image"), (b"<html><body>404</body></html>", "unsupported_image")],
+)
+def test_bad_source_fails_that_product_with_a_typed_reason(tmp_path, content, reason):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    store = LocalStore(tmp_path / "out")
+    result = _run(path, store)
+    assert result.status == "failed" and result.reason == reason
+    assert "bad.jpg" in result.message
+    assert not store.exists("SKU-1/manifest.json")
+
+
+def test_missing_source_fails_that_product(tmp_path):
+    store = LocalStore(tmp_path / "out")
+    result = _run(tmp_path / "nope.jpg", store)
+    assert result.status == "failed" and result.reason == "source_missing"
+    assert "nope.jpg" in result.message
+
+
+@pytest.mark.parametrize("sku", ["../etc", "a/b", "", "x\x00y", ".hidden", "a" * 200])
+def test_unsafe_skus_are_refused(sku):
+    with pytest.raises(InvalidSkuError):
+        check_sku(sku)
+
+
+@pytest.mark.s3
+def test_product_from_s3_source_to_s3(photo, s3_store, s3_env):
+    s3_store.put("incoming/photo.jpg", photo.read_bytes(), "image/jpeg")
+    source = f"{s3_store.url.rstrip('/')}/incoming/photo.jpg"
+    result = _run(source, s3_store, platforms=["amazon"])
+    assert result.status == "done", result.message
+    keys = set(s3_store.list("SKU-1/"))
+    assert {"SKU-1/manifest.json", "SKU-1/amazon/main.jpg", "SKU-1/masters/white.png"} <= keys
