@@ -7,7 +7,8 @@
     │   │   ├── UnsupportedImageError    not an image format we read (SVG, HEIC, HTML...)
     │   │   ├── CorruptImageError        truncated, empty or undecodable
     │   │   ├── ImageTooLargeError       over the pixel limit (decompression bomb guard)
-    │   │   └── ImageTooSmallError       under the minimum side length
+    │   │   ├── ImageTooSmallError       under the minimum side length
+    │   │   └── NoProductFoundError      the cut-out found nothing that stands out
     │   ├── InvalidSkuError        a SKU that is not safe as a storage key
     │   └── RenderError            a slot cannot be produced within its rules
     ├── CatalogError               the catalog file itself cannot be read
@@ -30,6 +31,7 @@ __all__ = [
     "ImageTooSmallError",
     "InvalidSkuError",
     "MissingSourceError",
+    "NoProductFoundError",
     "ObjectNotFoundError",
     "ProductError",
     "ProductImagesError",
@@ -95,6 +97,12 @@ class ImageTooSmallError(SourceError):
     """The image is smaller than the configured minimum side."""
 
     reason = "image_too_small"
+
+
+class NoProductFoundError(SourceError):
+    """Nothing in the photo stands out from its background; no cut-out to build on."""
+
+    reason = "no_product_found"
 
 
 class InvalidSkuError(ProductError):

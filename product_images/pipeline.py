@@ -22,6 +22,7 @@ from product_images.backends import ProductCutout, get_backend
 from product_images.errors import (
     InvalidSkuError,
     MissingSourceError,
+    NoProductFoundError,
     ObjectNotFoundError,
     ProductError,
 )
@@ -105,13 +106,18 @@ def _load(request: ProductRequest, settings: Settings) -> SourceImage:
     return decode_source(data, request.source, max_pixels=settings.max_pixels, min_side=settings.min_side)
 
 
-def _cut_out(source: SourceImage, settings: Settings) -> ProductCutout:
+def _cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout:
+    """The product's cut-out: a transparent source is trusted, anything else segmented."""
     rgba = source.image
     if source.has_alpha:
         alpha = np.asarray(rgba.getchannel("A"))
         cut: Cutout = cutout_from_alpha(alpha)
         return ProductCutout(np.asarray(rgba.convert("RGB")), cut)
-    return ProductCutout(np.asarray(rgba.convert("RGB")), segment_product(rgba, settings.working_side))
+    cut = segment_product(rgba, settings.working_side)
+    if not cut.alpha.any():
+        detail = "; ".join(cut.reasons) or "no product found"
+        raise NoProductFoundError(name, f"cannot separate a product from the background ({detail})")
+    return ProductCutout(np.asarray(rgba.convert("RGB")), cut)
 
 
 def _review_flags(step: str, confidence: float, reasons: tuple[str, ...], settings: Settings) -> list[ReviewFlag]:
@@ -140,7 +146,7 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
     sku = check_sku(request.sku)
     variants = sorted({v for p in _platforms(request, settings) for v in p.variants()})
     source = _load(request, settings)
-    product = _cut_out(source, settings)
+    product = _cut_out(source, request.source, settings)
     backend = get_backend(settings.backend)
     flags = _review_flags("cutout", product.cutout.confidence, product.cutout.reasons, settings)
     records = []

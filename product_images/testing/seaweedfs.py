@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -87,6 +87,7 @@ class SeaweedServer:
         startup_timeout: float = 60.0,
         stop_timeout: float = 10.0,
         volume_max: int = 500,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="seaweedfs-"))
@@ -95,6 +96,7 @@ class SeaweedServer:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.volume_max = volume_max
+        self.extra_args = list(extra_args)
         self.access_key = "AK" + secrets.token_hex(9).upper()
         self.secret_key = secrets.token_hex(20)
         self.ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
@@ -229,7 +231,7 @@ class SeaweedServer:
             **self.ports,
         }
         options = [f"-{name}={value}" for name, value in flags.items()]
-        return [find_weed(), "-logtostderr", "mini", *options]
+        return [find_weed(), "-logtostderr", "mini", *options, *self.extra_args]
 
     def _write_s3_config(self) -> None:
         identity = {
@@ -257,15 +259,18 @@ class SeaweedServer:
         self._fail(f"did not answer within {self.startup_timeout:g}s")
 
     def _volumes_registered(self) -> bool:
-        """Whether the master knows every volume on disk; reads fail until it does."""
+        """Whether the volume server has joined the master with every volume on disk.
+
+        Until then writes cannot get a volume and reads fail with InternalError. After a
+        restart this sometimes takes ~5 s: the first heartbeat can race the master's leader
+        election, and the volume server only retries a few seconds later.
+        """
         names = (path.name for path in self.data_dir.glob("*.dat"))
         on_disk = {int(m.group(1)) for name in names if (m := re.search(r"(\d+)\.dat$", name))}
-        if not on_disk:
-            return True
         url = f"http://{HOST}:{self.ports['master.port']}/vol/status"
         with urllib.request.urlopen(url, timeout=2) as response:
-            status = json.load(response)
-        return on_disk <= set(_volume_ids(status))
+            volumes = json.load(response).get("Volumes", {})
+        return volumes.get("Max", 0) > 0 and on_disk <= set(_volume_ids(volumes))
 
     def _fail(self, what: str) -> None:
         self.stop()
@@ -289,7 +294,7 @@ class SeaweedServer:
 
     def _remove_stray_sockets(self) -> None:
         """weed puts these gRPC sockets in /tmp whatever TMPDIR says, and leaves them."""
-        for service in ("admin", "s3"):
+        for service in ("master", "volume", "filer", "s3", "admin"):
             port = self.ports[f"{service}.port.grpc"]
             with contextlib.suppress(OSError):
                 Path(f"/tmp/seaweedfs-{service}-grpc-{port}.sock").unlink()

@@ -83,8 +83,9 @@ def test_transparent_cutout_source_is_used_as_is(tmp_path):
 
 
 def test_low_confidence_cutout_is_flagged_for_review(tmp_path):
-    rng = np.random.default_rng(0)
-    busy = Image.fromarray(rng.integers(0, 255, (500, 700, 3), np.uint8))
+    image, _ = draw_product(size=(700, 500))
+    noise = np.random.default_rng(1).integers(-70, 70, (500, 700, 3))
+    busy = Image.fromarray(np.clip(np.asarray(image).astype(int) + noise, 0, 255).astype(np.uint8))
     path = tmp_path / "busy.jpg"
     busy.save(path)
     store = LocalStore(tmp_path / "out")
@@ -130,3 +131,12 @@ def test_product_from_s3_source_to_s3(photo, s3_store, s3_env):
     assert result.status == "done", result.message
     keys = set(s3_store.list("SKU-1/"))
     assert {"SKU-1/manifest.json", "SKU-1/amazon/main.jpg", "SKU-1/masters/white.png"} <= keys
+
+
+def test_photo_without_a_product_fails_with_a_clear_reason(tmp_path):
+    path = tmp_path / "blank.jpg"
+    Image.new("RGB", (600, 400), (245, 245, 245)).save(path)
+    store = LocalStore(tmp_path / "out")
+    result = _run(path, store)
+    assert result.status == "failed" and result.reason == "no_product_found"
+    assert "blank.jpg" in result.message

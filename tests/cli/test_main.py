@@ -1,0 +1,90 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from product_images.testing.images import draw_product
+
+
+@pytest.fixture
+def photo(tmp_path):
+    image, _ = draw_product(size=(700, 500))
+    path = tmp_path / "photo.jpg"
+    image.save(path)
+    return path
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["batch"], ["check"], ["specs"], ["demo"], ["settings"]])
+def test_every_command_has_help(command):
+    result = _invoke(*command, "--help")
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_run_makes_a_product_inline(photo, tmp_path):
+    out = tmp_path / "out"
+    result = _invoke("run", photo, "--sku", "SKU-1", "--store", out, "--platforms", "amazon,instagram",
+                     "--engine", "inline")
+    assert result.exit_code == 0, result.output
+    assert "done SKU-1" in result.output
+    assert (out / "SKU-1" / "manifest.json").exists()
+    assert (out / "SKU-1" / "instagram" / "story.jpg").exists()
+
+
+def test_run_reports_a_bad_photo_and_exits_non_zero(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("<html>oops</html>")
+    result = _invoke("run", bad, "--sku", "S", "--store", tmp_path / "o", "--engine", "inline")
+    assert result.exit_code == 1
+    assert "FAILED S: [unsupported_image]" in result.output and "bad.jpg" in result.output
+
+
+def test_run_with_an_unknown_platform_is_a_clear_error(photo, tmp_path):
+    result = _invoke("run", photo, "--sku", "S", "--store", tmp_path / "o", "--platforms", "amazn",
+                     "--engine", "inline")
+    assert result.exit_code != 0
+    assert "amazn" in result.output
+
+
+def test_batch_summarises_and_fails_when_a_product_failed(photo, tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"")
+    (tmp_path / "c.csv").write_text(f"sku,source\nA,{photo.name}\nB,bad.png\n")
+    result = _invoke("batch", tmp_path / "c.csv", "--store", tmp_path / "o", "--platforms", "amazon",
+                     "--engine", "inline")
+    assert result.exit_code == 1
+    assert "2 products: 1 done" in result.output
+    assert "FAILED B: [corrupt_image]" in result.output
+
+
+def test_check_passes_our_amazon_main_and_prints_json(photo, tmp_path):
+    _invoke("run", photo, "--sku", "S", "--store", tmp_path / "o", "--platforms", "amazon", "--engine", "inline")
+    main_jpg = tmp_path / "o" / "S" / "amazon" / "main.jpg"
+    result = _invoke("check", main_jpg, "--platform", "amazon", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["slot"] == "main" and payload["passed"]
+    assert {c["rule"] for c in payload["checks"]} >= {"size", "white_background", "product_fill"}
+
+
+def test_check_fails_a_photo_that_breaks_the_rules(photo):
+    result = _invoke("check", photo, "--platform", "amazon", "--slot", "main")
+    assert result.exit_code == 1
+    assert "FAIL  size" in result.output and "700x500" in result.output
+
+
+def test_specs_list_show_validate(tmp_path):
+    assert "amazon" in _invoke("specs", "list").output
+    assert json.loads(_invoke("specs", "show", "walmart").output)["name"] == "walmart"
+    assert _invoke("specs", "validate").exit_code == 0
+    (tmp_path / "broken.yaml").write_text("title: X\nsources: [u]\nslots:\n  - name: main\n    variant: whit\n")
+    result = _invoke("specs", "validate", tmp_path)
+    assert result.exit_code == 1 and "broken.yaml" in result.output and "variant" in result.output
+
+
+def test_settings_lists_every_knob_with_a_description():
+    output = _invoke("settings").output
+    assert "PRODUCT_IMAGES_STORE" in output and "PRODUCT_IMAGES_MAX_PIXELS" in output
