@@ -86,7 +86,7 @@ def test_low_confidence_cutout_is_flagged_for_review(tmp_path):
     image, _ = draw_product(size=(700, 500))
     noise = np.random.default_rng(1).integers(-70, 70, (500, 700, 3))
     busy = Image.fromarray(np.clip(np.asarray(image).astype(int) + noise, 0, 255).astype(np.uint8))
-    path = tmp_path / "busy.jpg"
+    path = tmp_path / "busy.png"
     busy.save(path)
     store = LocalStore(tmp_path / "out")
     result = _run(path, store, platforms=["amazon"])
