@@ -10,6 +10,9 @@ import hashlib
 import io
 import re
 import threading
+from typing import TypeVar
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from product_images.errors import (
 )
 from product_images.imaging.check import check_image
 from product_images.imaging.compose import Master
-from product_images.imaging.encode import encode_for_slot
+from product_images.imaging.encode import encode_for_slot, encode_master
 from product_images.imaging.loading import SourceImage, decode_source
 from product_images.imaging.render import frame_for_slot
 from product_images.imaging.segment import Cutout, cutout_from_alpha, segment_product
@@ -42,7 +45,7 @@ from product_images.manifest import (
     manifest_key,
 )
 from product_images.settings import Settings
-from product_images.specs import PlatformSpec, load_specs, select_platforms
+from product_images.specs import PlatformSpec, SlotSpec, Variant, load_specs, select_platforms
 from product_images.store import Store, open_store, read_url
 
 __all__ = [
@@ -55,6 +58,8 @@ __all__ = [
     "run_product",
 ]
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
@@ -128,9 +133,7 @@ def _review_flags(step: str, confidence: float, reasons: tuple[str, ...], settin
 
 
 def _store_master(store: Store, sku: str, variant: str, master: Master, backend: str) -> MasterRecord:
-    buffer = io.BytesIO()
-    master.image.save(buffer, format="PNG", compress_level=1)  # an intermediate: speed over size
-    data = buffer.getvalue()
+    data = encode_master(master.image)
     key = f"{sku}/masters/{variant}.png"
     store.put(key, data, "image/png")
     sha256 = hashlib.sha256(data).hexdigest()
@@ -141,25 +144,40 @@ def _store_master(store: Store, sku: str, variant: str, master: Master, backend:
     )
 
 
+def _in_parallel(call: Callable[[_T], _R], items: list[_T], threads: int) -> list[_R]:
+    """`call` over `items` on a few threads (Pillow and OpenCV release the GIL), in order."""
+    if threads <= 1 or len(items) <= 1:
+        return [call(item) for item in items]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(call, items))
+
+
 def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -> PreparedProduct:
     """Load the source, cut the product out, and store one master per needed variant."""
     sku = check_sku(request.sku)
-    variants = sorted({v for p in _platforms(request, settings) for v in p.variants()})
+    variants: list[Variant] = sorted({v for p in _platforms(request, settings) for v in p.variants()})
     source = _load(request, settings)
     product = _cut_out(source, request.source, settings)
     backend = get_backend(settings.backend)
-    flags = _review_flags("cutout", product.cutout.confidence, product.cutout.reasons, settings)
-    records = []
-    for variant in variants:
-        master = backend.make_master(variant, product, settings)  # type: ignore[arg-type]
-        flags += _review_flags(variant, master.confidence, master.reasons, settings)
+    cutout_flags = _review_flags("cutout", product.cutout.confidence, product.cutout.reasons, settings)
+
+    def make(variant: Variant) -> tuple[MasterRecord, list[ReviewFlag]]:
+        master = backend.make_master(variant, product, settings)
         record = _store_master(store, sku, variant, master, backend.name)
-        records.append(record.model_copy(update={"confidence": min(master.confidence, product.cutout.confidence)}))
+        confidence = min(master.confidence, product.cutout.confidence)
+        flags = _review_flags(variant, master.confidence, master.reasons, settings)
+        return record.model_copy(update={"confidence": confidence}), flags
+
+    made = _in_parallel(make, variants, settings.threads)
     info = SourceInfo(
         key=request.source, sha256=source.sha256, width=source.image.width,
         height=source.image.height, format=source.format, notes=list(source.notes),
     )
-    return PreparedProduct(request=request, source=info, backend=backend.name, masters=records, needs_review=flags)
+    flags = cutout_flags + [flag for _, fs in made for flag in fs]
+    return PreparedProduct(
+        request=request, source=info, backend=backend.name,
+        masters=[record for record, _ in made], needs_review=flags,
+    )
 
 
 # Masters just made in this process, so an inline run does not decode what it just encoded.
@@ -185,26 +203,31 @@ def _open_master(store: Store, record: MasterRecord) -> Image.Image:
     return image.convert("RGB")
 
 
+def _render_slot(
+    sku: str, platform: PlatformSpec, slot: SlotSpec, master: tuple[MasterRecord, Image.Image], store: Store
+) -> OutputRecord:
+    """Frame, encode, check and store one slot's image."""
+    record, image = master
+    data, encoded = encode_for_slot(frame_for_slot(image, record.product_box, slot), slot)
+    key = f"{sku}/{platform.name}/{slot.name}.{slot.extension}"
+    checks = check_image(data, slot, key)
+    store.put(key, data, _CONTENT_TYPES[slot.format])
+    return OutputRecord(
+        platform=platform.name, slot=slot.name, variant=slot.variant, key=key,
+        width=encoded.width, height=encoded.height, format=slot.format, bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(), checks=checks,
+    )
+
+
 def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) -> list[OutputRecord]:
     """Every slot of every requested platform, each master decoded once, each slot checked."""
     masters = {m.variant: (m, _open_master(store, m)) for m in prepared.masters}
-    outputs = []
-    for platform in _platforms(prepared.request, settings):
-        for slot in platform.slots:
-            record, image = masters[slot.variant]
-            framed = frame_for_slot(image, record.product_box, slot)
-            data, _ = encode_for_slot(framed, slot)
-            key = f"{prepared.request.sku}/{platform.name}/{slot.name}.{slot.extension}"
-            checks = check_image(data, slot, key)
-            store.put(key, data, _CONTENT_TYPES[slot.format])
-            with Image.open(io.BytesIO(data)) as encoded:
-                size = encoded.size
-            outputs.append(OutputRecord(
-                platform=platform.name, slot=slot.name, variant=slot.variant, key=key,
-                width=size[0], height=size[1], format=slot.format, bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(), checks=checks,
-            ))
-    return outputs
+    jobs = [(p, s) for p in _platforms(prepared.request, settings) for s in p.slots]
+    sku = prepared.request.sku
+    return _in_parallel(
+        lambda job: _render_slot(sku, job[0], job[1], masters[job[1].variant], store),
+        jobs, settings.threads,
+    )
 
 
 def publish_manifest(

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     concurrency: int = Field(
         default=2, ge=1, le=64, description="Products processed at once by a catalog run."
     )
+    threads: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Threads one product's masters and slots are made with (Pillow and OpenCV "
+        "release the GIL while they work).",
+    )
     engine: Literal["auto", "prefect", "inline"] = Field(
         default="auto",
         description="How the CLI runs the pipeline: 'prefect' runs the flows (a temporary "

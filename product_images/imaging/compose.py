@@ -150,7 +150,8 @@ def compose_scene(
         scene, horizon = _cover(background.convert("RGB"), side), round(side * 0.62)
     size = _fit(box, round(side * 0.56), round(side * 0.56))
     product, mask = _scaled(*_product_crop(rgb, alpha, box), size)
-    product = _match_light(product, np.asarray(scene, np.float32).reshape(-1, 3).mean(axis=0))
+    light = np.asarray(scene.reduce(32), np.float32).reshape(-1, 3).mean(axis=0)  # a thumbnail's mean is enough
+    product = _match_light(product, light)
     floor_y = min(side - round(side * 0.08), max(horizon + size[1] // 3, round(side * 0.80)))
     offset = ((side - size[0]) // 2, floor_y - size[1])
     placed = (offset[0], offset[1], offset[0] + size[0], offset[1] + size[1])

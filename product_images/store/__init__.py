@@ -1,9 +1,9 @@
 """Where outputs live: a local folder or an S3 bucket, behind one `Store` interface.
 
-    open_store("s3://bucket/prefix")   -> S3Store
-    open_store("file:///srv/out")      -> LocalStore (created if missing)
-    open_store("./out")                -> LocalStore
-    read_url("s3://bucket/photo.jpg")  -> bytes of one source object (or a local path)
+open_store("s3://bucket/prefix")   -> S3Store
+open_store("file:///srv/out")      -> LocalStore (created if missing)
+open_store("./out")                -> LocalStore
+read_url("s3://bucket/photo.jpg")  -> bytes of one source object (or a local path)
 """
 
 from __future__ import annotations

@@ -101,6 +101,7 @@ class SeaweedServer:
         self.secret_key = secrets.token_hex(20)
         self.ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
         self._proc: subprocess.Popen[bytes] | None = None
+        self._started = False
         self._log: IO[bytes] | None = None
 
     @property
@@ -157,23 +158,26 @@ class SeaweedServer:
         self.client().delete_bucket(Bucket=name)
 
     def start(self) -> Self:
-        """Start the server (no-op if running) and wait until S3 answers a signed request."""
+        """Start the server (no-op if running) and wait until it serves S3 requests.
+
+        On the very first start, a port taken meanwhile by someone else makes `weed` exit;
+        then fresh ports are picked (up to 3 tries). Later starts keep their ports.
+        """
         if self.running:
             return self
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._write_s3_config()
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            self._command(),
-            cwd=self.workdir,
-            env=os.environ | {"TMPDIR": str(self.workdir)},
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        atexit.register(self.stop)
-        self._wait_ready()
-        return self
+        problem = ""
+        for _ in range(3):
+            log_offset = self._spawn()
+            problem = self._wait_ready()
+            if not problem:
+                self._started = True
+                return self
+            self.stop()
+            if self._started or b"Port allocation failed" not in self._log_since(log_offset):
+                break
+            self.ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
+        message = f"weed mini on {self.endpoint_url} {problem}; log tail:\n{self.log_tail()}"
+        raise SeaweedStartError(message)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after `stop_timeout`; keeps the data dir for a later start()."""
@@ -233,6 +237,28 @@ class SeaweedServer:
         options = [f"-{name}={value}" for name, value in flags.items()]
         return [find_weed(), "-logtostderr", "mini", *options, *self.extra_args]
 
+    def _spawn(self) -> int:
+        """Launch `weed mini`; returns the log offset where its output starts."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._write_s3_config()
+        self._log = self.log_path.open("ab")
+        offset = self._log.tell()
+        self._proc = subprocess.Popen(
+            self._command(),
+            cwd=self.workdir,
+            env=os.environ | {"TMPDIR": str(self.workdir)},
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        atexit.register(self.stop)
+        return offset
+
+    def _log_since(self, offset: int) -> bytes:
+        with self.log_path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read()
+
     def _write_s3_config(self) -> None:
         identity = {
             "name": "test",
@@ -243,20 +269,21 @@ class SeaweedServer:
         path.write_text(json.dumps({"identities": [identity]}))
         path.chmod(0o600)
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self) -> str:
+        """Poll until S3 answers a signed request; returns "" or what went wrong."""
         client = self.client(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if not self.running:
-                self._fail("exited during startup")
+                return "exited during startup"
             try:
                 client.list_buckets()
                 if self._volumes_registered():
-                    return
+                    return ""
             except (BotoCoreError, ClientError, OSError, ValueError):
                 pass
             time.sleep(0.1)
-        self._fail(f"did not answer within {self.startup_timeout:g}s")
+        return f"did not become ready within {self.startup_timeout:g}s"
 
     def _volumes_registered(self) -> bool:
         """Whether the volume server has joined the master with every volume on disk.
@@ -271,11 +298,6 @@ class SeaweedServer:
         with urllib.request.urlopen(url, timeout=2) as response:
             volumes = json.load(response).get("Volumes", {})
         return volumes.get("Max", 0) > 0 and on_disk <= set(_volume_ids(volumes))
-
-    def _fail(self, what: str) -> None:
-        self.stop()
-        message = f"weed mini on {self.endpoint_url} {what}; log tail:\n{self.log_tail()}"
-        raise SeaweedStartError(message)
 
     def _terminate(self, sig: signal.Signals) -> None:
         proc, self._proc = self._proc, None
