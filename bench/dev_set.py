@@ -36,7 +36,9 @@ def main() -> None:
         for photo in sorted(args.photos.iterdir()):
             sku = photo.stem.split("_")[0]
             start = time.perf_counter()
-            result = run_product(ProductRequest(sku=sku, source=str(photo), platforms=platforms), settings, store)
+            result = run_product(
+                ProductRequest(sku=sku, source=str(photo), platforms=platforms), settings, store
+            )
             elapsed = time.perf_counter() - start
             times.append(elapsed)
             if result.status == "failed":
@@ -47,14 +49,22 @@ def main() -> None:
             reasons = "; ".join(f"{f.step}: {f.reason}" for f in manifest.needs_review)
             if reasons:
                 flagged.append(f"{photo.name}: {reasons}")
-            ok = all(c.passed for c in check_image(store.get(f"{sku}/amazon/main.jpg"), amazon_main))
+            ok = all(
+                c.passed for c in check_image(store.get(f"{sku}/amazon/main.jpg"), amazon_main)
+            )
             main_ok += ok
-            print(f"{photo.name:44s} {elapsed:5.2f}s amazon/main {'pass' if ok else 'FAIL'} {reasons}")
+            print(
+                f"{photo.name:44s} {elapsed:5.2f}s amazon/main {'pass' if ok else 'FAIL'} {reasons}"
+            )
     done = len(times) - len(failed)
-    print(f"\n{len(times)} photos: median {statistics.median(times):.2f} s/product "
-          f"(mean {statistics.mean(times):.2f}, max {max(times):.2f})")
-    print(f"done {done}, failed {len(failed)}, amazon main passing check {main_ok}/{done}, "
-          f"needs_review {len(flagged)}")
+    print(
+        f"\n{len(times)} photos: median {statistics.median(times):.2f} s/product "
+        f"(mean {statistics.mean(times):.2f}, max {max(times):.2f})"
+    )
+    print(
+        f"done {done}, failed {len(failed)}, amazon main passing check {main_ok}/{done}, "
+        f"needs_review {len(flagged)}"
+    )
     for line in flagged:
         print(f"  review  {line}")
     for line in failed:

@@ -40,15 +40,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo.jpg"
         draw_product(size=(1155, 866))[0].save(photo, quality=92)  # 1.0 MP
-        run = [str(BIN), "run", str(photo), "--sku", "BENCH-1", "--store", f"{tmp}/out",
-               "--platforms", "amazon,shopify,instagram"]
+        run = [
+            str(BIN),
+            "run",
+            str(photo),
+            "--sku",
+            "BENCH-1",
+            "--store",
+            f"{tmp}/out",
+            "--platforms",
+            "amazon,shopify,instagram",
+        ]
         ours = [_time(run, env) for _ in range(args.repeat)]
         floor = [_time([sys.executable, "-c", FLOOR, str(photo)], env) for _ in range(args.repeat)]
     median, ref = statistics.median(ours), statistics.median(floor)
-    print(f"product-images run, 1 MP photo, amazon+shopify+instagram (11 slots), {args.repeat} runs")
+    print(
+        f"product-images run, 1 MP photo, amazon+shopify+instagram (11 slots), {args.repeat} runs"
+    )
     print(f"  ours : median {median:.2f} s  (min {min(ours):.2f}, max {max(ours):.2f})")
     print(f"  floor: median {ref:.2f} s  (python + Pillow decode + one JPEG encode)")
-    print(f"  ratio ours/floor: {median / ref:.1f}x   goal: ours <= 2.0 s -> {'met' if median <= 2.0 else 'NOT met'}")
+    verdict = "met" if median <= 2.0 else "NOT met"
+    print(f"  ratio ours/floor: {median / ref:.1f}x   goal: ours <= 2.0 s -> {verdict}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,10 @@ def run_one(request: ProductRequest, settings: Settings, engine: str) -> Product
 
     try:
         return process_product(
-            sku=request.sku, source=request.source, platforms=request.platforms, store=settings.store
+            sku=request.sku,
+            source=request.source,
+            platforms=request.platforms,
+            store=settings.store,
         )
     except ProductError as error:
         return failed_result(request.sku, error)

@@ -26,10 +26,16 @@ def _platform_list(value: str | None) -> list[str] | None:
     return [p.strip() for p in value.split(",") if p.strip()] if value else None
 
 
-_store_option = click.option("--store", help="Local folder or s3://bucket/prefix (default: setting).")
-_platforms_option = click.option("--platforms", help="Comma-separated platforms, e.g. amazon,shopify.")
+_store_option = click.option(
+    "--store", help="Local folder or s3://bucket/prefix (default: setting)."
+)
+_platforms_option = click.option(
+    "--platforms", help="Comma-separated platforms, e.g. amazon,shopify."
+)
 _engine_option = click.option(
-    "--engine", type=click.Choice(["auto", "prefect", "inline"]), default=None,
+    "--engine",
+    type=click.Choice(["auto", "prefect", "inline"]),
+    default=None,
     help="prefect: run the flows; inline: same steps in-process; auto: prefect when "
     "PREFECT_API_URL is set.",
 )
@@ -45,7 +51,8 @@ def _echo_result(result: ProductResult, store: str) -> None:
         click.echo(f"FAILED {result.sku}: [{result.reason}] {result.message}", err=True)
         return
     review = "  NEEDS REVIEW" if result.needs_review else ""
-    click.echo(f"done {result.sku}: {result.outputs} images, manifest {store.rstrip('/')}/{result.manifest_key}{review}")
+    where = f"{store.rstrip('/')}/{result.manifest_key}"
+    click.echo(f"done {result.sku}: {result.outputs} images, manifest {where}{review}")
     if result.message:
         click.echo(f"  {result.message}")
 
@@ -82,10 +89,17 @@ def _guarded(call: Any) -> Any:
 @_platforms_option
 @_engine_option
 @click.option("--concurrency", type=int, help="Products at once (default: setting).")
-def batch(catalog: str, store: str | None, platforms: str | None, engine: str | None, concurrency: int | None) -> None:
+def batch(
+    catalog: str,
+    store: str | None,
+    platforms: str | None,
+    engine: str | None,
+    concurrency: int | None,
+) -> None:
     """Make every product of CATALOG: a CSV/JSON file, a folder, or an s3:// prefix."""
-    settings = _settings(store=store, platforms=_platform_list(platforms), engine=engine,
-                         concurrency=concurrency)
+    settings = _settings(
+        store=store, platforms=_platform_list(platforms), engine=engine, concurrency=concurrency
+    )
     summary = _guarded(lambda: _run_batch(catalog, settings))
     for line in summary.lines():
         click.echo(line, err=line.startswith("FAILED"))
@@ -109,7 +123,9 @@ def _run_batch(catalog: str, settings: Settings) -> Any:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--platform", required=True, help="Platform whose rules apply.")
-@click.option("--slot", help="Slot name (default: the file's name if it is a slot, else the first).")
+@click.option(
+    "--slot", help="Slot name (default: the file's name if it is a slot, else the first)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def check(file: Path, platform: str, slot: str | None, as_json: bool) -> None:
     """Check FILE against a marketplace slot's rules, rule by rule."""
@@ -122,13 +138,19 @@ def check(file: Path, platform: str, slot: str | None, as_json: bool) -> None:
     results = _guarded(lambda: check_image(file.read_bytes(), chosen, str(file)))
     passed = all(r.passed for r in results)
     if as_json:
-        payload = {"file": str(file), "platform": platform, "slot": chosen.name, "passed": passed,
-                   "checks": [r.model_dump() for r in results]}
+        payload = {
+            "file": str(file),
+            "platform": platform,
+            "slot": chosen.name,
+            "passed": passed,
+            "checks": [r.model_dump() for r in results],
+        }
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(f"{file} against {platform}/{chosen.name}:")
         for r in results:
-            click.echo(f"  {'PASS' if r.passed else 'FAIL'}  {r.rule:17s} {r.measured}  (expected {r.expected})")
+            mark = "PASS" if r.passed else "FAIL"
+            click.echo(f"  {mark}  {r.rule:17s} {r.measured}  (expected {r.expected})")
     sys.exit(0 if passed else 1)
 
 
@@ -143,7 +165,9 @@ def specs_list() -> None:
     from product_images.specs import load_specs
 
     for spec in _guarded(lambda: load_specs(get_settings().spec_dirs())).values():
-        slots = ", ".join(f"{s.name}({s.variant} {'x'.join(map(str, s.target_size()))})" for s in spec.slots)
+        slots = ", ".join(
+            f"{s.name}({s.variant} {'x'.join(map(str, s.target_size()))})" for s in spec.slots
+        )
         click.echo(f"{spec.name:16s} {spec.title:24s} {slots}")
 
 
@@ -164,8 +188,11 @@ def specs_validate(paths: tuple[Path, ...]) -> None:
     from product_images.errors import SpecError
     from product_images.specs import load_spec_file
 
-    files = [p for path in (paths or tuple(get_settings().spec_dirs()))
-             for p in (sorted(path.glob("*.y*ml")) if path.is_dir() else [path])]
+    files = [
+        p
+        for path in (paths or tuple(get_settings().spec_dirs()))
+        for p in (sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
+    ]
     errors = 0
     for file in files:
         try:
@@ -182,12 +209,20 @@ def show_settings() -> None:
     """Every setting with its current value and description."""
     current = get_settings()
     for name, field in Settings.model_fields.items():
-        click.echo(f"PRODUCT_IMAGES_{name.upper()} = {getattr(current, name)!r}\n    {field.description}")
+        click.echo(
+            f"PRODUCT_IMAGES_{name.upper()} = {getattr(current, name)!r}\n    {field.description}"
+        )
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("demo-out"),
-              show_default=True, help="Folder for the sample photos, the store and the sheet.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Folder for the sample photos, the store and the sheet.",
+)
 @click.option("--count", type=int, default=8, show_default=True, help="Sample products to draw.")
 @_platforms_option
 def demo(out_dir: Path, count: int, platforms: str | None) -> None:
@@ -196,16 +231,22 @@ def demo(out_dir: Path, count: int, platforms: str | None) -> None:
     from product_images.manifest import Manifest
     from product_images.store import open_store
 
-    settings = _settings(store=str(out_dir / "store"), engine="inline",
-                         platforms=_platform_list(platforms) or ["amazon", "shopify", "instagram"])
+    settings = _settings(
+        store=str(out_dir / "store"),
+        engine="inline",
+        platforms=_platform_list(platforms) or ["amazon", "shopify", "instagram"],
+    )
     catalog = make_sample_catalog(out_dir / "samples", count)
     click.echo(f"drew {count} sample products into {catalog.parent}")
     summary = _guarded(lambda: _run_batch(str(catalog), settings))
     for line in summary.lines():
         click.echo(line)
     store = open_store(settings.store)
-    manifests = [Manifest.model_validate_json(store.get(r.manifest_key))
-                 for r in summary.results if r.manifest_key]
+    manifests = [
+        Manifest.model_validate_json(store.get(r.manifest_key))
+        for r in summary.results
+        if r.manifest_key
+    ]
     sheet = write_contact_sheet(store, manifests, out_dir / "index.html")
     click.echo(f"contact sheet: {sheet.resolve()}  (open it in a browser)")
     sys.exit(1 if summary.failed else 0)

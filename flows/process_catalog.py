@@ -37,7 +37,7 @@ def _result_of(sku: str, future: PrefectFuture[ProductResult]) -> ProductResult:
 
 @flow(
     name="process-catalog",
-    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().concurrency),
+    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().concurrency),  # type: ignore[arg-type]
 )
 def process_catalog(
     catalog: str,

@@ -43,7 +43,11 @@ def load_catalog(location: str, platforms: list[str]) -> Catalog:
         raise CatalogError(f"{location}: not UTF-8 text") from exc
     except StorageError as exc:
         raise CatalogError(f"{location}: cannot read the catalog: {exc}") from exc
-    rows = _parse_json(location, text) if location.lower().endswith(".json") else _parse_csv(location, text)
+    rows = (
+        _parse_json(location, text)
+        if location.lower().endswith(".json")
+        else _parse_csv(location, text)
+    )
     return _requests(rows, _base_of(location), platforms)
 
 
@@ -104,21 +108,32 @@ def _requests(rows: list[dict[str, Any]], base: str, platforms: list[str]) -> Ca
         except InvalidSkuError as error:
             catalog.rejected.append(failed_result(label, error))
             continue
-        catalog.requests.append(ProductRequest(
-            sku=sku, source=_resolve(source, base), platforms=_row_platforms(row, platforms),
-            name=str(row.get("name") or ""), category=str(row.get("category") or ""),
-        ))
+        catalog.requests.append(
+            ProductRequest(
+                sku=sku,
+                source=_resolve(source, base),
+                platforms=_row_platforms(row, platforms),
+                name=str(row.get("name") or ""),
+                category=str(row.get("category") or ""),
+            )
+        )
     return catalog
 
 
 def _from_folder(folder: Path, platforms: list[str]) -> Catalog:
-    rows = [{"sku": p.stem, "source": str(p)} for p in sorted(folder.iterdir())
-            if p.suffix.lower() in IMAGE_SUFFIXES]
+    rows = [
+        {"sku": p.stem, "source": str(p)}
+        for p in sorted(folder.iterdir())
+        if p.suffix.lower() in IMAGE_SUFFIXES
+    ]
     return _requests(rows, str(folder), platforms)
 
 
 def _from_prefix(url: str, platforms: list[str]) -> Catalog:
     store = open_store(url)
-    rows = [{"sku": posixpath.splitext(posixpath.basename(k))[0], "source": f"{url.rstrip('/')}/{k}"}
-            for k in store.list("") if k.lower().endswith(IMAGE_SUFFIXES)]
+    rows = [
+        {"sku": posixpath.splitext(posixpath.basename(k))[0], "source": f"{url.rstrip('/')}/{k}"}
+        for k in store.list("")
+        if k.lower().endswith(IMAGE_SUFFIXES)
+    ]
     return _requests(rows, url, platforms)

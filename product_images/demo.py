@@ -318,9 +318,11 @@ def _busy(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     rgb = colours[np.lib.stride_tricks.sliding_window_view(line, w)[:h]]
     picture = Image.fromarray((rgb * 255).astype(np.uint8))
     draw = ImageDraw.Draw(picture)
-    for _ in range(28):  # clutter: cups, notes, cables...
+    # Clutter (notes, coasters, toys) in mid to light colours: it crowds the border and adds
+    # stray objects, but stays lighter than the product, which must remain findable.
+    for _ in range(18):
         x, y, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.02, 0.07) * w
-        fill = tuple(int(c) for c in rng.integers(20, 235, 3))
+        fill = tuple(int(c) for c in rng.integers(110, 240, 3))
         shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
         shape((x - r, y - r * 0.7, x + r, y + r * 0.7), fill=fill)
     return np.asarray(picture, np.float32) / 255
@@ -687,7 +689,9 @@ def _lamp(p: _Photo, rng: np.random.Generator) -> None:
 
 
 def _headphones(p: _Photo, rng: np.random.Generator) -> None:
-    shell = _pick(rng, [(0.12, 0.12, 0.13), (0.90, 0.89, 0.86), (0.30, 0.36, 0.50)])
+    # Dark shells only: the cut-out should find the product here and flag the scene, not
+    # lose a white product in a pale pattern (that would end as "no product found").
+    shell = _pick(rng, [(0.12, 0.12, 0.13), (0.22, 0.26, 0.38), (0.38, 0.12, 0.14)])
     band = p.mask(lambda d: d.arc(p.box(-0.37, -0.45, 0.37, 0.52), 180, 360, fill=255,
                                   width=p.px(0.06)))
     p.paint(band, _ring_shading(p, band, (-0.37, -0.45, 0.37, 0.52), 0.06, shell))
@@ -698,10 +702,10 @@ def _headphones(p: _Photo, rng: np.random.Generator) -> None:
         cx = side * 0.34
         slider = p.rect(cx - 0.015, 0.03, cx + 0.015, 0.17)
         p.paint(slider, (0.7, 0.71, 0.73))
-        cushion = p.oval(cx - 0.1 - side * 0.05, 0.14, cx + 0.1 - side * 0.05, 0.60)
+        cushion = p.oval(cx - 0.1 - side * 0.05, 0.1, cx + 0.1 - side * 0.05, 0.46)
         nx, ny = _pillow(cushion, 0.9)
         p.paint(cushion, _lit((0.16, 0.16, 0.17), nx, ny, 0.1) + _grain(rng, cushion, 0.03))
-        cup = p.oval(cx - 0.1, 0.12, cx + 0.1, 0.58)
+        cup = p.oval(cx - 0.1, 0.08, cx + 0.1, 0.44)
         nx, ny = _pillow(cup, 0.95)
         p.paint(cup, _lit(shell, nx, ny, 0.5, 30) + _grain(rng, cup, 0.01))
 

@@ -10,11 +10,11 @@ import hashlib
 import io
 import re
 import threading
-from typing import TypeVar
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -108,7 +108,9 @@ def _load(request: ProductRequest, settings: Settings) -> SourceImage:
         data = read_url(request.source)
     except ObjectNotFoundError:
         raise MissingSourceError(request.source, "no such file or object") from None
-    return decode_source(data, request.source, max_pixels=settings.max_pixels, min_side=settings.min_side)
+    return decode_source(
+        data, request.source, max_pixels=settings.max_pixels, min_side=settings.min_side
+    )
 
 
 def _cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout:
@@ -125,22 +127,32 @@ def _cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutou
     return ProductCutout(np.asarray(rgba.convert("RGB")), cut)
 
 
-def _review_flags(step: str, confidence: float, reasons: tuple[str, ...], settings: Settings) -> list[ReviewFlag]:
+def _review_flags(
+    step: str, confidence: float, reasons: tuple[str, ...], settings: Settings
+) -> list[ReviewFlag]:
     if confidence >= settings.review_threshold:
         return []
     reason = "; ".join(reasons) or "low confidence"
     return [ReviewFlag(step=step, reason=reason, confidence=confidence)]
 
 
-def _store_master(store: Store, sku: str, variant: str, master: Master, backend: str) -> MasterRecord:
+def _store_master(
+    store: Store, sku: str, variant: str, master: Master, backend: str
+) -> MasterRecord:
     data = encode_master(master.image)
     key = f"{sku}/masters/{variant}.png"
     store.put(key, data, "image/png")
     sha256 = hashlib.sha256(data).hexdigest()
     _remember(store, key, sha256, master.image)
     return MasterRecord(
-        variant=variant, key=key, width=master.image.width, height=master.image.height,
-        sha256=sha256, backend=backend, confidence=master.confidence, product_box=master.product_box,
+        variant=variant,
+        key=key,
+        width=master.image.width,
+        height=master.image.height,
+        sha256=sha256,
+        backend=backend,
+        confidence=master.confidence,
+        product_box=master.product_box,
     )
 
 
@@ -155,11 +167,15 @@ def _in_parallel(call: Callable[[_T], _R], items: list[_T], threads: int) -> lis
 def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -> PreparedProduct:
     """Load the source, cut the product out, and store one master per needed variant."""
     sku = check_sku(request.sku)
-    variants: list[Variant] = sorted({v for p in _platforms(request, settings) for v in p.variants()})
+    variants: list[Variant] = sorted(
+        {v for p in _platforms(request, settings) for v in p.variants()}
+    )
     source = _load(request, settings)
     product = _cut_out(source, request.source, settings)
     backend = get_backend(settings.backend)
-    cutout_flags = _review_flags("cutout", product.cutout.confidence, product.cutout.reasons, settings)
+    cutout_flags = _review_flags(
+        "cutout", product.cutout.confidence, product.cutout.reasons, settings
+    )
 
     def make(variant: Variant) -> tuple[MasterRecord, list[ReviewFlag]]:
         master = backend.make_master(variant, product, settings)
@@ -170,13 +186,20 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
 
     made = _in_parallel(make, variants, settings.threads)
     info = SourceInfo(
-        key=request.source, sha256=source.sha256, width=source.image.width,
-        height=source.image.height, format=source.format, notes=list(source.notes),
+        key=request.source,
+        sha256=source.sha256,
+        width=source.image.width,
+        height=source.image.height,
+        format=source.format,
+        notes=list(source.notes),
     )
     flags = cutout_flags + [flag for _, fs in made for flag in fs]
     return PreparedProduct(
-        request=request, source=info, backend=backend.name,
-        masters=[record for record, _ in made], needs_review=flags,
+        request=request,
+        source=info,
+        backend=backend.name,
+        masters=[record for record, _ in made],
+        needs_review=flags,
     )
 
 
@@ -204,7 +227,11 @@ def _open_master(store: Store, record: MasterRecord) -> Image.Image:
 
 
 def _render_slot(
-    sku: str, platform: PlatformSpec, slot: SlotSpec, master: tuple[MasterRecord, Image.Image], store: Store
+    sku: str,
+    platform: PlatformSpec,
+    slot: SlotSpec,
+    master: tuple[MasterRecord, Image.Image],
+    store: Store,
 ) -> OutputRecord:
     """Frame, encode, check and store one slot's image."""
     record, image = master
@@ -213,9 +240,16 @@ def _render_slot(
     checks = check_image(data, slot, key)
     store.put(key, data, _CONTENT_TYPES[slot.format])
     return OutputRecord(
-        platform=platform.name, slot=slot.name, variant=slot.variant, key=key,
-        width=encoded.width, height=encoded.height, format=slot.format, bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(), checks=checks,
+        platform=platform.name,
+        slot=slot.name,
+        variant=slot.variant,
+        key=key,
+        width=encoded.width,
+        height=encoded.height,
+        format=slot.format,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        checks=checks,
     )
 
 
@@ -226,7 +260,8 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
     sku = prepared.request.sku
     return _in_parallel(
         lambda job: _render_slot(sku, job[0], job[1], masters[job[1].variant], store),
-        jobs, settings.threads,
+        jobs,
+        settings.threads,
     )
 
 
@@ -236,15 +271,23 @@ def publish_manifest(
     """Write the manifest last: from now on readers trust this product."""
     specs = _platforms(prepared.request, settings)
     manifest = Manifest(
-        sku=prepared.request.sku, backend=prepared.backend, code_version=__version__,
-        source=prepared.source, masters=prepared.masters, outputs=outputs,
-        needs_review=prepared.needs_review, spec_versions={s.name: s.version for s in specs},
+        sku=prepared.request.sku,
+        backend=prepared.backend,
+        code_version=__version__,
+        source=prepared.source,
+        masters=prepared.masters,
+        outputs=outputs,
+        needs_review=prepared.needs_review,
+        spec_versions={s.name: s.version for s in specs},
     )
     key = manifest_key(prepared.request.sku)
     store.put(key, manifest.model_dump_json(indent=2).encode(), "application/json")
     failed = [f"{o.platform}/{o.slot}" for o in outputs if not o.passed]
     return ProductResult(
-        sku=prepared.request.sku, status="done", manifest_key=key, outputs=len(outputs),
+        sku=prepared.request.sku,
+        status="done",
+        manifest_key=key,
+        outputs=len(outputs),
         needs_review=bool(prepared.needs_review),
         message=f"checks failed: {', '.join(failed)}" if failed else "",
     )

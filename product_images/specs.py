@@ -172,7 +172,7 @@ class PlatformSpec(BaseModel):
         known = ", ".join(s.name for s in self.slots)
         raise UnknownPlatformError(f"{self.name} has no slot {name!r} (slots: {known})")
 
-    def variants(self) -> set[str]:
+    def variants(self) -> set[Variant]:
         """The master variants this platform's slots need."""
         return {slot.variant for slot in self.slots}
 
@@ -215,9 +215,7 @@ def load_specs(dirs: Iterable[Path] = (BUILTIN_SPECS_DIR,)) -> dict[str, Platfor
     return specs
 
 
-def select_platforms(
-    specs: dict[str, PlatformSpec], names: Sequence[str]
-) -> list[PlatformSpec]:
+def select_platforms(specs: dict[str, PlatformSpec], names: Sequence[str]) -> list[PlatformSpec]:
     """The specs named in `names`, in order; unknown names raise with the known list."""
     unknown = [n for n in names if n not in specs]
     if unknown:

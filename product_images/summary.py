@@ -37,6 +37,8 @@ class CatalogSummary(BaseModel):
 
     def lines(self) -> list[str]:
         """A human summary: totals, then one line per failed product."""
-        head = (f"{len(self.results)} products: {self.done} done "
-                f"({self.needs_review} need review), {len(self.failed)} failed")
+        head = (
+            f"{len(self.results)} products: {self.done} done "
+            f"({self.needs_review} need review), {len(self.failed)} failed"
+        )
         return [head] + [f"FAILED {r.sku}: [{r.reason}] {r.message}" for r in self.failed]

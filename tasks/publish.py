@@ -13,7 +13,9 @@ from tasks._store import store_at
 __all__ = ["publish_manifest_task"]
 
 
-@task(name="publish-manifest", cache_policy=NO_CACHE, task_run_name="publish-{prepared.request.sku}")
+@task(
+    name="publish-manifest", cache_policy=NO_CACHE, task_run_name="publish-{prepared.request.sku}"
+)
 def publish_manifest_task(
     prepared: PreparedProduct, outputs: list[OutputRecord], store_url: str
 ) -> ProductResult:

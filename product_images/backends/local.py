@@ -35,7 +35,9 @@ def _decontaminated(product: ProductCutout) -> np.ndarray:
     cached = product.memo.get("decontaminated")
     if cached is None:
         cut = product.cutout
-        cached = product.memo["decontaminated"] = decontaminate(product.rgb, cut.alpha, cut.background_rgb)
+        cached = product.memo["decontaminated"] = decontaminate(
+            product.rgb, cut.alpha, cut.background_rgb
+        )
     return cached
 
 
@@ -51,8 +53,12 @@ class LocalBackend(MasterBackend):
             return crop_detail(product.rgb, cut.alpha, cut.box, settings.master_side)
         clean = _decontaminated(product)
         if variant == "white":
-            return compose_white(clean, cut.alpha, cut.box, settings.master_side, settings.master_fill)
-        background = _scene_background(settings.scene_background) if settings.scene_background else None
+            return compose_white(
+                clean, cut.alpha, cut.box, settings.master_side, settings.master_fill
+            )
+        background = (
+            _scene_background(settings.scene_background) if settings.scene_background else None
+        )
         return compose_scene(
             clean, cut.alpha, cut.box, settings.master_side, background, settings.scene_reflection
         )

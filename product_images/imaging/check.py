@@ -52,7 +52,9 @@ def _check_size(image: Image.Image, slot: SlotSpec) -> CheckResult:
     w, h = image.size
     measured = f"{w}x{h}"
     if slot.width is not None and slot.height is not None:
-        return _result("size", (w, h) == (slot.width, slot.height), measured, f"{slot.width}x{slot.height}")
+        return _result(
+            "size", (w, h) == (slot.width, slot.height), measured, f"{slot.width}x{slot.height}"
+        )
     ratio_ok = abs(w / h - slot.aspect_ratio()) <= _ASPECT_TOLERANCE * slot.aspect_ratio()
     sides_ok = min(w, h) >= slot.min_side and max(w, h) <= slot.max_side
     expected = f"aspect {slot.aspect}, sides {slot.min_side}..{slot.max_side}px"
@@ -82,11 +84,17 @@ def _icc_rule(slot: SlotSpec) -> str:
 def _check_white_border(rgb: np.ndarray) -> CheckResult:
     band = max(2, round(min(rgb.shape[:2]) * 0.005))
     edges = np.concatenate(
-        [rgb[:band].reshape(-1, 3), rgb[-band:].reshape(-1, 3),
-         rgb[:, :band].reshape(-1, 3), rgb[:, -band:].reshape(-1, 3)]
+        [
+            rgb[:band].reshape(-1, 3),
+            rgb[-band:].reshape(-1, 3),
+            rgb[:, :band].reshape(-1, 3),
+            rgb[:, -band:].reshape(-1, 3),
+        ]
     )
     off = int(np.count_nonzero((edges != 255).any(axis=1)))
-    return _result("white_background", off == 0, f"{off} non-white border pixels", "all 255,255,255")
+    return _result(
+        "white_background", off == 0, f"{off} non-white border pixels", "all 255,255,255"
+    )
 
 
 def product_fill(rgb: np.ndarray, background: tuple[int, int, int]) -> float:

@@ -29,7 +29,9 @@ class Master:
     reasons: tuple[str, ...] = ()
 
 
-def decontaminate(rgb: np.ndarray, alpha: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+def decontaminate(
+    rgb: np.ndarray, alpha: np.ndarray, background: tuple[int, int, int]
+) -> np.ndarray:
     """Remove the old background's colour from semi-transparent edge pixels.
 
     An edge pixel is I = a*F + (1-a)*B; solving for F stops a grey or coloured fringe from
@@ -51,7 +53,9 @@ def _product_crop(rgb: np.ndarray, alpha: np.ndarray, box: Box) -> tuple[np.ndar
     return rgb[top:bottom, left:right], alpha[top:bottom, left:right]
 
 
-def _scaled(rgb: np.ndarray, alpha: np.ndarray, size: tuple[int, int]) -> tuple[Image.Image, Image.Image]:
+def _scaled(
+    rgb: np.ndarray, alpha: np.ndarray, size: tuple[int, int]
+) -> tuple[Image.Image, Image.Image]:
     """Product and mask resized together, premultiplied so edges don't pick up dark fringes."""
     rgba = Image.fromarray(np.dstack([rgb, alpha]), "RGBA").convert("RGBa")
     scaled = rgba.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0).convert("RGBA")
@@ -104,7 +108,9 @@ def _studio_tint(rgb: np.ndarray, alpha: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(v) for v in pale)  # type: ignore[return-value]
 
 
-def _match_light(product: Image.Image, backdrop_mean: np.ndarray, strength: float = 0.12) -> Image.Image:
+def _match_light(
+    product: Image.Image, backdrop_mean: np.ndarray, strength: float = 0.12
+) -> Image.Image:
     """Pull the product's colour cast a little towards the scene's light."""
     arr = np.asarray(product, np.float32)
     cast = backdrop_mean / max(float(backdrop_mean.mean()), 1.0)
@@ -114,7 +120,7 @@ def _match_light(product: Image.Image, backdrop_mean: np.ndarray, strength: floa
 
 def _contact_shadow(side: int, placed: Box) -> tuple[Image.Image, tuple[int, int]]:
     """A soft dark ellipse where the product meets the floor: an opacity patch and its origin."""
-    left, top, right, bottom = placed
+    left, _top, right, bottom = placed
     width = right - left
     sigma = max(2.0, width / 25)
     centre = (round((left + right) / 2), bottom - max(1, width // 60))
@@ -150,7 +156,9 @@ def compose_scene(
         scene, horizon = _cover(background.convert("RGB"), side), round(side * 0.62)
     size = _fit(box, round(side * 0.56), round(side * 0.56))
     product, mask = _scaled(*_product_crop(rgb, alpha, box), size)
-    light = np.asarray(scene.reduce(32), np.float32).reshape(-1, 3).mean(axis=0)  # a thumbnail's mean is enough
+    light = (
+        np.asarray(scene.reduce(32), np.float32).reshape(-1, 3).mean(axis=0)
+    )  # a thumbnail's mean is enough
     product = _match_light(product, light)
     floor_y = min(side - round(side * 0.08), max(horizon + size[1] // 3, round(side * 0.80)))
     offset = ((side - size[0]) // 2, floor_y - size[1])
@@ -178,7 +186,9 @@ def _detail_energy(gray: np.ndarray) -> np.ndarray:
     return cv2.magnitude(gx, gy)
 
 
-def _best_window(energy: np.ndarray, inside: np.ndarray, window: int) -> tuple[int, int, float, float]:
+def _best_window(
+    energy: np.ndarray, inside: np.ndarray, window: int
+) -> tuple[int, int, float, float]:
     """Top-left of the window with most detail that lies (mostly) inside the product."""
     e = cv2.integral(energy * inside)
     m = cv2.integral(inside.astype(np.float32))
@@ -208,7 +218,12 @@ def crop_detail(rgb: np.ndarray, alpha: np.ndarray, box: Box, side: int, work: i
     x, y, cover, need = _best_window(energy, inside, window)
     if need == 0.0:
         return _fallback_detail(rgb, box, side)
-    full = (round(x / scale), round(y / scale), round((x + window) / scale), round((y + window) / scale))
+    full = (
+        round(x / scale),
+        round(y / scale),
+        round((x + window) / scale),
+        round((y + window) / scale),
+    )
     crop = Image.fromarray(rgb).crop(full)
     # Sharpen at native resolution (cheap, and it sharpens real detail, not resampling blur).
     crop = crop.filter(ImageFilter.UnsharpMask(radius=1.5, percent=60, threshold=2))

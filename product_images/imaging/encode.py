@@ -43,7 +43,9 @@ def _save(image: Image.Image, slot: SlotSpec, quality: int, xmp: bytes | None) -
     return buffer.getvalue()
 
 
-def encode_for_slot(image: Image.Image, slot: SlotSpec, xmp: bytes | None = None) -> tuple[bytes, Image.Image]:
+def encode_for_slot(
+    image: Image.Image, slot: SlotSpec, xmp: bytes | None = None
+) -> tuple[bytes, Image.Image]:
     """Encoded bytes within the slot's byte budget, and the image actually encoded.
 
     Over budget, search quality down to `min_quality`; still over, shrink the image (only
@@ -72,7 +74,9 @@ def _search_quality(image: Image.Image, slot: SlotSpec, xmp: bytes | None) -> by
     return best
 
 
-def _shrink_to_fit(image: Image.Image, slot: SlotSpec, xmp: bytes | None) -> tuple[bytes, Image.Image]:
+def _shrink_to_fit(
+    image: Image.Image, slot: SlotSpec, xmp: bytes | None
+) -> tuple[bytes, Image.Image]:
     budget = slot.max_bytes or 0
     if slot.width is not None:
         raise RenderError(f"{slot.name}: cannot fit {slot.width}x{slot.height} in {budget} bytes")
@@ -97,7 +101,12 @@ def encode_master(image: Image.Image) -> bytes:
     (whose adaptive row filtering dominates even at compress_level 0) and smaller too.
     """
     bgr = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    params = [
+        cv2.IMWRITE_PNG_COMPRESSION,
+        1,
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_RLE,
+    ]
     ok, buffer = cv2.imencode(".png", bgr, params)
     if not ok:
         raise RenderError("could not encode a master as PNG")

@@ -23,15 +23,27 @@ def frame_for_slot(master: Image.Image, product_box: Box, slot: SlotSpec) -> Ima
     return _place(master, product_box, size, slot.fill or 1.0, slot)
 
 
-def _place(master: Image.Image, box: Box, size: tuple[int, int], fill: float, slot: SlotSpec) -> Image.Image:
+def _place(
+    master: Image.Image, box: Box, size: tuple[int, int], fill: float, slot: SlotSpec
+) -> Image.Image:
     """Scale so `box` spans `fill` of the frame, centre it, pad with the background."""
     width, height = size
     bw, bh = box[2] - box[0], box[3] - box[1]
     scale = fill * min(width / bw, height / bh)
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     # The frame, in master coordinates, clipped to the master: only that part is resampled.
-    src = (cx - width / scale / 2, cy - height / scale / 2, cx + width / scale / 2, cy + height / scale / 2)
-    clip = (max(0.0, src[0]), max(0.0, src[1]), min(master.width, src[2]), min(master.height, src[3]))
+    src = (
+        cx - width / scale / 2,
+        cy - height / scale / 2,
+        cx + width / scale / 2,
+        cy + height / scale / 2,
+    )
+    clip = (
+        max(0.0, src[0]),
+        max(0.0, src[1]),
+        min(master.width, src[2]),
+        min(master.height, src[3]),
+    )
     out_box = tuple(round((v - o) * scale) for v, o in zip(clip, (src[0], src[1]) * 2, strict=True))
     canvas = Image.new("RGB", size, slot.background_rgb())
     part_size = (max(1, out_box[2] - out_box[0]), max(1, out_box[3] - out_box[1]))
@@ -48,4 +60,6 @@ def _cover(master: Image.Image, box: Box, size: tuple[int, int]) -> Image.Image:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     left = min(max(0.0, cx - crop_w / 2), master.width - crop_w)
     top = min(max(0.0, cy - crop_h / 2), master.height - crop_h)
-    return master.resize(size, _RESAMPLE, box=(left, top, left + crop_w, top + crop_h), reducing_gap=2.0)
+    return master.resize(
+        size, _RESAMPLE, box=(left, top, left + crop_w, top + crop_h), reducing_gap=2.0
+    )

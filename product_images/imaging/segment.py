@@ -17,8 +17,8 @@ from PIL import Image
 __all__ = ["Cutout", "cutout_from_alpha", "segment_product"]
 
 _BORDER = 0.03  # share of each side treated as known background
-_MIN_COMPONENT = 0.04
-_SHADOW_WEIGHT = 0.4  # how much a pixel darker than the background counts as different  # components smaller than this share of the largest are noise
+_MIN_COMPONENT = 0.04  # components smaller than this share of the largest are noise
+_SHADOW_WEIGHT = 0.4  # how much a pixel darker than the background counts as different
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,9 @@ def _grabcut(
     crop = np.ascontiguousarray(mask[top:bottom, left:right])
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(rgb[top:bottom, left:right].copy(), crop, None, bgd, fgd, 3,
-                    cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(
+            rgb[top:bottom, left:right].copy(), crop, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK
+        )
     except cv2.error:  # degenerate colour models (e.g. a flat image): keep the rough mask
         return rough
     result = np.zeros(rough.shape, bool)
@@ -122,15 +123,19 @@ def _padded_box(mask: np.ndarray, pad: float) -> tuple[int, int, int, int]:
     ys, xs = np.nonzero(mask)
     h, w = mask.shape
     dy, dx = round(h * pad), round(w * pad)
-    return (max(0, ys.min() - dy), min(h, ys.max() + 1 + dy),
-            max(0, xs.min() - dx), min(w, xs.max() + 1 + dx))
+    return (
+        max(0, ys.min() - dy),
+        min(h, ys.max() + 1 + dy),
+        max(0, xs.min() - dx),
+        min(w, xs.max() + 1 + dx),
+    )
 
 
 def _clean(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """Drop specks, fill small holes; returns the mask and its number of real components."""
     m = mask.astype(np.uint8)
     m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    _count, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     if len(areas) == 0:
         return np.zeros(mask.shape, bool), 0
@@ -141,7 +146,7 @@ def _clean(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _fill_small_holes(mask: np.ndarray) -> np.ndarray:
     inverse = (~mask).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(inverse, connectivity=4)
+    _count, labels, stats, _ = cv2.connectedComponentsWithStats(inverse, connectivity=4)
     limit = 0.002 * mask.size
     small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < limit) + 1
     return mask | np.isin(labels, small)

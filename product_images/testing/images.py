@@ -22,13 +22,19 @@ def draw_product(
     radius = max(2, min(right - left, bottom - top) // 8)
     cv2.rectangle(mask, (left + radius, top), (right - radius, bottom), 1, -1)
     cv2.rectangle(mask, (left, top + radius), (right, bottom - radius), 1, -1)
-    for cx, cy in ((left + radius, top + radius), (right - radius, top + radius),
-                   (left + radius, bottom - radius), (right - radius, bottom - radius)):
+    for cx, cy in (
+        (left + radius, top + radius),
+        (right - radius, top + radius),
+        (left + radius, bottom - radius),
+        (right - radius, bottom - radius),
+    ):
         cv2.circle(mask, (cx, cy), radius, 1, -1)
     rng = np.random.default_rng(3)
     shade = np.linspace(1.1, 0.75, width, dtype=np.float32)[None, :, None]
     stripes = 0.9 + 0.1 * np.sin(np.arange(height, dtype=np.float32) / 3.0)[:, None, None]
-    texture = np.asarray(colour, np.float32) * shade * stripes + rng.normal(0, 6, (height, width, 3))
+    texture = np.asarray(colour, np.float32) * shade * stripes + rng.normal(
+        0, 6, (height, width, 3)
+    )
     canvas = np.broadcast_to(np.asarray(background, np.float32), (height, width, 3))
     pixels = np.where(mask[..., None] == 1, texture, canvas)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), mask.astype(bool)

@@ -19,7 +19,9 @@ def _invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["batch"], ["check"], ["specs"], ["demo"], ["settings"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["batch"], ["check"], ["specs"], ["demo"], ["settings"]]
+)
 def test_every_command_has_help(command):
     result = _invoke(*command, "--help")
     assert result.exit_code == 0 and "Usage" in result.output
@@ -27,8 +29,18 @@ def test_every_command_has_help(command):
 
 def test_run_makes_a_product_inline(photo, tmp_path):
     out = tmp_path / "out"
-    result = _invoke("run", photo, "--sku", "SKU-1", "--store", out, "--platforms", "amazon,instagram",
-                     "--engine", "inline")
+    result = _invoke(
+        "run",
+        photo,
+        "--sku",
+        "SKU-1",
+        "--store",
+        out,
+        "--platforms",
+        "amazon,instagram",
+        "--engine",
+        "inline",
+    )
     assert result.exit_code == 0, result.output
     assert "done SKU-1" in result.output
     assert (out / "SKU-1" / "manifest.json").exists()
@@ -44,8 +56,18 @@ def test_run_reports_a_bad_photo_and_exits_non_zero(tmp_path):
 
 
 def test_run_with_an_unknown_platform_is_a_clear_error(photo, tmp_path):
-    result = _invoke("run", photo, "--sku", "S", "--store", tmp_path / "o", "--platforms", "amazn",
-                     "--engine", "inline")
+    result = _invoke(
+        "run",
+        photo,
+        "--sku",
+        "S",
+        "--store",
+        tmp_path / "o",
+        "--platforms",
+        "amazn",
+        "--engine",
+        "inline",
+    )
     assert result.exit_code != 0
     assert "amazn" in result.output
 
@@ -53,15 +75,34 @@ def test_run_with_an_unknown_platform_is_a_clear_error(photo, tmp_path):
 def test_batch_summarises_and_fails_when_a_product_failed(photo, tmp_path):
     (tmp_path / "bad.png").write_bytes(b"")
     (tmp_path / "c.csv").write_text(f"sku,source\nA,{photo.name}\nB,bad.png\n")
-    result = _invoke("batch", tmp_path / "c.csv", "--store", tmp_path / "o", "--platforms", "amazon",
-                     "--engine", "inline")
+    result = _invoke(
+        "batch",
+        tmp_path / "c.csv",
+        "--store",
+        tmp_path / "o",
+        "--platforms",
+        "amazon",
+        "--engine",
+        "inline",
+    )
     assert result.exit_code == 1
     assert "2 products: 1 done" in result.output
     assert "FAILED B: [corrupt_image]" in result.output
 
 
 def test_check_passes_our_amazon_main_and_prints_json(photo, tmp_path):
-    _invoke("run", photo, "--sku", "S", "--store", tmp_path / "o", "--platforms", "amazon", "--engine", "inline")
+    _invoke(
+        "run",
+        photo,
+        "--sku",
+        "S",
+        "--store",
+        tmp_path / "o",
+        "--platforms",
+        "amazon",
+        "--engine",
+        "inline",
+    )
     main_jpg = tmp_path / "o" / "S" / "amazon" / "main.jpg"
     result = _invoke("check", main_jpg, "--platform", "amazon", "--json")
     assert result.exit_code == 0, result.output
@@ -80,7 +121,9 @@ def test_specs_list_show_validate(tmp_path):
     assert "amazon" in _invoke("specs", "list").output
     assert json.loads(_invoke("specs", "show", "walmart").output)["name"] == "walmart"
     assert _invoke("specs", "validate").exit_code == 0
-    (tmp_path / "broken.yaml").write_text("title: X\nsources: [u]\nslots:\n  - name: main\n    variant: whit\n")
+    (tmp_path / "broken.yaml").write_text(
+        "title: X\nsources: [u]\nslots:\n  - name: main\n    variant: whit\n"
+    )
     result = _invoke("specs", "validate", tmp_path)
     assert result.exit_code == 1 and "broken.yaml" in result.output and "variant" in result.output
 

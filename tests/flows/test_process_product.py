@@ -26,7 +26,7 @@ def test_flow_publishes_a_product(photo, tmp_path):
 def test_flow_fails_with_the_typed_error_on_a_bad_photo(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    with pytest.raises(CorruptImageError, match="bad.jpg"):
+    with pytest.raises(CorruptImageError, match=r"bad\.jpg"):
         process_product(sku="P-2", source=str(bad), platforms=["amazon"], store=str(tmp_path / "o"))
     assert not (tmp_path / "o" / "P-2" / "manifest.json").exists()
 

@@ -7,7 +7,9 @@ from product_images.errors import CatalogError
 
 
 def test_csv_rows_resolve_sources_relative_to_the_catalog(tmp_path):
-    (tmp_path / "c.csv").write_text("sku,source,platforms\nA-1,a.jpg,\nB-2,/abs/b.jpg,amazon;ebay\n")
+    (tmp_path / "c.csv").write_text(
+        "sku,source,platforms\nA-1,a.jpg,\nB-2,/abs/b.jpg,amazon;ebay\n"
+    )
     catalog = load_catalog(str(tmp_path / "c.csv"), ["shopify"])
     first, second = catalog.requests
     assert first.source == str(tmp_path / "a.jpg") and first.platforms == ["shopify"]
@@ -31,8 +33,11 @@ def test_bad_rows_are_rejected_one_by_one(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
-    [("c.json", "{not json", "not valid JSON"), ("c.csv", "name,price\nx,1\n", "missing column"),
-     ("c.json", '{"products": 3}', "expected a list")],
+    [
+        ("c.json", "{not json", "not valid JSON"),
+        ("c.csv", "name,price\nx,1\n", "missing column"),
+        ("c.json", '{"products": 3}', "expected a list"),
+    ],
 )
 def test_unreadable_catalogs_raise(tmp_path, name, content, message):
     (tmp_path / name).write_text(content)

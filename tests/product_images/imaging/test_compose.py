@@ -42,7 +42,7 @@ def test_decontamination_removes_the_old_background_from_edges():
 def test_scene_master_places_product_on_the_floor(reflection):
     rgb, alpha, box = _product()
     master = compose_scene(rgb, alpha, box, side=512, reflection=reflection)
-    left, top, right, bottom = master.product_box
+    _left, _top, _right, bottom = master.product_box
     assert master.image.size == (512, 512)
     assert bottom > 512 * 0.62  # stands below the horizon
     corner = np.asarray(master.image)[5, 5]

@@ -10,8 +10,18 @@ from product_images.imaging.encode import encode_for_slot
 from product_images.imaging.render import frame_for_slot
 from product_images.specs import SlotSpec
 
-WHITE = SlotSpec(name="main", variant="white", width=1000, height=1000, fit="pad", fill=0.87,
-                 min_fill=0.85, pure_white=True, format="jpeg", quality=90)
+WHITE = SlotSpec(
+    name="main",
+    variant="white",
+    width=1000,
+    height=1000,
+    fit="pad",
+    fill=0.87,
+    min_fill=0.85,
+    pure_white=True,
+    format="jpeg",
+    quality=90,
+)
 
 
 def _white_master(side=800, product=(200, 300, 600, 500)):
@@ -50,22 +60,43 @@ def test_encoded_white_slot_passes_every_check():
     master, box = _white_master()
     data, _ = encode_for_slot(frame_for_slot(master, box, WHITE), WHITE)
     results = check_image(data, WHITE)
-    assert {r.rule for r in results} == {"format", "size", "bytes", "colour_space", "white_background", "product_fill"}
+    assert {r.rule for r in results} == {
+        "format",
+        "size",
+        "bytes",
+        "colour_space",
+        "white_background",
+        "product_fill",
+    }
     assert all(r.passed for r in results), results
 
 
 def test_byte_budget_is_met_by_lowering_quality():
     noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 600, 3), np.uint8))
-    slot = SlotSpec(name="s", variant="scene", width=600, height=600, fit="cover", max_bytes=150_000,
-                    min_quality=10)
+    slot = SlotSpec(
+        name="s",
+        variant="scene",
+        width=600,
+        height=600,
+        fit="cover",
+        max_bytes=150_000,
+        min_quality=10,
+    )
     data, _ = encode_for_slot(noisy, slot)
     assert len(data) <= 150_000
 
 
 def test_byte_budget_shrinks_free_size_slots():
     noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), np.uint8))
-    slot = SlotSpec(name="s", variant="scene", aspect="1:1", long_side=1200, min_side=300,
-                    fit="cover", max_bytes=120_000)
+    slot = SlotSpec(
+        name="s",
+        variant="scene",
+        aspect="1:1",
+        long_side=1200,
+        min_side=300,
+        fit="cover",
+        max_bytes=120_000,
+    )
     data, image = encode_for_slot(noisy, slot)
     assert len(data) <= 120_000 and image.width < 1200
     assert all(r.passed for r in check_image(data, slot))

@@ -12,7 +12,11 @@ def _iou(alpha: np.ndarray, truth: np.ndarray) -> float:
 
 @pytest.mark.parametrize(
     ("background", "colour"),
-    [((255, 255, 255), (180, 40, 40)), ((235, 235, 232), (30, 60, 160)), ((40, 40, 45), (230, 200, 60))],
+    [
+        ((255, 255, 255), (180, 40, 40)),
+        ((235, 235, 232), (30, 60, 160)),
+        ((40, 40, 45), (230, 200, 60)),
+    ],
 )
 def test_plain_background_cutout_matches_the_drawn_mask(background, colour):
     image, truth = draw_product(background=background, colour=colour)
@@ -23,7 +27,7 @@ def test_plain_background_cutout_matches_the_drawn_mask(background, colour):
 
 
 def test_box_encloses_the_product():
-    image, truth = draw_product(box=(100, 80, 500, 400))
+    image, _truth = draw_product(box=(100, 80, 500, 400))
     left, top, right, bottom = segment_product(image).box
     assert abs(left - 100) <= 6 and abs(top - 80) <= 6
     assert abs(right - 500) <= 6 and abs(bottom - 400) <= 6
