@@ -26,11 +26,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=DEFAULT)
     parser.add_argument("--platforms", default="amazon,shopify,instagram")
+    parser.add_argument("--keep", type=Path, help="Keep the outputs in this folder.")
     args = parser.parse_args()
     platforms = args.platforms.split(",")
     amazon_main = load_specs()["amazon"].slot("main")
     times, flagged, failed, main_ok = [], [], [], 0
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(args.keep or scratch)
         store = LocalStore(Path(tmp))
         settings = Settings(store=tmp)
         for photo in sorted(args.photos.iterdir()):

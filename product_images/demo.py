@@ -123,21 +123,21 @@ class _Photo:
     def paint(self, mask: _Mask, colour: np.ndarray | RGB, opacity: float = 1.0) -> None:
         """Lay `colour` over the photo through `mask`; what is painted is product (alpha)."""
         h, w = mask.a.shape
-        region = self.rgb[mask.top:mask.top + h, mask.left:mask.left + w]
+        region = self.rgb[mask.top : mask.top + h, mask.left : mask.left + w]
         a = mask.a[..., None] * np.float32(opacity)
         region += (np.asarray(colour, np.float32) - region) * a
-        cover = self.alpha[mask.top:mask.top + h, mask.left:mask.left + w]
+        cover = self.alpha[mask.top : mask.top + h, mask.left : mask.left + w]
         np.maximum(cover, mask.a * opacity, out=cover)
 
     def punch(self, mask: _Mask) -> None:
         """Make a hole through the product (transparent in the cut-out PNG)."""
         h, w = mask.a.shape
-        self.alpha[mask.top:mask.top + h, mask.left:mask.left + w] *= 1 - mask.a
+        self.alpha[mask.top : mask.top + h, mask.left : mask.left + w] *= 1 - mask.a
 
     def darken(self, mask: _Mask, strength: float) -> None:
         """A shadow: darkens the backdrop without becoming part of the product."""
         h, w = mask.a.shape
-        region = self.rgb[mask.top:mask.top + h, mask.left:mask.left + w]
+        region = self.rgb[mask.top : mask.top + h, mask.left : mask.left + w]
         region *= 1 - strength * mask.a[..., None]
 
     def shadow(self, box: tuple[float, float, float, float], blur: float, strength: float) -> None:
@@ -159,8 +159,9 @@ def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
 # --------------------------------------------------------------------------- shading
 
 
-def _lit(base: RGB, nx: np.ndarray, ny: np.ndarray, gloss: float = 0.3,
-         shine: float = 24.0) -> np.ndarray:
+def _lit(
+    base: RGB, nx: np.ndarray, ny: np.ndarray, gloss: float = 0.3, shine: float = 24.0
+) -> np.ndarray:
     """Lambert + Blinn shading of a surface given the x/y parts of its unit normal."""
     nx, ny = np.broadcast_arrays(nx, ny)
     nz = np.sqrt(np.clip(1 - nx * nx - ny * ny, 0, 1))
@@ -205,8 +206,9 @@ def _weave(mask: _Mask, period: float, amount: float) -> np.ndarray:
     return (amount * np.sin(xs * k) * np.sin(ys * k))[..., None]
 
 
-def _blotches(rng: np.random.Generator, shape: tuple[int, int], cells: int,
-              amount: float) -> np.ndarray:
+def _blotches(
+    rng: np.random.Generator, shape: tuple[int, int], cells: int, amount: float
+) -> np.ndarray:
     """Low-frequency noise (paper fibre, leather): a small random field blown up smoothly."""
     h, w = shape
     small = rng.standard_normal((max(2, h // cells), max(2, w // cells)), dtype=np.float32)
@@ -224,14 +226,25 @@ def _smooth(points: list[tuple[float, float]], steps: int = 8) -> list[tuple[flo
     for i in range(n):
         p0, p1, p2, p3 = (np.array(points[(i + k) % n]) for k in (-1, 0, 1, 2))
         for t in np.linspace(0, 1, steps, endpoint=False):
-            q = 0.5 * ((2 * p1) + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
-                       + (3 * p1 - p0 - 3 * p2 + p3) * t**3)
+            q = 0.5 * (
+                (2 * p1)
+                + (p2 - p0) * t
+                + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
+                + (3 * p1 - p0 - 3 * p2 + p3) * t**3
+            )
             out.append((float(q[0]), float(q[1])))
     return out
 
 
-def _lathe(photo: _Photo, cx: float, profile: list[tuple[float, float]], base: RGB,
-           tilt: float = 0.2, gloss: float = 0.3, shine: float = 24.0) -> tuple[_Mask, np.ndarray]:
+def _lathe(
+    photo: _Photo,
+    cx: float,
+    profile: list[tuple[float, float]],
+    base: RGB,
+    tilt: float = 0.2,
+    gloss: float = 0.3,
+    shine: float = 24.0,
+) -> tuple[_Mask, np.ndarray]:
     """A turned object (bottle, mug, lamp shade): profile = [(v, half width)], top to bottom.
 
     The bottom is an ellipse (seen from slightly above); returns the mask and its shading.
@@ -311,16 +324,24 @@ def _busy(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     # Pastel, not saturated: the border is still far too varied to trust (colour spread ~20,
     # "cluttered"), yet a dark product stays separable, so the run ends in needs_review
     # rather than "no product found".
-    colours = np.array([(0.95, 0.78, 0.74), (0.98, 0.93, 0.75), (0.74, 0.86, 0.93),
-                        (0.97, 0.97, 0.95), (0.78, 0.90, 0.80)], np.float32)
+    colours = np.array(
+        [
+            (0.95, 0.78, 0.74),
+            (0.98, 0.93, 0.75),
+            (0.74, 0.86, 0.93),
+            (0.97, 0.97, 0.95),
+            (0.78, 0.90, 0.80),
+        ],
+        np.float32,
+    )
     # Stripe index depends on x + y only: one line of indices, viewed as a sheared 2-D grid.
-    line = ((np.arange(h + w) // max(8, w // 18)) % len(colours)).astype(np.uint8)
+    line = ((np.arange(h + w) // max(8, w // 26)) % len(colours)).astype(np.uint8)
     rgb = colours[np.lib.stride_tricks.sliding_window_view(line, w)[:h]]
     picture = Image.fromarray((rgb * 255).astype(np.uint8))
     draw = ImageDraw.Draw(picture)
     # Clutter (notes, coasters, toys) in mid to light colours: it crowds the border and adds
     # stray objects, but stays lighter than the product, which must remain findable.
-    for _ in range(18):
+    for _ in range(24):
         x, y, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.02, 0.07) * w
         fill = tuple(int(c) for c in rng.integers(110, 240, 3))
         shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
@@ -345,11 +366,11 @@ def _mug(p: _Photo, rng: np.random.Generator) -> None:
     p.shadow((cx - 0.2, bottom - 0.02, cx + 0.34, bottom + 0.07), 0.02, 0.35)
     # The handle is a ring: its hole must stay background in the cut-out.
     hx0, hy0, hx1, hy1, width = cx + 0.11, -0.11, cx + 0.33, 0.13, 0.05
-    handle = p.mask(lambda d: d.ellipse(p.box(hx0, hy0, hx1, hy1), outline=255,
-                                        width=p.px(width)))
+    handle = p.mask(lambda d: d.ellipse(p.box(hx0, hy0, hx1, hy1), outline=255, width=p.px(width)))
     p.paint(handle, _ring_shading(p, handle, (hx0, hy0, hx1, hy1), width, glaze))
-    body, shade = _lathe(p, cx, [(top, half), (bottom, half)], glaze, tilt=0.22,
-                         gloss=0.45, shine=40)
+    body, shade = _lathe(
+        p, cx, [(top, half), (bottom, half)], glaze, tilt=0.22, gloss=0.45, shine=40
+    )
     p.paint(body, shade + _grain(rng, body, 0.012))
     rim = p.oval(cx - half, top - 0.042, cx + half, top + 0.042)
     p.paint(rim, np.minimum(np.asarray(glaze) * 1.35 + 0.08, 1))
@@ -357,15 +378,24 @@ def _mug(p: _Photo, rng: np.random.Generator) -> None:
     _, ys = inner.grid()
     depth = (ys - ys.min()) / max(1.0, float(np.ptp(ys)))
     p.paint(inner, np.asarray(glaze, np.float32) * (0.35 + 0.4 * depth[..., None]))
-    text = p.mask(lambda d: d.multiline_text(p.pt(cx - 0.02, 0.02), "good\nmorning",
-                                             fill=255, font=_font(p.px(0.055)), anchor="mm",
-                                             align="center", spacing=p.px(0.01)))
+    text = p.mask(
+        lambda d: d.multiline_text(
+            p.pt(cx - 0.02, 0.02),
+            "good\nmorning",
+            fill=255,
+            font=_font(p.px(0.055)),
+            anchor="mm",
+            align="center",
+            spacing=p.px(0.01),
+        )
+    )
     u = _across(text, p, cx, half)
     p.paint(text, _lit((0.97, 0.95, 0.9), u, 0 * u, 0.4, 40))
 
 
-def _ring_shading(p: _Photo, mask: _Mask, box: tuple[float, float, float, float],
-                  width: float, base: RGB) -> np.ndarray:
+def _ring_shading(
+    p: _Photo, mask: _Mask, box: tuple[float, float, float, float], width: float, base: RGB
+) -> np.ndarray:
     """A torus-like tube: the normal turns across the ring's width."""
     xs, ys = mask.grid()
     (x0, y0), (x1, y1) = p.pt(box[0], box[1]), p.pt(box[2], box[3])
@@ -379,8 +409,14 @@ def _ring_shading(p: _Photo, mask: _Mask, box: tuple[float, float, float, float]
 
 def _bottle(p: _Photo, rng: np.random.Generator) -> None:
     paint = _pick(rng, [(0.45, 0.62, 0.50), (0.17, 0.25, 0.42), (0.90, 0.45, 0.38)])
-    profile = [(-0.40, 0.085), (-0.35, 0.09), (-0.30, 0.115), (-0.25, 0.138), (-0.20, 0.15),
-               (0.58, 0.15)]
+    profile = [
+        (-0.40, 0.085),
+        (-0.35, 0.09),
+        (-0.30, 0.115),
+        (-0.25, 0.138),
+        (-0.20, 0.15),
+        (0.58, 0.15),
+    ]
     # Lit from the front left onto a wall close behind: a soft shadow falls to the right.
     ghost = [(0.07 + hw, v + 0.02) for v, hw in profile]
     ghost += [(0.07 - hw, v + 0.02) for v, hw in reversed(profile)]
@@ -388,11 +424,13 @@ def _bottle(p: _Photo, rng: np.random.Generator) -> None:
     p.shadow((-0.2, 0.55, 0.24, 0.65), 0.015, 0.4)
     body, shade = _lathe(p, 0, profile, paint, tilt=0.2, gloss=0.25, shine=20)
     p.paint(body, shade + _grain(rng, body, 0.015))
-    loop = p.mask(lambda d: d.ellipse(p.box(-0.05, -0.62, 0.05, -0.5), outline=255,
-                                      width=p.px(0.018)))
+    loop = p.mask(
+        lambda d: d.ellipse(p.box(-0.05, -0.62, 0.05, -0.5), outline=255, width=p.px(0.018))
+    )
     p.paint(loop, _ring_shading(p, loop, (-0.05, -0.62, 0.05, -0.5), 0.018, (0.2, 0.2, 0.21)))
-    cap, cap_shade = _lathe(p, 0, [(-0.52, 0.088), (-0.40, 0.09)], (0.16, 0.16, 0.17),
-                            tilt=0.2, gloss=0.5, shine=30)
+    cap, cap_shade = _lathe(
+        p, 0, [(-0.52, 0.088), (-0.40, 0.09)], (0.16, 0.16, 0.17), tilt=0.2, gloss=0.5, shine=30
+    )
     xs, _ = cap.grid()
     ridges = 0.035 * np.sin(xs * 2 * math.pi / p.px(0.012))[..., None]
     p.paint(cap, cap_shade + ridges)
@@ -417,8 +455,13 @@ def _bottle_label(p: _Photo, rng: np.random.Generator, ink: RGB) -> None:
 
     def words(d: ImageDraw.ImageDraw) -> None:
         d.text(p.pt(0, 0.19), "HYDRA", fill=255, font=_font(p.px(0.075)), anchor="mm")
-        d.text(p.pt(0, 0.27), "750 ml  ·  keeps cold 24 h", fill=255, font=_font(p.px(0.022)),
-               anchor="mm")
+        d.text(
+            p.pt(0, 0.27),
+            "750 ml  ·  keeps cold 24 h",
+            fill=255,
+            font=_font(p.px(0.022)),
+            anchor="mm",
+        )
 
     text = p.mask(words, 0.5)
     u = _across(text, p, 0, 0.15)
@@ -429,33 +472,69 @@ def _sneaker(p: _Photo, rng: np.random.Generator) -> None:
     upper_colour = _pick(rng, [(0.18, 0.22, 0.36), (0.85, 0.85, 0.86), (0.55, 0.12, 0.14)])
     accent = _pick(rng, [(0.95, 0.50, 0.15), (0.20, 0.70, 0.60), (0.95, 0.80, 0.20)])
     p.shadow((-0.58, 0.19, 0.58, 0.30), 0.02, 0.45)
-    tongue = _smooth([(-0.08, -0.09), (-0.01, -0.23), (0.06, -0.27), (0.13, -0.25),
-                      (0.15, -0.16), (0.04, -0.11)])
+    tongue = _smooth(
+        [(-0.08, -0.09), (-0.01, -0.23), (0.06, -0.27), (0.13, -0.25), (0.15, -0.16), (0.04, -0.11)]
+    )
     _panel(p, rng, tongue, _scale(upper_colour, 1.15), texture=0.03)
-    upper = _smooth([(-0.52, 0.15), (-0.55, 0.10), (-0.52, 0.04), (-0.42, -0.01), (-0.28, -0.04),
-                     (-0.14, -0.09), (-0.02, -0.15), (0.08, -0.165), (0.16, -0.15),
-                     (0.30, -0.14), (0.42, -0.17), (0.50, -0.22), (0.555, -0.16),
-                     (0.545, 0.02), (0.50, 0.14)])
+    upper = _smooth(
+        [
+            (-0.52, 0.15),
+            (-0.55, 0.10),
+            (-0.52, 0.04),
+            (-0.42, -0.01),
+            (-0.28, -0.04),
+            (-0.14, -0.09),
+            (-0.02, -0.15),
+            (0.08, -0.165),
+            (0.16, -0.15),
+            (0.30, -0.14),
+            (0.42, -0.17),
+            (0.50, -0.22),
+            (0.555, -0.16),
+            (0.545, 0.02),
+            (0.50, 0.14),
+        ]
+    )
     _panel(p, rng, upper, upper_colour, texture=0.035)
     _sneaker_details(p, rng, upper_colour, accent)
-    sole = _smooth([(-0.55, 0.17), (-0.50, 0.13), (-0.2, 0.15), (0.2, 0.14), (0.52, 0.11),
-                    (0.57, 0.17), (0.54, 0.235), (0.3, 0.25), (-0.3, 0.25), (-0.52, 0.235)])
+    sole = _smooth(
+        [
+            (-0.55, 0.17),
+            (-0.50, 0.13),
+            (-0.2, 0.15),
+            (0.2, 0.14),
+            (0.52, 0.11),
+            (0.57, 0.17),
+            (0.54, 0.235),
+            (0.3, 0.25),
+            (-0.3, 0.25),
+            (-0.52, 0.235),
+        ]
+    )
     sole_mask = p.polygon(sole)
     _, ys = sole_mask.grid()
     band = np.abs(ys - p.pt(0, 0.205)[1]) < p.px(0.007)
     # A gum sole: an off-white one vanishes into the light backdrop for the colour-model
     # cut-out (it drops the sole and reports two objects at confidence 0.6, not flagged).
-    colour = np.where(band[..., None], np.asarray(accent, np.float32),
-                      np.asarray((0.80, 0.62, 0.40), np.float32))
+    colour = np.where(
+        band[..., None], np.asarray(accent, np.float32), np.asarray((0.80, 0.62, 0.40), np.float32)
+    )
     tread = (ys > p.pt(0, 0.232)[1])[..., None]
     colour = np.where(tread, np.float32(0.25), colour)
     nx, ny = _pillow(sole_mask, 0.5)
-    p.paint(sole_mask, colour * (_lit((1, 1, 1), nx * 0.3, ny) * 0.9 + 0.12)
-            + _grain(rng, sole_mask, 0.01))
+    p.paint(
+        sole_mask,
+        colour * (_lit((1, 1, 1), nx * 0.3, ny) * 0.9 + 0.12) + _grain(rng, sole_mask, 0.01),
+    )
 
 
-def _panel(p: _Photo, rng: np.random.Generator, outline: list[tuple[float, float]],
-           colour: RGB, texture: float = 0.0) -> _Mask:
+def _panel(
+    p: _Photo,
+    rng: np.random.Generator,
+    outline: list[tuple[float, float]],
+    colour: RGB,
+    texture: float = 0.0,
+) -> _Mask:
     """A padded piece of a shoe: soft shading, mesh texture, grain."""
     mask = p.polygon(outline)
     nx, ny = _pillow(mask, 0.7)
@@ -465,22 +544,62 @@ def _panel(p: _Photo, rng: np.random.Generator, outline: list[tuple[float, float
 
 
 def _sneaker_details(p: _Photo, rng: np.random.Generator, colour: RGB, accent: RGB) -> None:
-    lining = _smooth([(0.15, -0.152), (0.30, -0.142), (0.42, -0.172), (0.50, -0.215),
-                      (0.43, -0.15), (0.30, -0.12), (0.2, -0.13)], 6)
+    lining = _smooth(
+        [
+            (0.15, -0.152),
+            (0.30, -0.142),
+            (0.42, -0.172),
+            (0.50, -0.215),
+            (0.43, -0.15),
+            (0.30, -0.12),
+            (0.2, -0.13),
+        ],
+        6,
+    )
     p.paint(p.polygon(lining), (0.13, 0.12, 0.12))
-    _panel(p, rng, [(0.38, -0.12), (0.47, -0.15), (0.53, -0.14), (0.535, 0.02), (0.49, 0.13),
-                    (0.36, 0.13), (0.33, 0.0)], _scale(colour, 0.8))  # heel counter
-    _panel(p, rng, _smooth([(-0.54, 0.10), (-0.515, 0.05), (-0.42, 0.005), (-0.36, 0.03),
-                            (-0.38, 0.14), (-0.52, 0.15)], 6), _scale(colour, 0.9))  # toe cap
-    swoosh = _smooth([(-0.30, 0.11), (0.0, 0.02), (0.36, -0.09), (0.46, -0.08), (0.10, 0.07),
-                      (-0.25, 0.13)], 10)
+    _panel(
+        p,
+        rng,
+        [
+            (0.38, -0.12),
+            (0.47, -0.15),
+            (0.53, -0.14),
+            (0.535, 0.02),
+            (0.49, 0.13),
+            (0.36, 0.13),
+            (0.33, 0.0),
+        ],
+        _scale(colour, 0.8),
+    )  # heel counter
+    _panel(
+        p,
+        rng,
+        _smooth(
+            [
+                (-0.54, 0.10),
+                (-0.515, 0.05),
+                (-0.42, 0.005),
+                (-0.36, 0.03),
+                (-0.38, 0.14),
+                (-0.52, 0.15),
+            ],
+            6,
+        ),
+        _scale(colour, 0.9),
+    )  # toe cap
+    swoosh = _smooth(
+        [(-0.30, 0.11), (0.0, 0.02), (0.36, -0.09), (0.46, -0.08), (0.10, 0.07), (-0.25, 0.13)], 10
+    )
     _panel(p, rng, swoosh, accent)
 
     def laces(d: ImageDraw.ImageDraw) -> None:
         for i in range(5):
             u, v = -0.25 + i * 0.055, -0.04 - i * 0.027
-            d.line([p.pt(u - 0.028, v - 0.032), p.pt(u + 0.034, v + 0.026)], fill=255,
-                   width=p.px(0.013))
+            d.line(
+                [p.pt(u - 0.028, v - 0.032), p.pt(u + 0.034, v + 0.026)],
+                fill=255,
+                width=p.px(0.013),
+            )
 
     def holes(d: ImageDraw.ImageDraw) -> None:
         for i in range(5):
@@ -510,23 +629,30 @@ def _backpack(p: _Photo, rng: np.random.Generator) -> None:
     for side in (-1, 1):
         strap = p.rect(side * 0.27 - 0.04, -0.26, side * 0.27 + 0.04, 0.30, radius=0.03)
         p.paint(strap, np.asarray(dark, np.float32) + _weave(strap, 4, 0.03))
-    loop = p.mask(lambda d: d.ellipse(p.box(-0.085, -0.47, 0.085, -0.33), outline=255,
-                                      width=p.px(0.026)))
+    loop = p.mask(
+        lambda d: d.ellipse(p.box(-0.085, -0.47, 0.085, -0.33), outline=255, width=p.px(0.026))
+    )
     p.paint(loop, _ring_shading(p, loop, (-0.085, -0.47, 0.085, -0.33), 0.026, dark))
     body = p.rect(-0.26, -0.40, 0.26, 0.44, radius=0.13)
     nx, ny = _pillow(body)
-    p.paint(body, _lit(fabric, nx, ny, 0.06, 8) + _weave(body, 6, 0.03)
-            + _grain(rng, body, 0.018))
-    zip_line = p.mask(lambda d: d.arc(p.box(-0.22, -0.37, 0.22, 0.12), 195, 345,
-                                      fill=255, width=p.px(0.009)))
+    p.paint(body, _lit(fabric, nx, ny, 0.06, 8) + _weave(body, 6, 0.03) + _grain(rng, body, 0.018))
+    zip_line = p.mask(
+        lambda d: d.arc(p.box(-0.22, -0.37, 0.22, 0.12), 195, 345, fill=255, width=p.px(0.009))
+    )
     p.paint(zip_line, (0.12, 0.12, 0.12))
     pocket = p.rect(-0.2, 0.03, 0.2, 0.39, radius=0.07)
     nx, ny = _pillow(pocket)
-    p.paint(pocket, _lit(_scale(fabric, 0.88), nx, ny, 0.06, 8)
-            + _weave(pocket, 6, 0.03) + _grain(rng, pocket, 0.018))
-    seam = p.mask(lambda d: d.rounded_rectangle(p.box(-0.2, 0.03, 0.2, 0.39),
-                                                radius=p.px(0.07), outline=255,
-                                                width=p.px(0.006)))
+    p.paint(
+        pocket,
+        _lit(_scale(fabric, 0.88), nx, ny, 0.06, 8)
+        + _weave(pocket, 6, 0.03)
+        + _grain(rng, pocket, 0.018),
+    )
+    seam = p.mask(
+        lambda d: d.rounded_rectangle(
+            p.box(-0.2, 0.03, 0.2, 0.39), radius=p.px(0.07), outline=255, width=p.px(0.006)
+        )
+    )
     p.paint(seam, dark)
     _backpack_hardware(p, rng)
 
@@ -540,8 +666,9 @@ def _backpack_hardware(p: _Photo, rng: np.random.Generator) -> None:
     p.paint(p.mask(zips), (0.14, 0.14, 0.15))
     patch = p.rect(-0.075, 0.16, 0.075, 0.24, radius=0.012)
     p.paint(patch, np.asarray((0.45, 0.29, 0.17), np.float32) + _grain(rng, patch, 0.03))
-    word = p.mask(lambda d: d.text(p.pt(0, 0.2), "TRAIL", fill=255, font=_font(p.px(0.04)),
-                                   anchor="mm"), 0.5)
+    word = p.mask(
+        lambda d: d.text(p.pt(0, 0.2), "TRAIL", fill=255, font=_font(p.px(0.04)), anchor="mm"), 0.5
+    )
     p.paint(word, (0.93, 0.86, 0.72))
 
 
@@ -595,18 +722,25 @@ def _watch_dial(p: _Photo, rng: np.random.Generator, dial: RGB) -> None:
         for hour in range(12):
             a = hour * math.pi / 6
             r0 = 0.125 if hour % 3 else 0.11
-            d.line([p.pt(r0 * math.sin(a), -r0 * math.cos(a)),
-                    p.pt(0.152 * math.sin(a), -0.152 * math.cos(a))], fill=255,
-                   width=p.px(0.006 if hour % 3 else 0.011))
+            d.line(
+                [
+                    p.pt(r0 * math.sin(a), -r0 * math.cos(a)),
+                    p.pt(0.152 * math.sin(a), -0.152 * math.cos(a)),
+                ],
+                fill=255,
+                width=p.px(0.006 if hour % 3 else 0.011),
+            )
         d.text(p.pt(0, 0.07), "AUTOMATIC", fill=255, font=_font(p.px(0.018)), anchor="mm")
         d.text(p.pt(0, -0.07), "FIELD", fill=255, font=_font(p.px(0.024)), anchor="mm")
         for a, r, width in ((math.radians(305), 0.08, 0.013), (math.radians(60), 0.12, 0.009)):
-            d.line([p.pt(0, 0), p.pt(r * math.sin(a), -r * math.cos(a))], fill=255,
-                   width=p.px(width))
+            d.line(
+                [p.pt(0, 0), p.pt(r * math.sin(a), -r * math.cos(a))], fill=255, width=p.px(width)
+            )
 
     p.paint(p.mask(marks, 0.6), ink)
-    second = p.mask(lambda d: d.line([p.pt(0.02, 0.03), p.pt(-0.09, -0.12)], fill=255,
-                                     width=p.px(0.004)))
+    second = p.mask(
+        lambda d: d.line([p.pt(0.02, 0.03), p.pt(-0.09, -0.12)], fill=255, width=p.px(0.004))
+    )
     p.paint(second, (0.85, 0.15, 0.12))
     pin = p.oval(-0.01, -0.01, 0.01, 0.01)
     p.paint(pin, (0.8, 0.8, 0.82))
@@ -617,8 +751,7 @@ def _watch_dial(p: _Photo, rng: np.random.Generator, dial: RGB) -> None:
 def _box(p: _Photo, rng: np.random.Generator) -> None:
     kraft = np.asarray((0.76, 0.60, 0.42), np.float32)
     # Cast shadow on the floor to the right of the box (light from the upper left).
-    p.darken(p.polygon([(0.16, 0.42), (0.30, 0.32), (0.44, 0.33), (0.32, 0.45)], p.px(0.03)),
-             0.3)
+    p.darken(p.polygon([(0.16, 0.42), (0.30, 0.32), (0.44, 0.33), (0.32, 0.45)], p.px(0.03)), 0.3)
     p.shadow((-0.32, 0.38, 0.34, 0.47), 0.015, 0.4)
     faces = [  # (outline, brightness): lit from the upper left
         ([(-0.28, -0.12), (-0.14, -0.22), (0.30, -0.22), (0.16, -0.12)], 1.12),
@@ -631,8 +764,12 @@ def _box(p: _Photo, rng: np.random.Generator) -> None:
         p.paint(face, kraft * light + fibre)
     tape = p.polygon([(-0.05, -0.12), (0.09, -0.22), (0.13, -0.22), (-0.01, -0.12)])
     p.paint(tape, (0.70, 0.55, 0.36))
-    edges = p.mask(lambda d: d.line([p.pt(-0.28, -0.12), p.pt(0.16, -0.12), p.pt(0.30, -0.22)],
-                                    fill=255, width=p.px(0.003)), 0.5)
+    edges = p.mask(
+        lambda d: d.line(
+            [p.pt(-0.28, -0.12), p.pt(0.16, -0.12), p.pt(0.30, -0.22)], fill=255, width=p.px(0.003)
+        ),
+        0.5,
+    )
     p.paint(edges, (0.92, 0.82, 0.66))
     _box_label(p, rng)
 
@@ -646,14 +783,19 @@ def _box_label(p: _Photo, rng: np.random.Generator) -> None:
     for i, colour in enumerate([(0.85, 0.55, 0.15), (0.75, 0.25, 0.2), (0.15, 0.35, 0.28)]):
         stripe = p.rect(-0.22, 0.16 + i * 0.014, 0.10, 0.168 + i * 0.014)
         p.paint(stripe, colour)
-    head = p.mask(lambda d: d.text(p.pt(-0.06, 0.015), "ACME TEA CO.", fill=255,
-                                   font=_font(p.px(0.032)), anchor="mm"), 0.5)
+    head = p.mask(
+        lambda d: d.text(
+            p.pt(-0.06, 0.015), "ACME TEA CO.", fill=255, font=_font(p.px(0.032)), anchor="mm"
+        ),
+        0.5,
+    )
     p.paint(head, (0.97, 0.96, 0.9))
 
     def words(d: ImageDraw.ImageDraw) -> None:
         d.text(p.pt(-0.06, 0.09), "ORGANIC", fill=255, font=_font(p.px(0.042)), anchor="mm")
-        d.text(p.pt(-0.06, 0.135), "green tea · 20 bags", fill=255, font=_font(p.px(0.02)),
-               anchor="mm")
+        d.text(
+            p.pt(-0.06, 0.135), "green tea · 20 bags", fill=255, font=_font(p.px(0.02)), anchor="mm"
+        )
         d.text(p.pt(-0.2, 0.315), "NET WT 40 g", fill=255, font=_font(p.px(0.015)), anchor="lm")
         x = -0.02
         for width in rng.choice([0.002, 0.003, 0.005], size=30):
@@ -681,8 +823,15 @@ def _lamp(p: _Photo, rng: np.random.Generator) -> None:
 
     arm_mask = p.mask(arm)
     p.paint(arm_mask, np.asarray(metal, np.float32) * 0.9 + _grain(rng, arm_mask, 0.01))
-    shade_mask, shade = _lathe(p, 0.22, [(-0.3, 0.035), (-0.26, 0.055), (-0.09, 0.16)], metal,
-                               tilt=0.3, gloss=0.35, shine=18)
+    shade_mask, shade = _lathe(
+        p,
+        0.22,
+        [(-0.3, 0.035), (-0.26, 0.055), (-0.09, 0.16)],
+        metal,
+        tilt=0.3,
+        gloss=0.35,
+        shine=18,
+    )
     p.paint(shade_mask, shade + _grain(rng, shade_mask, 0.01))
     glow = p.oval(0.22 - 0.14, -0.09 - 0.03, 0.22 + 0.14, -0.09 + 0.04)  # lit bulb
     p.paint(glow, (1.0, 0.96, 0.82))
@@ -692,11 +841,13 @@ def _headphones(p: _Photo, rng: np.random.Generator) -> None:
     # Dark shells only: the cut-out should find the product here and flag the scene, not
     # lose a white product in a pale pattern (that would end as "no product found").
     shell = _pick(rng, [(0.12, 0.12, 0.13), (0.22, 0.26, 0.38), (0.38, 0.12, 0.14)])
-    band = p.mask(lambda d: d.arc(p.box(-0.37, -0.45, 0.37, 0.52), 180, 360, fill=255,
-                                  width=p.px(0.06)))
+    band = p.mask(
+        lambda d: d.arc(p.box(-0.37, -0.45, 0.37, 0.52), 180, 360, fill=255, width=p.px(0.06))
+    )
     p.paint(band, _ring_shading(p, band, (-0.37, -0.45, 0.37, 0.52), 0.06, shell))
-    pad = p.mask(lambda d: d.arc(p.box(-0.31, -0.39, 0.31, 0.46), 205, 335, fill=255,
-                                 width=p.px(0.03)))
+    pad = p.mask(
+        lambda d: d.arc(p.box(-0.31, -0.39, 0.31, 0.46), 205, 335, fill=255, width=p.px(0.03))
+    )
     p.paint(pad, np.asarray((0.2, 0.2, 0.21), np.float32) + _weave(pad, 4, 0.04))
     for side in (-1, 1):
         cx = side * 0.34
@@ -724,20 +875,38 @@ class _Sample:
     draw: Callable[[_Photo, np.random.Generator], None]
 
 
+# What each sample exercises is in its comment; the order is the catalog order.
 _SAMPLES = (
+    # Pure white studio, contact shadow, a handle whose hole must stay background.
     _Sample("mug", "Stoneware mug, 350 ml", "Kitchen", (1200, 1200), "white", "jpeg", _mug),
-    _Sample("bottle", "Insulated bottle, 750 ml", "Outdoor", (900, 1400), "offwhite", "jpeg",
-            _bottle),
+    # Off-white with a soft wall shadow; a near-white label; a carry loop (another hole).
+    _Sample(
+        "bottle", "Insulated bottle, 750 ml", "Outdoor", (900, 1400), "offwhite", "jpeg", _bottle
+    ),
+    # Light grey gradient (the background model must span light to dark); wide landscape.
     _Sample("sneaker", "Everyday runner", "Shoes", (1600, 1100), "grey", "jpeg", _sneaker),
-    _Sample("backpack", "Canvas daypack, 20 l", "Bags", (1100, 1400), "wall", "jpeg",
-            _backpack),
-    _Sample("watch", "Automatic field watch", "Watches", (1000, 1000), "transparent",
-            "png-alpha", _watch),
-    _Sample("teabox", "Organic green tea, 20 bags", "Grocery", (1000, 1300), "paper",
-            "jpeg-exif6", _box),
+    # Coloured wall meeting a floor: two background colours, not white at all.
+    _Sample("backpack", "Canvas daypack, 20 l", "Bags", (1100, 1400), "wall", "jpeg", _backpack),
+    # A ready cut-out: RGBA PNG whose alpha must be trusted (buckle holes are transparent).
+    _Sample(
+        "watch",
+        "Automatic field watch",
+        "Watches",
+        (1000, 1000),
+        "transparent",
+        "png-alpha",
+        _watch,
+    ),
+    # Paper texture backdrop; stored sideways with EXIF orientation 6.
+    _Sample(
+        "teabox", "Organic green tea, 20 bags", "Grocery", (1000, 1300), "paper", "jpeg-exif6", _box
+    ),
+    # Warm sweep; a thin, small, off-centre product that framing must re-centre.
     _Sample("lamp", "Desk lamp", "Home", (1050, 1350), "sweep", "jpeg", _lamp),
-    _Sample("headphones", "Over-ear headphones", "Audio", (1400, 1000), "busy", "jpeg",
-            _headphones),
+    # The hard case: striped, cluttered backdrop; should end in needs_review.
+    _Sample(
+        "headphones", "Over-ear headphones", "Audio", (1400, 1000), "busy", "jpeg", _headphones
+    ),
 )
 
 #: The kinds of sample, in catalog order; a catalog longer than this repeats them.
@@ -770,8 +939,9 @@ def _encode(sample: _Sample, rgb: np.ndarray, alpha: np.ndarray) -> tuple[bytes,
         # "rotate 90° clockwise to view". Readers that ignore the tag see it on its side.
         exif = Image.Exif()
         exif[_ORIENTATION_TAG] = 6
-        image.transpose(Image.Transpose.ROTATE_90).save(buffer, "JPEG", quality=90,
-                                                        exif=exif.tobytes())
+        image.transpose(Image.Transpose.ROTATE_90).save(
+            buffer, "JPEG", quality=90, exif=exif.tobytes()
+        )
     else:
         image.save(buffer, "JPEG", quality=90)
     return buffer.getvalue(), "jpg"
@@ -792,12 +962,12 @@ def make_sample_catalog(folder: Path, count: int = 8, seed: int = 7) -> Path:
         data, ext = _encode(sample, *_render(sample, rng))
         sku = f"demo-{index + 1:02d}-{sample.kind}"
         (folder / f"{sku}.{ext}").write_bytes(data)
-        rows.append({"sku": sku, "source": f"{sku}.{ext}", "name": sample.name,
-                     "category": sample.category})
+        rows.append(
+            {"sku": sku, "source": f"{sku}.{ext}", "name": sample.name, "category": sample.category}
+        )
     path = folder / "catalog.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, ["sku", "source", "name", "category"],
-                                lineterminator="\n")
+        writer = csv.DictWriter(handle, ["sku", "source", "name", "category"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -827,7 +997,9 @@ section.product h2 { margin:0 0 4px; font-size:18px; }
 .banner ul, .notes { margin:4px 0 0; padding-left:20px; }
 h3 { margin:18px 0 8px; font-size:13px; text-transform:uppercase; letter-spacing:.06em;
      color:var(--muted); }
-.grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(190px,1fr)); gap:14px; }
+h3 .muted { text-transform:none; letter-spacing:0; font-weight:normal; }
+.path { display:block; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+.grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(210px,1fr)); gap:14px; }
 figure { margin:0; padding:8px; border:1px solid var(--line); border-radius:8px;
          background:#fff; }
 figure.fail { border-color:var(--bad); }
@@ -849,6 +1021,10 @@ td, th { text-align:left; padding:2px 4px; border-top:1px solid var(--line);
          vertical-align:top; word-break:break-word; }
 tr.fail td { color:var(--bad); }
 """
+
+
+# The order a person reads a product in: the plain cut-out first, then the staged ones.
+_VARIANT_ORDER = {"white": 0, "scene": 1, "detail": 2}
 
 
 def _e(value: object) -> str:
@@ -898,11 +1074,15 @@ def _source_thumbnail(manifest: Manifest, root: Path) -> str | None:
 
 
 def _picture(url: str | None, alt: str, caption: str, fail: bool = False) -> str:
-    inner = (f'<a href="{_e(url)}"><img src="{_e(url)}" alt="{_e(alt)}" loading="lazy"></a>'
-             if url else '<div class="missing">source not readable</div>')
+    inner = (
+        f'<a href="{_e(url)}"><img src="{_e(url)}" alt="{_e(alt)}" loading="lazy"></a>'
+        if url
+        else '<div class="missing">source not readable</div>'
+    )
     css = ' class="fail"' if fail else ""
-    return (f'<figure{css}><div class="frame">{inner}</div>'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return (
+        f'<figure{css}><div class="frame">{inner}</div><figcaption>{caption}</figcaption></figure>'
+    )
 
 
 def _badges(checks: Iterable[CheckResult]) -> str:
@@ -910,12 +1090,20 @@ def _badges(checks: Iterable[CheckResult]) -> str:
     badges = "".join(
         f'<span class="badge {"pass" if c.passed else "fail"}" '
         f'title="{_e(f"{c.rule}: measured {c.measured}; expected {c.expected}")}">'
-        f'{"PASS" if c.passed else "FAIL"} {_e(c.rule)}</span>' for c in checks)
+        f"{'PASS' if c.passed else 'FAIL'} {_e(c.rule)}</span>"
+        for c in checks
+    )
     rows = "".join(
         f'<tr class="{"pass" if c.passed else "fail"}"><td>{_e(c.rule)}</td>'
-        f"<td>{_e(c.measured)}</td><td>{_e(c.expected)}</td></tr>" for c in checks)
-    table = (f"<details><summary>checks</summary><table><tr><th>rule</th><th>measured</th>"
-             f"<th>expected</th></tr>{rows}</table></details>" if checks else "")
+        f"<td>{_e(c.measured)}</td><td>{_e(c.expected)}</td></tr>"
+        for c in checks
+    )
+    table = (
+        f"<details><summary>checks</summary><table><tr><th>rule</th><th>measured</th>"
+        f"<th>expected</th></tr>{rows}</table></details>"
+        if checks
+        else ""
+    )
     return f'<div class="badges">{badges}</div>{table}'
 
 
@@ -924,35 +1112,47 @@ def _human_bytes(size: int) -> str:
 
 
 def _master_figure(store: Store, record: MasterRecord, root: Path) -> str:
-    caption = (f"<b>{_e(record.variant)}</b><br>{record.width}×{record.height} · "
-               f"{_e(record.backend)} · confidence {record.confidence:.2f}")
+    caption = (
+        f"<b>{_e(record.variant)}</b><br>{record.width}×{record.height} · "
+        f"{_e(record.backend)} · confidence {record.confidence:.2f}"
+    )
     return _picture(_image_url(store, record.key, root), record.key, caption)
 
 
 def _output_figure(store: Store, record: OutputRecord, root: Path) -> str:
-    caption = (f"<b>{_e(record.slot)}</b> <span class='muted'>({_e(record.variant)})</span><br>"
-               f"{record.width}×{record.height} · {_e(record.format.upper())} · "
-               f"{_human_bytes(record.bytes)}{_badges(record.checks)}")
+    caption = (
+        f"<b>{_e(record.slot)}</b> <span class='muted'>({_e(record.variant)})</span><br>"
+        f"{record.width}×{record.height} · {_e(record.format.upper())} · "
+        f"{_human_bytes(record.bytes)}{_badges(record.checks)}"
+    )
     return _picture(_image_url(store, record.key, root), record.key, caption, not record.passed)
 
 
 def _product_section(store: Store, manifest: Manifest, root: Path) -> str:
     source = manifest.source
-    parts = [f'<section class="product" id="{_e(_safe_name(manifest.sku))}">',
-             f"<h2>{_e(manifest.sku)}</h2>",
-             f'<div class="muted">backend {_e(manifest.backend)} · code {_e(manifest.code_version)}'
-             f" · {len(manifest.outputs)} outputs · made {manifest.created_at:%Y-%m-%d %H:%M}"
-             "</div>"]
+    parts = [
+        f'<section class="product" id="{_e(_safe_name(manifest.sku))}">',
+        f"<h2>{_e(manifest.sku)}</h2>",
+        f'<div class="muted">backend {_e(manifest.backend)} · code {_e(manifest.code_version)}'
+        f" · {len(manifest.outputs)} outputs · made {manifest.created_at:%Y-%m-%d %H:%M}"
+        "</div>",
+    ]
     if manifest.needs_review:
-        reasons = "".join(f"<li><b>{_e(f.step)}</b>: {_e(f.reason)} "
-                          f"<span class='muted'>(confidence {f.confidence:.2f})</span></li>"
-                          for f in manifest.needs_review)
+        reasons = "".join(
+            f"<li><b>{_e(f.step)}</b>: {_e(f.reason)} "
+            f"<span class='muted'>(confidence {f.confidence:.2f})</span></li>"
+            for f in manifest.needs_review
+        )
         parts.append(f'<div class="banner"><strong>⚠ needs review</strong><ul>{reasons}</ul></div>')
     notes = "".join(f"<li>{_e(n)}</li>" for n in source.notes)
-    caption = (f"<b>source</b><br>{source.width}×{source.height} · {_e(source.format)}<br>"
-               f"<span class='muted'>{_e(source.key)}</span>"
-               + (f'<ul class="notes">{notes}</ul>' if notes else ""))
-    masters = "".join(_master_figure(store, m, root) for m in manifest.masters)
+    name = source.key.rstrip("/").rsplit("/", 1)[-1]
+    caption = (
+        f"<b>source</b><br>{source.width}×{source.height} · {_e(source.format)}"
+        f"<span class='muted path' title='{_e(source.key)}'>{_e(name)}</span>"
+        + (f'<ul class="notes">{notes}</ul>' if notes else "")
+    )
+    ordered = sorted(manifest.masters, key=lambda m: (_VARIANT_ORDER.get(m.variant, 9), m.variant))
+    masters = "".join(_master_figure(store, m, root) for m in ordered)
     thumbnail = _picture(_source_thumbnail(manifest, root), source.key, caption)
     parts.append(f"<h3>Source and masters</h3><div class='grid'>{thumbnail}{masters}</div>")
     for platform in dict.fromkeys(o.platform for o in manifest.outputs):
@@ -974,8 +1174,9 @@ def _nav(manifests: list[Manifest]) -> str:
     return f"<nav>{''.join(links)}</nav>"
 
 
-def write_contact_sheet(store: Store, manifests: list[Manifest], path: Path,
-                        title: str = "product-images demo") -> Path:
+def write_contact_sheet(
+    store: Store, manifests: list[Manifest], path: Path, title: str = "product-images demo"
+) -> Path:
     """Write one static HTML page showing every product's source, masters and slots.
 
     Images stay where the store keeps them (referenced relatively for a local store);
@@ -987,13 +1188,17 @@ def write_contact_sheet(store: Store, manifests: list[Manifest], path: Path,
     outputs = sum(len(m.outputs) for m in manifests)
     failing = sum(not o.passed for m in manifests for o in m.outputs)
     review = sum(bool(m.needs_review) for m in manifests)
-    stats = (f"{len(manifests)} products · {outputs} outputs · {failing} failing checks · "
-             f"{review} need review")
+    stats = (
+        f"{len(manifests)} products · {outputs} outputs · {failing} outputs failing a "
+        f"check · {review} need review"
+    )
     body = "".join(_product_section(store, m, root) for m in manifests)
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-            f'<header><h1>{_e(title)}</h1><div class="stats">{_e(stats)}</div></header>'
-            f"{_nav(manifests)}{body}</body></html>\n")
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f'<header><h1>{_e(title)}</h1><div class="stats">{_e(stats)}</div></header>'
+        f"{_nav(manifests)}{body}</body></html>\n"
+    )
     path.write_text(page, encoding="utf-8")
     return path

@@ -12,7 +12,7 @@ from product_images.errors import CorruptImageError
 from product_images.manifest import CheckResult
 from product_images.specs import SlotSpec
 
-__all__ = ["check_image", "product_fill"]
+__all__ = ["check_image", "content_box", "product_fill"]
 
 _FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 _ASPECT_TOLERANCE = 0.01
@@ -97,19 +97,29 @@ def _check_white_border(rgb: np.ndarray) -> CheckResult:
     )
 
 
-def product_fill(rgb: np.ndarray, background: tuple[int, int, int]) -> float:
-    """Share of the frame the product's bounding box spans (the larger of width and height)."""
+def content_box(
+    rgb: np.ndarray, background: tuple[int, int, int]
+) -> tuple[int, int, int, int] | None:
+    """left, top, right, bottom of the pixels that differ from the background by more than
+    8 levels in any channel (the measure marketplaces' fill rules are checked with)."""
     reference = np.empty_like(rgb)
     reference[:] = background
-    # 255 where every channel is within 8 levels of the background (OpenCV: no slow numpy
-    # reductions over a 2000x2000x3 array).
+    # 255 where every channel is near the background; OpenCV avoids slow numpy reductions.
     near = cv2.inRange(cv2.absdiff(rgb, reference), (0, 0, 0), (8, 8, 8))
     rows = np.flatnonzero(cv2.reduce(near, 1, cv2.REDUCE_MIN).ravel() == 0)
     cols = np.flatnonzero(cv2.reduce(near, 0, cv2.REDUCE_MIN).ravel() == 0)
     if len(rows) == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def product_fill(rgb: np.ndarray, background: tuple[int, int, int]) -> float:
+    """Share of the frame the product's bounding box spans (the larger of width and height)."""
+    box = content_box(rgb, background)
+    if box is None:
         return 0.0
-    h, w = near.shape
-    return max((cols[-1] + 1 - cols[0]) / w, (rows[-1] + 1 - rows[0]) / h)
+    h, w = rgb.shape[:2]
+    return max((box[2] - box[0]) / w, (box[3] - box[1]) / h)
 
 
 def _check_fill(rgb: np.ndarray, slot: SlotSpec) -> CheckResult:

@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFilter
 
+from product_images.imaging.check import content_box
+
 __all__ = [
     "Master",
     "compose_scene",
@@ -76,8 +78,9 @@ def compose_white(rgb: np.ndarray, alpha: np.ndarray, box: Box, side: int, fill:
     canvas = Image.new("RGB", (side, side), (255, 255, 255))
     offset = ((side - size[0]) // 2, (side - size[1]) // 2)
     canvas.paste(product, offset, mask)
+    # Frame by what is visibly not white (as the fill rules are checked), not by faint alpha.
     placed = (offset[0], offset[1], offset[0] + size[0], offset[1] + size[1])
-    return Master(canvas, placed, 1.0)
+    return Master(canvas, content_box(np.asarray(canvas), (255, 255, 255)) or placed, 1.0)
 
 
 def _backdrop(side: int, tint: tuple[int, int, int]) -> tuple[Image.Image, int]:

@@ -18,7 +18,9 @@ __all__ = ["Cutout", "cutout_from_alpha", "segment_product"]
 
 _BORDER = 0.03  # share of each side treated as known background
 _MIN_COMPONENT = 0.04  # components smaller than this share of the largest are noise
-_SHADOW_WEIGHT = 0.4  # how much a pixel darker than the background counts as different
+_SHADOW_WEIGHT = 0.15  # how much shadow-like darkening counts as different
+_SHADOW_DEPTH = -110.0  # OpenCV Lab L (0-255): darker than this is an object, not a shadow
+_SHADOW_CHROMA = 7.0  # shadows barely change a and b
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,13 @@ class Cutout:
 
 
 def cutout_from_alpha(alpha: np.ndarray) -> Cutout:
-    """A source that is already a transparent cut-out is trusted as it is."""
-    return Cutout(alpha=alpha, box=_box(alpha), confidence=0.99)
+    """A source that is already a transparent cut-out is trusted as it is, except for a soft
+    drop shadow baked into its alpha: it is not the product, and it would spoil the framing
+    and the pure white background, so only alpha near the solid object is kept."""
+    core = (alpha >= 128).astype(np.uint8)
+    near = cv2.dilate(core, np.ones((5, 5), np.uint8)).astype(bool)
+    kept = np.where(near, alpha, 0).astype(np.uint8)
+    return Cutout(alpha=kept, box=_box(kept), confidence=0.99)
 
 
 def segment_product(image: Image.Image, working_side: int = 400) -> Cutout:
@@ -43,13 +50,20 @@ def segment_product(image: Image.Image, working_side: int = 400) -> Cutout:
     small = _downscale(rgb, working_side)
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
     border = _border_mask(small.shape[:2])
-    centres, spread = _background_model(lab[border])
-    distance = _distance_to_background(lab, centres)
+    # In a grey photo a darker grey object looks exactly like a shadow: no shadow discount.
+    shadows = float(np.abs(lab[..., 1:] - 128).mean()) > 1.5
+    centres, spread = _background_model(lab[border], shadows)
+    distance = _distance_to_background(lab, centres, shadows)
     threshold = max(12.0, 3.0 * spread)
     rough = distance > threshold
     mask = _grabcut(small, border, rough, distance, threshold)
     mask, components = _clean(mask)
     confidence, reasons = _confidence(mask, rough, border, spread, components, distance, threshold)
+    stray_score, stray_reason = _check_stray_edges(small, mask, border)
+    confidence, reasons = (
+        round(confidence * stray_score, 3),
+        reasons + ([stray_reason] if stray_reason else []),
+    )
     alpha = _full_size_alpha(mask, rgb.shape[:2])
     background = tuple(int(c) for c in np.median(small[border], axis=0))
     return Cutout(alpha, _box(alpha), confidence, tuple(reasons), background)  # type: ignore[arg-type]
@@ -72,27 +86,33 @@ def _border_mask(shape: tuple[int, ...]) -> np.ndarray:
     return border
 
 
-def _background_model(samples: np.ndarray) -> tuple[np.ndarray, float]:
+def _background_model(samples: np.ndarray, shadows: bool = True) -> tuple[np.ndarray, float]:
     """Up to three colour clusters of the border and how tightly pixels sit around them."""
     k = min(3, len(samples))
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
     _, labels, centres = cv2.kmeans(samples, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
     counts = np.bincount(labels.ravel(), minlength=k)
     centres = centres[counts >= 0.05 * len(samples)]  # ignore rare clusters: stray product pixels
-    spread = float(np.median(np.min(_pairwise(samples, centres), axis=1)))
+    spread = float(np.median(np.min(_pairwise(samples, centres, shadows), axis=1)))
     return centres, spread
 
 
-def _pairwise(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Lab distances that discount darkening: a cast shadow is the background, only darker."""
+def _pairwise(points: np.ndarray, centres: np.ndarray, shadows: bool = True) -> np.ndarray:
+    """Lab distances that discount shadows: a cast shadow is the background, darker but of
+    the same hue. Moderate, colourless darkening counts little; deep darkening (a black
+    product) and any change of colour count in full."""
     delta = points[:, None, :] - centres[None, :, :]
-    lightness = np.where(delta[..., 0] < 0, delta[..., 0] * _SHADOW_WEIGHT, delta[..., 0])
-    return np.sqrt(lightness**2 + delta[..., 1] ** 2 + delta[..., 2] ** 2)
+    light, chroma = delta[..., 0], np.hypot(delta[..., 1], delta[..., 2])
+    shadow_like = shadows & (light < 0) & (light > _SHADOW_DEPTH) & (chroma < _SHADOW_CHROMA)
+    weight = np.where(shadow_like, _SHADOW_WEIGHT, np.where(light < 0, 0.5, 1.0))
+    return np.sqrt((light * weight) ** 2 + chroma**2)
 
 
-def _distance_to_background(lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
+def _distance_to_background(
+    lab: np.ndarray, centres: np.ndarray, shadows: bool = True
+) -> np.ndarray:
     flat = lab.reshape(-1, 3)
-    return np.min(_pairwise(flat, centres), axis=1).reshape(lab.shape[:2])
+    return np.min(_pairwise(flat, centres, shadows), axis=1).reshape(lab.shape[:2])
 
 
 def _grabcut(
@@ -229,6 +249,23 @@ def _check_edge_contrast(
     contrast = float(np.median(distance[edge])) if edge.any() else 0.0
     if contrast < threshold:
         return 0.7, "weak contrast between product edge and background"
+    return 1.0, ""
+
+
+def _check_stray_edges(rgb: np.ndarray, mask: np.ndarray, border: np.ndarray) -> tuple[float, str]:
+    """Strong edges away from the cut-out mean a missed part (white-on-white) or a busy scene.
+
+    On the dev photos clean cut-outs leave under 25% of the edges outside the mask.
+    """
+    edges = cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 60, 150) > 0
+    edges &= ~border
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    stray = (edges & ~near).sum() / max(1, edges.sum())
+    if stray > 0.3:
+        return (
+            0.5,
+            f"{stray:.0%} of strong edges lie outside the cut-out (missed part or busy background)",
+        )
     return 1.0, ""
 
 

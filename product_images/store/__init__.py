@@ -9,12 +9,25 @@ read_url("s3://bucket/photo.jpg")  -> bytes of one source object (or a local pat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from product_images.errors import ObjectNotFoundError, StorageError
 from product_images.store.base import Store
 from product_images.store.local import LocalStore
-from product_images.store.s3 import S3Client, S3Store
+
+if TYPE_CHECKING:
+    from product_images.store.s3 import S3Client, S3Store
+
+
+def __getattr__(name: str) -> Any:
+    # boto3 costs ~0.15 s to import; a run on a local folder never needs it.
+    if name in ("S3Store", "S3Client"):
+        from product_images.store import s3
+
+        return getattr(s3, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "LocalStore",
@@ -50,6 +63,8 @@ def local_path(url: str) -> Path:
 def open_store(url: str) -> Store:
     """The store for 's3://bucket/prefix', 'file:///path' or a plain path."""
     if url.startswith("s3://"):
+        from product_images.store.s3 import S3Store
+
         bucket, prefix = split_s3_url(url)
         return S3Store(bucket, prefix)
     if "://" in url and not url.startswith("file://"):
@@ -73,6 +88,8 @@ def read_url(url: str, client: S3Client | None = None) -> bytes:
 
 
 def _read_s3(url: str, client: S3Client | None) -> bytes:
+    from product_images.store.s3 import S3Store
+
     bucket, key = split_s3_url(url)
     if not key:
         raise StorageError(f"s3:// URL without an object key: {url!r}")

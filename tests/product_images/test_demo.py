@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from product_images.demo import SAMPLE_KINDS, make_sample_catalog, write_contact_sheet
+from product_images.imaging.segment import segment_product
 from product_images.manifest import (
     CheckResult,
     Manifest,
@@ -19,6 +20,7 @@ from product_images.manifest import (
     ReviewFlag,
     SourceInfo,
 )
+from product_images.settings import Settings
 from product_images.store import Store, open_store
 
 ORIENTATION = 0x0112
@@ -93,6 +95,18 @@ def test_sample_catalog_count_repeats_kinds_with_unique_skus(tmp_path: Path) -> 
     assert rows[8]["sku"].endswith(SAMPLE_KINDS[0])
 
 
+def test_hard_sample_is_found_but_not_trusted(tmp_path: Path) -> None:
+    """The busy-background sample exists to end in needs_review, not in a clean pass."""
+    rows = _rows(make_sample_catalog(tmp_path))
+    [hard] = [r for r in rows if r["sku"].endswith("headphones")]
+    with Image.open(tmp_path / hard["source"]) as image:
+        cutout = segment_product(image.convert("RGB"))
+
+    assert cutout.alpha.any()  # found, so the product gets a manifest to review
+    assert cutout.confidence < Settings().review_threshold
+    assert cutout.reasons
+
+
 # --------------------------------------------------------------------------- contact sheet
 
 
@@ -118,27 +132,67 @@ def _manifest(store: Store, sku: str, source: Path, review: bool = False) -> Man
     passed = CheckResult(rule="background_white", passed=True, measured="255", expected=">= 250")
     failed = CheckResult(rule="min_side", passed=False, measured="16 px", expected=">= 1000 px")
     return Manifest(
-        sku=sku, backend="local", code_version="test",
-        source=SourceInfo(key=str(source), sha256="0" * 64, width=30, height=20, format="JPEG",
-                          notes=["applied EXIF orientation 6"]),
-        masters=[MasterRecord(variant="white", key=white, width=12, height=8, sha256="1" * 64,
-                              backend="local", confidence=0.9, product_box=(1, 1, 11, 7))],
+        sku=sku,
+        backend="local",
+        code_version="test",
+        source=SourceInfo(
+            key=str(source),
+            sha256="0" * 64,
+            width=30,
+            height=20,
+            format="JPEG",
+            notes=["applied EXIF orientation 6"],
+        ),
+        masters=[
+            MasterRecord(
+                variant="white",
+                key=white,
+                width=12,
+                height=8,
+                sha256="1" * 64,
+                backend="local",
+                confidence=0.9,
+                product_box=(1, 1, 11, 7),
+            )
+        ],
         outputs=[
-            OutputRecord(platform="amazon", slot="main", variant="white", key=main, width=16,
-                         height=16, format="jpeg", bytes=700, sha256="2" * 64,
-                         checks=[passed, failed]),
-            OutputRecord(platform="etsy", slot="1", variant="white", key=gallery, width=12,
-                         height=8, format="png", bytes=90, sha256="3" * 64, checks=[passed]),
+            OutputRecord(
+                platform="amazon",
+                slot="main",
+                variant="white",
+                key=main,
+                width=16,
+                height=16,
+                format="jpeg",
+                bytes=700,
+                sha256="2" * 64,
+                checks=[passed, failed],
+            ),
+            OutputRecord(
+                platform="etsy",
+                slot="1",
+                variant="white",
+                key=gallery,
+                width=12,
+                height=8,
+                format="png",
+                bytes=90,
+                sha256="3" * 64,
+                checks=[passed],
+            ),
         ],
         needs_review=[ReviewFlag(step="cutout", reason="cluttered <background>", confidence=0.3)]
-        if review else [],
+        if review
+        else [],
     )
 
 
 def test_contact_sheet_shows_every_product_output_and_check(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "out"))
-    manifests = [_manifest(store, "SKU-1", tmp_path / "one.jpg"),
-                 _manifest(store, "SKU-2", tmp_path / "two.jpg", review=True)]
+    manifests = [
+        _manifest(store, "SKU-1", tmp_path / "one.jpg"),
+        _manifest(store, "SKU-2", tmp_path / "two.jpg", review=True),
+    ]
 
     path = write_contact_sheet(store, manifests, tmp_path / "sheet" / "index.html")
 
@@ -146,11 +200,11 @@ def test_contact_sheet_shows_every_product_output_and_check(tmp_path: Path) -> N
     page = path.read_text(encoding="utf-8")
     for manifest in manifests:
         assert manifest.sku in page
-        for record in [*manifest.outputs, *manifest.masters]:
+        keys = [o.key for o in manifest.outputs] + [m.key for m in manifest.masters]
+        for key in keys:
             # Relative to the page, so the folder can be moved or zipped as one.
-            reference = f'src="../out/{record.key}"'
-            assert reference in page
-            assert (path.parent / "../out" / record.key).resolve().is_file()
+            assert f'src="../out/{key}"' in page
+            assert (path.parent / "../out" / key).resolve().is_file()
     assert page.count(">PASS background_white<") == 4
     assert page.count(">FAIL min_side<") == 2
     assert "measured 16 px; expected &gt;= 1000 px" in page  # hover text
@@ -172,8 +226,9 @@ def test_contact_sheet_escapes_text(tmp_path: Path) -> None:
     manifest = _manifest(store, "evil", tmp_path / "evil.jpg")
     manifest = manifest.model_copy(update={"sku": hostile})
 
-    page = write_contact_sheet(store, [manifest], tmp_path / "index.html",
-                               title="<b>demo</b>").read_text(encoding="utf-8")
+    page = write_contact_sheet(
+        store, [manifest], tmp_path / "index.html", title="<b>demo</b>"
+    ).read_text(encoding="utf-8")
 
     assert "<script" not in page
     assert "<b>demo</b>" not in page

@@ -66,3 +66,25 @@ def test_alpha_cutout_is_trusted_as_is():
     cut = cutout_from_alpha(alpha)
     assert cut.box == (20, 10, 60, 40)
     assert cut.confidence > 0.9
+
+
+def test_white_part_outlined_on_white_is_flagged():
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (800, 600), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((120, 200, 330, 420), fill=(200, 40, 40))
+    for offset in range(0, 200, 12):  # a white box, visible only through thin grey lines
+        draw.line((400 + offset, 150, 400 + offset, 450), fill=(150, 150, 150), width=1)
+    cut = segment_product(image)
+    assert cut.confidence < 0.6
+    assert any("edges lie outside" in r for r in cut.reasons)
+
+
+def test_baked_in_drop_shadow_is_not_part_of_the_alpha_cutout():
+    alpha = np.zeros((100, 100), np.uint8)
+    alpha[20:60, 30:70] = 255
+    alpha[70:80, 20:80] = 60  # a soft shadow under the object
+    cut = cutout_from_alpha(alpha)
+    assert cut.alpha[75, 50] == 0
+    assert cut.box == (30, 20, 70, 60)
