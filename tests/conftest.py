@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
 from product_images.store import S3Store
+from product_images.testing.images import draw_product
 from product_images.testing.seaweedfs import SeaweedServer
 
-__all__ = ["s3_env", "s3_store", "seaweed"]
+__all__ = ["photo", "s3_env", "s3_store", "seaweed"]
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +41,11 @@ def s3_env(seaweed: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> SeaweedSe
     for name, value in seaweed.env().items():
         monkeypatch.setenv(name, value)
     return seaweed
+
+
+@pytest.fixture
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A drawn 900x700 product photo (JPEG) with a known, clean background."""
+    path = tmp_path_factory.mktemp("photo") / "photo.jpg"
+    draw_product(size=(900, 700))[0].save(path, quality=92)
+    return path

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from product_images.errors import ObjectNotFoundError, StorageError
 from product_images.store.base import Store
-from product_images.store.local import LocalStore
+from product_images.store.local import LocalStore, read_file
 
 if TYPE_CHECKING:
     from product_images.store.s3 import S3Client, S3Store
@@ -78,13 +78,7 @@ def read_url(url: str, client: S3Client | None = None) -> bytes:
         return _read_s3(url, client)
     if "://" in url and not url.startswith("file://"):
         raise StorageError(f"unsupported URL: {url!r} (use s3://, file:// or a path)")
-    path = local_path(url)
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise ObjectNotFoundError(url) from None
-    except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
+    return read_file(local_path(url), url)
 
 
 def _read_s3(url: str, client: S3Client | None) -> bytes:

@@ -11,7 +11,7 @@ from pathlib import Path
 from product_images.errors import ObjectNotFoundError, StorageError
 from product_images.store.base import Store
 
-__all__ = ["TEMP_PREFIX", "LocalStore", "check_key", "check_prefix"]
+__all__ = ["TEMP_PREFIX", "LocalStore", "check_key", "check_prefix", "read_file"]
 
 #: Name prefix of the temporary files `put` writes before renaming; `list` skips them.
 TEMP_PREFIX = ".~tmp-"
@@ -38,6 +38,16 @@ def check_key(key: str) -> str:
     return key
 
 
+def read_file(path: Path, name: str) -> bytes:
+    """A file's bytes; a missing file is ObjectNotFoundError(name), other failures StorageError."""
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ObjectNotFoundError(name) from None
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 class LocalStore(Store):
     """Keys map to files under `root` (created if missing); writes are atomic renames."""
 
@@ -60,13 +70,7 @@ class LocalStore(Store):
         return path
 
     def get(self, key: str) -> bytes:
-        path = self.path(key)
-        try:
-            return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise ObjectNotFoundError(key) from None
-        except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc}") from exc
+        return read_file(self.path(key), key)
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         path = self.path(key)

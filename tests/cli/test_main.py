@@ -4,15 +4,6 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from product_images.testing.images import draw_product
-
-
-@pytest.fixture
-def photo(tmp_path):
-    image, _ = draw_product(size=(700, 500))
-    path = tmp_path / "photo.jpg"
-    image.save(path)
-    return path
 
 
 def _invoke(*args):
@@ -74,7 +65,7 @@ def test_run_with_an_unknown_platform_is_a_clear_error(photo, tmp_path):
 
 def test_batch_summarises_and_fails_when_a_product_failed(photo, tmp_path):
     (tmp_path / "bad.png").write_bytes(b"")
-    (tmp_path / "c.csv").write_text(f"sku,source\nA,{photo.name}\nB,bad.png\n")
+    (tmp_path / "c.csv").write_text(f"sku,source\nA,{photo}\nB,bad.png\n")
     result = _invoke(
         "batch",
         tmp_path / "c.csv",
@@ -114,7 +105,7 @@ def test_check_passes_our_amazon_main_and_prints_json(photo, tmp_path):
 def test_check_fails_a_photo_that_breaks_the_rules(photo):
     result = _invoke("check", photo, "--platform", "amazon", "--slot", "main")
     assert result.exit_code == 1
-    assert "FAIL  size" in result.output and "700x500" in result.output
+    assert "FAIL  size" in result.output and "900x700" in result.output
 
 
 def test_specs_list_show_validate(tmp_path):

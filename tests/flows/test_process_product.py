@@ -4,15 +4,6 @@ from flows.process_product import process_product
 from product_images.errors import CorruptImageError, InvalidSkuError
 from product_images.manifest import Manifest
 from product_images.store import LocalStore
-from product_images.testing.images import draw_product
-
-
-@pytest.fixture
-def photo(tmp_path):
-    image, _ = draw_product(size=(640, 480))
-    path = tmp_path / "photo.jpg"
-    image.save(path)
-    return path
 
 
 def test_flow_publishes_a_product(photo, tmp_path):

@@ -17,14 +17,6 @@ from product_images.testing.images import draw_product
 PLATFORMS = ["amazon", "shopify", "instagram"]
 
 
-@pytest.fixture
-def photo(tmp_path):
-    image, _ = draw_product(size=(900, 700))
-    path = tmp_path / "photo.jpg"
-    image.save(path, quality=92)
-    return path
-
-
 def _settings(store: str) -> Settings:
     return Settings(store=store, master_side=1024)
 
