@@ -231,15 +231,13 @@ def _render_slot(
     platform: PlatformSpec,
     slot: SlotSpec,
     master: tuple[MasterRecord, Image.Image],
-    store: Store,
-) -> OutputRecord:
-    """Frame, encode, check and store one slot's image."""
+) -> tuple[OutputRecord, bytes]:
+    """Frame, encode and check one slot's image."""
     record, image = master
     data, encoded = encode_for_slot(frame_for_slot(image, record.product_box, slot), slot)
     key = f"{sku}/{platform.name}/{slot.name}.{slot.extension}"
     checks = check_image(data, slot, key)
-    store.put(key, data, _CONTENT_TYPES[slot.format])
-    return OutputRecord(
+    output = OutputRecord(
         platform=platform.name,
         slot=slot.name,
         variant=slot.variant,
@@ -251,18 +249,29 @@ def _render_slot(
         sha256=hashlib.sha256(data).hexdigest(),
         checks=checks,
     )
+    return output, data
 
 
 def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) -> list[OutputRecord]:
-    """Every slot of every requested platform, each master decoded once, each slot checked."""
+    """Every slot of every requested platform, each master decoded once, each slot checked.
+
+    All slots are rendered before any is stored, so a slot that cannot be made (e.g. an
+    impossible byte budget) leaves the product's published outputs untouched.
+    """
     masters = {m.variant: (m, _open_master(store, m)) for m in prepared.masters}
     jobs = [(p, s) for p in _platforms(prepared.request, settings) for s in p.slots]
     sku = prepared.request.sku
-    return _in_parallel(
-        lambda job: _render_slot(sku, job[0], job[1], masters[job[1].variant], store),
+    rendered = _in_parallel(
+        lambda job: _render_slot(sku, job[0], job[1], masters[job[1].variant]),
         jobs,
         settings.threads,
     )
+    _in_parallel(
+        lambda item: store.put(item[0].key, item[1], _CONTENT_TYPES[item[0].format]),
+        rendered,
+        settings.threads,
+    )
+    return [output for output, _ in rendered]
 
 
 def publish_manifest(

@@ -132,3 +132,21 @@ def test_photo_without_a_product_fails_with_a_clear_reason(tmp_path):
     result = _run(path, store)
     assert result.status == "failed" and result.reason == "no_product_found"
     assert "blank.jpg" in result.message
+
+
+def test_a_slot_that_cannot_be_made_fails_the_product_without_touching_its_outputs(photo, tmp_path):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "tiny.yaml").write_text(
+        "title: Tiny\nsources: [https://example.com]\nslots:\n"
+        "  - {name: main, variant: scene, width: 1500, height: 1500, fit: cover, max_bytes: 1000}\n"
+    )
+    store = LocalStore(tmp_path / "out")
+    assert _run(photo, store, platforms=["amazon"]).status == "done"
+    before = store.get("SKU-1/amazon/main.jpg"), store.get("SKU-1/manifest.json")
+    settings = Settings(store=store.url, master_side=1024, specs_dir=specs)
+    request = ProductRequest(sku="SKU-1", source=str(photo), platforms=["amazon", "tiny"])
+    result = run_product(request, settings, store)
+    assert result.status == "failed" and result.reason == "render_failed"
+    assert (store.get("SKU-1/amazon/main.jpg"), store.get("SKU-1/manifest.json")) == before
+    assert not store.exists("SKU-1/tiny/main.jpg")
