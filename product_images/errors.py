@@ -10,7 +10,19 @@
     │   │   ├── ImageTooSmallError       under the minimum side length
     │   │   └── NoProductFoundError      the cut-out found nothing that stands out
     │   ├── InvalidSkuError        a SKU that is not safe as a storage key
-    │   └── RenderError            a slot cannot be produced within its rules
+    │   ├── RenderError            a slot cannot be produced within its rules
+    │   ├── BudgetExceededError    the next paid call could pass the run's budget (skipped)
+    │   └── GenerationError        a generative backend did not give a usable image
+    │       ├── RetryableGenerationError     worth trying again later
+    │       │   ├── RateLimitedError         429 RESOURCE_EXHAUSTED (may carry retry_after)
+    │       │   ├── UpstreamServerError      500 / 502 / 503 / 504
+    │       │   ├── GenerationTimeoutError   no answer in time
+    │       │   └── NoImageError             an answer without an image, or unreadable JSON
+    │       └── PermanentGenerationError     the same request will fail again
+    │           ├── ContentBlockedError      a safety block (finishReason / blockReason)
+    │           ├── BadRequestError          400: the request or a setting is wrong
+    │           ├── AuthenticationError      401 / 403: key missing, invalid or not allowed
+    │           └── ModelNotFoundError       404: the model id is wrong or shut down
     ├── CatalogError               the catalog file itself cannot be read
     ├── SpecError                  a platform spec file is invalid (names file and field)
     │   └── UnknownPlatformError   no spec file for that platform or slot
@@ -25,23 +37,35 @@ because it concerns the run itself (its catalog, specs, settings or store).
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
     "CatalogError",
+    "ContentBlockedError",
     "CorruptImageError",
+    "GenerationError",
+    "GenerationTimeoutError",
     "ImageTooLargeError",
     "ImageTooSmallError",
     "InvalidSkuError",
     "MissingSourceError",
+    "ModelNotFoundError",
+    "NoImageError",
     "NoProductFoundError",
     "ObjectNotFoundError",
+    "PermanentGenerationError",
     "ProductError",
     "ProductImagesError",
+    "RateLimitedError",
     "RenderError",
+    "RetryableGenerationError",
     "SettingsError",
     "SourceError",
     "SpecError",
     "StorageError",
     "UnknownPlatformError",
     "UnsupportedImageError",
+    "UpstreamServerError",
 ]
 
 
@@ -155,3 +179,85 @@ class ObjectNotFoundError(StorageError):
     def __init__(self, key: str) -> None:
         super().__init__(f"no object at {key!r}")
         self.key = key
+
+
+class BudgetExceededError(ProductError):
+    """The next paid call could pass the run's budget: the product is skipped, not failed."""
+
+    reason = "budget"
+
+
+class GenerationError(ProductError):
+    """A generative backend did not give a usable image. Messages never contain API keys."""
+
+    reason = "generation_failed"
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableGenerationError(GenerationError):
+    """Worth trying again: `retry_after` (seconds) is the server's hint when it gave one."""
+
+    reason = "generation_unavailable"
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(RetryableGenerationError):
+    """429: over a rate or quota limit."""
+
+    reason = "rate_limited"
+
+
+class UpstreamServerError(RetryableGenerationError):
+    """500, 502, 503 or 504 from the API."""
+
+    reason = "upstream_error"
+
+
+class GenerationTimeoutError(RetryableGenerationError):
+    """The API did not answer within the timeout."""
+
+    reason = "timeout"
+
+
+class NoImageError(RetryableGenerationError):
+    """The answer had no image (text only) or could not be read."""
+
+    reason = "no_image"
+
+
+class PermanentGenerationError(GenerationError):
+    """The same request would fail again; the message says what to fix."""
+
+    reason = "generation_refused"
+
+
+class ContentBlockedError(PermanentGenerationError):
+    """The API blocked the prompt or the output for safety reasons."""
+
+    reason = "content_blocked"
+
+
+class BadRequestError(PermanentGenerationError):
+    """400: the request body or a setting is invalid."""
+
+    reason = "bad_request"
+
+
+class AuthenticationError(PermanentGenerationError):
+    """401 or 403: the API key is missing, invalid or lacks permission."""
+
+    reason = "auth"
+
+
+class ModelNotFoundError(PermanentGenerationError):
+    """404: the configured model id does not exist (or was shut down)."""
+
+    reason = "model_not_found"

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "CallRecord",
     "CheckResult",
     "Manifest",
     "MasterRecord",
@@ -54,6 +55,20 @@ class ReviewFlag(BaseModel):
     confidence: float
 
 
+class CallRecord(BaseModel):
+    """One call to a paid generative API (or a cache hit, which costs nothing)."""
+
+    variant: str
+    backend: str
+    model: str
+    outcome: str = Field(description="ok, cached, or the error reason (rate_limited, ...).")
+    http_status: int | None = None
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+
+
 class MasterRecord(BaseModel):
     """A master image every slot of one variant is rendered from."""
 
@@ -67,6 +82,10 @@ class MasterRecord(BaseModel):
     product_box: tuple[int, int, int, int] = Field(
         description="left, top, right, bottom of the product inside the master."
     )
+    generated_by: str | None = Field(
+        default=None, description="Model id when a generative model made this master."
+    )
+    notes: list[str] = Field(default_factory=list, description="What post-processing did.")
 
 
 class OutputRecord(BaseModel):
@@ -102,6 +121,12 @@ class Manifest(BaseModel):
     outputs: list[OutputRecord]
     needs_review: list[ReviewFlag] = Field(default_factory=list)
     spec_versions: dict[str, str] = Field(default_factory=dict)
+    calls: list[CallRecord] = Field(default_factory=list, description="Paid API calls made.")
+
+    @property
+    def cost_usd(self) -> float:
+        """What this product's generations cost."""
+        return round(sum(call.cost_usd for call in self.calls), 6)
 
     @property
     def all_checks_passed(self) -> bool:
@@ -113,9 +138,11 @@ class ProductResult(BaseModel):
     """How one product of a run ended; the run summary is a list of these."""
 
     sku: str
-    status: Literal["done", "failed"]
+    status: Literal["done", "failed", "skipped"]
     reason: str = Field(default="", description="Machine reason when failed, e.g. corrupt_image.")
     message: str = Field(default="", description="One line for a person.")
     manifest_key: str | None = None
     needs_review: bool = False
     outputs: int = 0
+    paid_calls: int = 0
+    cost_usd: float = 0.0

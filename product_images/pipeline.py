@@ -14,15 +14,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
 from product_images import __version__
-from product_images.backends import ProductCutout, get_backend
+from product_images.backends import MasterContext, ProductCutout, generative_backend, route
 from product_images.errors import (
+    BudgetExceededError,
     InvalidSkuError,
     MissingSourceError,
     NoProductFoundError,
@@ -33,9 +34,11 @@ from product_images.imaging.check import check_image
 from product_images.imaging.compose import Master
 from product_images.imaging.encode import encode_for_slot, encode_master
 from product_images.imaging.loading import SourceImage, decode_source
+from product_images.imaging.provenance import ai_provenance_xmp
 from product_images.imaging.render import frame_for_slot
 from product_images.imaging.segment import Cutout, cutout_from_alpha, segment_product
 from product_images.manifest import (
+    CallRecord,
     Manifest,
     MasterRecord,
     OutputRecord,
@@ -72,6 +75,22 @@ class ProductRequest(BaseModel):
     platforms: list[str] = Field(description="Marketplaces to render for.")
     name: str = Field(default="", description="Product name.")
     category: str = Field(default="", description="Product category.")
+    brand_style: str = Field(default="", description="Look and feel for generated scenes.")
+    scene_hint: str = Field(default="", description="Where a generated scene is set.")
+    backend: Literal["auto", "local", "gemini", "openai"] | None = Field(
+        default=None, description="Backend for this product; unset = the setting."
+    )
+    run_id: str = Field(default="", description="Run this product belongs to (shared budget).")
+    tag: str = Field(default="", description="Catalog tag recorded in the cost ledger.")
+
+    def prompt_fields(self) -> dict[str, str]:
+        """What prompt templates are filled from."""
+        return {
+            "name": self.name,
+            "category": self.category,
+            "brand_style": self.brand_style,
+            "scene_hint": self.scene_hint,
+        }
 
 
 class PreparedProduct(BaseModel):
@@ -82,6 +101,7 @@ class PreparedProduct(BaseModel):
     backend: str
     masters: list[MasterRecord]
     needs_review: list[ReviewFlag]
+    calls: list[CallRecord] = Field(default_factory=list)
 
 
 def check_sku(sku: str) -> str:
@@ -145,6 +165,8 @@ def _store_master(
     sha256 = hashlib.sha256(data).hexdigest()
     _remember(store, key, sha256, master.image)
     return MasterRecord(
+        generated_by=master.generated_by,
+        notes=list(master.notes),
         variant=variant,
         key=key,
         width=master.image.width,
@@ -172,34 +194,49 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
     )
     source = _load(request, settings)
     product = _cut_out(source, request.source, settings)
-    backend = get_backend(settings.backend)
-    cutout_flags = _review_flags(
-        "cutout", product.cutout.confidence, product.cutout.reasons, settings
+    generative = generative_backend(settings, request.backend)
+    context = MasterContext(
+        sku=sku,
+        source_sha256=source.sha256,
+        store=store,
+        fields=request.prompt_fields(),
+        run_id=request.run_id,
+        tag=request.tag,
     )
 
     def make(variant: Variant) -> tuple[MasterRecord, list[ReviewFlag]]:
-        master = backend.make_master(variant, product, settings)
+        backend = route(variant, product.cutout.confidence, generative, settings)
+        master = backend.make_master(variant, product, settings, context)
         record = _store_master(store, sku, variant, master, backend.name)
-        confidence = min(master.confidence, product.cutout.confidence)
         flags = _review_flags(variant, master.confidence, master.reasons, settings)
-        return record.model_copy(update={"confidence": confidence}), flags
+        if master.generated_by is None:  # made from the local cut-out: its doubts apply
+            confidence = min(master.confidence, product.cutout.confidence)
+            return record.model_copy(update={"confidence": confidence}), flags
+        return record, flags
 
     made = _in_parallel(make, variants, settings.threads)
-    info = SourceInfo(
+    records = [record for record, _ in made]
+    uses_cutout = any(r.generated_by is None for r in records)
+    cut = product.cutout
+    flags = _review_flags("cutout", cut.confidence, cut.reasons, settings) if uses_cutout else []
+    return PreparedProduct(
+        request=request,
+        source=_source_info(request, source),
+        backend=", ".join(sorted({r.backend for r in records})),
+        masters=records,
+        needs_review=flags + [flag for _, fs in made for flag in fs],
+        calls=list(context.calls),
+    )
+
+
+def _source_info(request: ProductRequest, source: SourceImage) -> SourceInfo:
+    return SourceInfo(
         key=request.source,
         sha256=source.sha256,
         width=source.image.width,
         height=source.image.height,
         format=source.format,
         notes=list(source.notes),
-    )
-    flags = cutout_flags + [flag for _, fs in made for flag in fs]
-    return PreparedProduct(
-        request=request,
-        source=info,
-        backend=backend.name,
-        masters=[record for record, _ in made],
-        needs_review=flags,
     )
 
 
@@ -234,7 +271,8 @@ def _render_slot(
 ) -> tuple[OutputRecord, bytes]:
     """Frame, encode and check one slot's image."""
     record, image = master
-    data, encoded = encode_for_slot(frame_for_slot(image, record.product_box, slot), slot)
+    xmp = ai_provenance_xmp(record.generated_by) if record.generated_by else None
+    data, encoded = encode_for_slot(frame_for_slot(image, record.product_box, slot), slot, xmp)
     key = f"{sku}/{platform.name}/{slot.name}.{slot.extension}"
     checks = check_image(data, slot, key)
     output = OutputRecord(
@@ -288,6 +326,7 @@ def publish_manifest(
         outputs=outputs,
         needs_review=prepared.needs_review,
         spec_versions={s.name: s.version for s in specs},
+        calls=prepared.calls,
     )
     key = manifest_key(prepared.request.sku)
     store.put(key, manifest.model_dump_json(indent=2).encode(), "application/json")
@@ -299,12 +338,17 @@ def publish_manifest(
         outputs=len(outputs),
         needs_review=bool(prepared.needs_review),
         message=f"checks failed: {', '.join(failed)}" if failed else "",
+        paid_calls=sum(c.outcome != "cached" for c in prepared.calls),
+        cost_usd=manifest.cost_usd,
     )
 
 
 def failed_result(sku: str, error: ProductError) -> ProductResult:
-    """How a product that could not be made is reported."""
-    return ProductResult(sku=sku, status="failed", reason=error.reason, message=str(error))
+    """How a product that could not be made is reported; over budget is 'skipped', not failed."""
+    skipped = isinstance(error, BudgetExceededError)
+    return ProductResult(
+        sku=sku, status="skipped" if skipped else "failed", reason=error.reason, message=str(error)
+    )
 
 
 def run_product(

@@ -9,12 +9,37 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from product_images.specs import BUILTIN_SPECS_DIR
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["DEFAULT_PRICES", "ModelPrice", "Settings", "get_settings"]
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens."""
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+    def cost(self, prompt_tokens: int, output_tokens: int) -> float:
+        """USD for one call."""
+        return (
+            prompt_tokens * self.input_per_million + output_tokens * self.output_per_million
+        ) / 1e6
+
+
+# Paid-tier list prices (../shared/reference §1.7): image output tokens dominate, e.g. a 1K
+# image from 3.1 Flash Image is 1120 tokens x $60/M = $0.067.
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gemini-3.1-flash-image": ModelPrice(input_per_million=0.5, output_per_million=60.0),
+    "gemini-3.1-flash-image-preview": ModelPrice(input_per_million=0.5, output_per_million=60.0),
+    "gemini-3-pro-image": ModelPrice(input_per_million=2.0, output_per_million=120.0),
+    "gemini-3-pro-image-preview": ModelPrice(input_per_million=2.0, output_per_million=120.0),
+    "gemini-2.5-flash-image": ModelPrice(input_per_million=0.3, output_per_million=30.0),
+    "gpt-image-1": ModelPrice(input_per_million=10.0, output_per_million=40.0),
+}
 
 
 class Settings(BaseSettings):
@@ -34,8 +59,100 @@ class Settings(BaseSettings):
         default_factory=lambda: ["amazon", "shopify", "instagram"],
         description="Platforms rendered when none are given.",
     )
-    backend: Literal["local"] = Field(
-        default="local", description="Backend that makes the masters."
+    backend: Literal["auto", "local", "gemini", "openai"] = Field(
+        default="auto",
+        description="Backend for generated masters: 'auto' uses Gemini when GEMINI_API_KEY is "
+        "set, else an OpenAI-compatible API when OPENAI_API_KEY is set, else the offline "
+        "local backend.",
+    )
+    gemini_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GEMINI_API_KEY", "PRODUCT_IMAGES_GEMINI_API_KEY"),
+        description="Gemini API key (env GEMINI_API_KEY). Never logged or stored.",
+    )
+    gemini_base_url: str = Field(
+        default="https://generativelanguage.googleapis.com",
+        validation_alias=AliasChoices("GEMINI_BASE_URL", "PRODUCT_IMAGES_GEMINI_BASE_URL"),
+        description="Gemini API root (env GEMINI_BASE_URL): set it for relays and proxies.",
+    )
+    gemini_model: str = Field(
+        default="gemini-3.1-flash-image",
+        validation_alias=AliasChoices("GEMINI_MODEL", "PRODUCT_IMAGES_GEMINI_MODEL"),
+        description="Gemini image model id (env GEMINI_MODEL). Ids change often: "
+        "gemini-2.5-flash-image was shut down on 2026-10-02.",
+    )
+    gemini_auth: Literal["header", "bearer"] = Field(
+        default="header",
+        description="How the key is sent: 'header' (x-goog-api-key, Google's API) or "
+        "'bearer' (Authorization: Bearer, common for relays).",
+    )
+    gemini_image_size: Literal["512", "1K", "2K", "4K"] | None = Field(
+        default="2K",
+        description="imageConfig.imageSize for models that take it (Gemini 3 family); "
+        "ignored for 2.5 models.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "PRODUCT_IMAGES_OPENAI_API_KEY"),
+        description="Key for the OpenAI-compatible images API (env OPENAI_API_KEY).",
+    )
+    openai_base_url: str = Field(
+        default="https://api.openai.com",
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "PRODUCT_IMAGES_OPENAI_BASE_URL"),
+        description="OpenAI-compatible API root (env OPENAI_BASE_URL); /v1/images/edits is used.",
+    )
+    openai_model: str = Field(
+        default="gpt-image-1",
+        validation_alias=AliasChoices("OPENAI_MODEL", "PRODUCT_IMAGES_OPENAI_MODEL"),
+        description="Model for /v1/images/edits (env OPENAI_MODEL).",
+    )
+    http_proxy: str | None = Field(
+        default=None, description="HTTP(S) proxy URL for generative API calls."
+    )
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect.")
+    request_timeout: float = Field(
+        default=180.0, gt=0, description="Seconds to wait for a generated image."
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Tries per generation, retries of 429/5xx included."
+    )
+    retry_base_delay: float = Field(
+        default=1.0, ge=0, description="First backoff delay (s); doubles per retry, with jitter."
+    )
+    retry_max_delay: float = Field(
+        default=60.0, ge=0, description="Longest backoff delay (s), RetryInfo hints included."
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="USD per million tokens by model id (input, output); costs are computed "
+        "from the usage the API reports.",
+    )
+    white_from_local_above: float = Field(
+        default=0.6,
+        ge=0,
+        le=1.01,
+        description="Cut-out confidence at or above which the white master is made locally "
+        "(free) even when a generative backend is configured.",
+    )
+    max_regenerations: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Extra generations allowed when an output fails a check or drifts.",
+    )
+    fidelity_threshold: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Similarity (0-1) under which a generated product counts as drifted.",
+    )
+    templates_dir: Path | None = Field(
+        default=None,
+        description="Directory of prompt templates (white.txt, scene.txt, detail.txt) "
+        "overriding the built-in ones.",
+    )
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="Spending cap for one run (USD); unset = no cap."
     )
     max_pixels: int = Field(
         default=100_000_000,

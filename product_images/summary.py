@@ -27,6 +27,16 @@ class CatalogSummary(BaseModel):
         return [r for r in self.results if r.status == "failed"]
 
     @property
+    def skipped(self) -> list[ProductResult]:
+        """Products not made because the run's budget was reached."""
+        return [r for r in self.results if r.status == "skipped"]
+
+    @property
+    def cost_usd(self) -> float:
+        """What the run's generations cost."""
+        return round(sum(r.cost_usd for r in self.results), 6)
+
+    @property
     def needs_review(self) -> int:
         """Products made but flagged for a person to look at."""
         return sum(r.needs_review for r in self.results)
@@ -41,4 +51,10 @@ class CatalogSummary(BaseModel):
             f"{len(self.results)} products: {self.done} done "
             f"({self.needs_review} need review), {len(self.failed)} failed"
         )
-        return [head] + [f"FAILED {r.sku}: [{r.reason}] {r.message}" for r in self.failed]
+        if self.skipped:
+            head += f", {len(self.skipped)} skipped for budget"
+        paid = sum(r.paid_calls for r in self.results)
+        if paid or self.cost_usd:
+            head += f"; {paid} paid calls, ${self.cost_usd:.4f}"
+        lines = [head] + [f"FAILED {r.sku}: [{r.reason}] {r.message}" for r in self.failed]
+        return lines + [f"SKIPPED {r.sku}: {r.message}" for r in self.skipped]

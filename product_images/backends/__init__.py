@@ -1,16 +1,74 @@
-"""Backends make masters. Picking one is a setting; `get_backend` is the one place that does."""
+"""Backends make masters. `backend_for` is the one place that picks them from settings."""
 
 from __future__ import annotations
 
-from product_images.backends.base import MasterBackend, ProductCutout
+import hashlib
+import threading
+
+from product_images.backends.base import MasterBackend, MasterContext, ProductCutout
+from product_images.backends.generative import GenerativeBackend
 from product_images.backends.local import LocalBackend
-from product_images.errors import SettingsError
+from product_images.settings import Settings
 
-__all__ = ["LocalBackend", "MasterBackend", "ProductCutout", "get_backend"]
+__all__ = [
+    "GenerativeBackend",
+    "LocalBackend",
+    "MasterBackend",
+    "MasterContext",
+    "ProductCutout",
+    "generative_backend",
+    "route",
+]
+
+_GENERATORS: dict[tuple[str, ...], GenerativeBackend] = {}
+_LOCK = threading.Lock()
 
 
-def get_backend(name: str) -> MasterBackend:
-    """The backend called `name`."""
+def _chosen(settings: Settings, override: str | None) -> str:
+    choice = override or settings.backend
+    if choice != "auto":
+        return choice
+    if settings.gemini_api_key is not None:
+        return "gemini"
+    return "openai" if settings.openai_api_key is not None else "local"
+
+
+def generative_backend(settings: Settings, override: str | None = None) -> GenerativeBackend | None:
+    """The configured generative backend (one client per process and configuration), or None."""
+    name = _chosen(settings, override)
     if name == "local":
+        return None
+    from product_images.generative.clients import make_generator
+
+    key = (
+        name,
+        settings.gemini_model,
+        settings.gemini_base_url,
+        settings.openai_model,
+        settings.openai_base_url,
+        _fingerprint(settings),
+    )
+    with _LOCK:
+        if key not in _GENERATORS:
+            _GENERATORS[key] = GenerativeBackend(make_generator(settings, name))
+        return _GENERATORS[key]
+
+
+def _fingerprint(settings: Settings) -> str:
+    """Distinguishes keys without keeping them in a readable form."""
+    secrets = [
+        s.get_secret_value() for s in (settings.gemini_api_key, settings.openai_api_key) if s
+    ]
+    return hashlib.sha256("|".join(secrets).encode()).hexdigest()[:12]
+
+
+def route(
+    variant: str, cutout_confidence: float, generative: GenerativeBackend | None, settings: Settings
+) -> MasterBackend:
+    """White comes from the free local backend when its cut-out is confident enough; scene and
+    detail use the generative backend whenever one is configured."""
+    if generative is None:
         return LocalBackend()
-    raise SettingsError(f"unknown backend {name!r}; available: local")
+    if variant == "white" and cutout_confidence >= settings.white_from_local_above:
+        return LocalBackend()
+    return generative

@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from product_images.backends.base import MasterBackend, ProductCutout
+from product_images.backends.base import MasterBackend, MasterContext, ProductCutout
 from product_images.imaging.compose import (
     Master,
     compose_scene,
@@ -46,7 +46,9 @@ class LocalBackend(MasterBackend):
 
     name = "local"
 
-    def make_master(self, variant: Variant, product: ProductCutout, settings: Settings) -> Master:
+    def make_master(
+        self, variant: Variant, product: ProductCutout, settings: Settings, context: MasterContext
+    ) -> Master:
         """The master for `variant`."""
         cut = product.cutout
         if variant == "detail":

@@ -29,6 +29,8 @@ class Master:
     product_box: Box
     confidence: float
     reasons: tuple[str, ...] = ()
+    generated_by: str | None = None  # model id when a generative model made it
+    notes: tuple[str, ...] = ()
 
 
 def decontaminate(

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, PngImagePlugin
 
 from product_images.errors import RenderError
 from product_images.specs import SlotSpec
@@ -29,7 +29,7 @@ def _save(image: Image.Image, slot: SlotSpec, quality: int, xmp: bytes | None) -
     options: dict[str, object] = {}
     if slot.embed_icc:
         options["icc_profile"] = SRGB_ICC
-    if xmp and "xmp" in slot.keep_metadata:
+    if xmp:  # AI provenance: kept on every output of a generated master
         options["xmp"] = xmp
     if slot.format == "jpeg":
         # optimize=True shrinks files ~5% but costs up to 4x the encode time: the byte-budget
@@ -39,6 +39,10 @@ def _save(image: Image.Image, slot: SlotSpec, quality: int, xmp: bytes | None) -
         options.update(quality=quality, method=4)
     else:
         options.update(compress_level=6)
+        if xmp:  # Pillow writes PNG XMP only as an iTXt chunk it is handed
+            info = PngImagePlugin.PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
+            options["pnginfo"] = info
     image.save(buffer, format=slot.format.upper(), **options)
     return buffer.getvalue()
 

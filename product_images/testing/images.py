@@ -6,6 +6,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from product_images.imaging.metrics import ssim
+
 __all__ = ["draw_product", "ssim"]
 
 
@@ -38,21 +40,3 @@ def draw_product(
     canvas = np.broadcast_to(np.asarray(background, np.float32), (height, width, 3))
     pixels = np.where(mask[..., None] == 1, texture, canvas)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), mask.astype(bool)
-
-
-def ssim(a: Image.Image, b: Image.Image) -> float:
-    """Mean structural similarity of two same-sized images (greyscale, Gaussian window)."""
-    if a.size != b.size:
-        raise ValueError(f"sizes differ: {a.size} vs {b.size}")
-    x = np.asarray(a.convert("L"), np.float64)
-    y = np.asarray(b.convert("L"), np.float64)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-    def blur(v: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(v, (11, 11), 1.5)
-
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    num = (2 * mx * my + c1) * (2 * sxy + c2)
-    den = (mx * mx + my * my + c1) * (sxx + syy + c2)
-    return float(np.mean(num / den))

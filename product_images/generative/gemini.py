@@ -1,0 +1,486 @@
+"""Gemini image models ("Nano Banana") through the REST generateContent endpoint, with httpx.
+
+    POST {base_url}/v1beta/models/{model}:generateContent
+
+Works against Google's Gemini Developer API (key in `x-goog-api-key`) and against relays that
+expose the same Gemini-native path (key as `Authorization: Bearer`). Failures become the
+typed errors of product_images.errors; 429 / 5xx / timeouts / answers without an image are
+retried with backoff (honouring google.rpc.RetryInfo). The API key never appears in a
+message, a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr
+
+from product_images.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentBlockedError,
+    GenerationError,
+    GenerationTimeoutError,
+    ModelNotFoundError,
+    NoImageError,
+    PermanentGenerationError,
+    RateLimitedError,
+    RetryableGenerationError,
+    SettingsError,
+    UpstreamServerError,
+)
+from product_images.generative.base import (
+    AttemptHooks,
+    GenerationRequest,
+    GenerationResult,
+    ImageGenerator,
+    Usage,
+)
+from product_images.generative.retry import (
+    AttemptInfo,
+    RandomSource,
+    Scrubber,
+    check_base_url,
+    error_message,
+    make_http_client,
+    parse_retry_after,
+    parse_retry_delay,
+    proxy_password,
+    retry_call,
+    sniff_image_type,
+    transport_error,
+)
+
+__all__ = ["SAFETY_FINISH_REASONS", "GeminiClient", "build_request_body", "takes_image_size"]
+
+#: finishReason values meaning the output was withheld for safety / policy reasons: the same
+#: request will be refused again, so they are permanent (ContentBlockedError).
+SAFETY_FINISH_REASONS = frozenset(
+    {
+        "SAFETY",
+        "IMAGE_SAFETY",
+        "PROHIBITED_CONTENT",
+        "IMAGE_PROHIBITED_CONTENT",
+        "BLOCKLIST",
+        "SPII",
+        "RECITATION",
+        "IMAGE_RECITATION",
+    }
+)
+
+DEFAULT_MODEL = "gemini-3.1-flash-image"
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+
+_MAJOR_VERSION = re.compile(r"^(?:models/)?gemini-(\d+)(?:[.\-]|$)")
+
+
+def takes_image_size(model: str) -> bool:
+    """True for the Gemini 3 family (and later), the only models that take imageSize.
+
+    gemini-2.5-flash-image answers 1K only and is never sent imageSize; ids that do not start
+    with gemini-<N> (relay aliases) are not sent it either, which is the safe default.
+    """
+    match = _MAJOR_VERSION.match(model.strip().lower())
+    return match is not None and int(match.group(1)) >= 3
+
+
+def build_request_body(
+    request: GenerationRequest, model: str, image_size: str | None = None
+) -> dict[str, Any]:
+    """The generateContent JSON body for `request`.
+
+    Casing follows Google's own REST examples for image editing: snake_case `inline_data` /
+    `mime_type` inside parts and camelCase `generationConfig` / `responseModalities` /
+    `imageConfig`. Google's proto-JSON parser accepts either spelling for every field, and
+    relays are tested against the official examples, so copying them verbatim is the form
+    most likely to survive a relay that rewrites bodies.
+
+    responseModalities is ["TEXT", "IMAGE"], the documented default (upper-case enum names),
+    rather than ["IMAGE"]: every Gemini image model accepts it (earlier image models rejected
+    IMAGE alone), and when the model declines to draw, its text explains why, which goes into
+    the NoImageError message. Text parts cost a handful of tokens.
+    """
+    parts: list[dict[str, Any]] = [{"text": request.prompt}]
+    for image in request.images:
+        parts.append(
+            {
+                "inline_data": {
+                    "mime_type": image.mime_type,
+                    "data": base64.b64encode(image.data).decode("ascii"),
+                }
+            }
+        )
+    image_config: dict[str, str] = {}
+    if request.aspect_ratio:
+        image_config["aspectRatio"] = request.aspect_ratio
+    size = request.image_size or image_size
+    if size and takes_image_size(model):
+        image_config["imageSize"] = size
+    generation_config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
+    if image_config:
+        generation_config["imageConfig"] = image_config
+    return {
+        "contents": [{"role": "user", "parts": parts}],
+        "generationConfig": generation_config,
+    }
+
+
+@dataclass(frozen=True)
+class _Answer:
+    image: bytes
+    mime_type: str
+    text: str
+
+
+def _field(mapping: Mapping[str, Any], camel: str, snake: str) -> Any:
+    """A field under its camelCase (Google) or snake_case (some relays) name."""
+    value = mapping.get(camel)
+    return mapping.get(snake) if value is None else value
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def parse_usage(payload: Mapping[str, Any]) -> Usage:
+    """usageMetadata → Usage. Thinking tokens (Gemini 3 Pro) are billed as output, so they
+    are counted with the candidates' tokens."""
+    meta = _field(payload, "usageMetadata", "usage_metadata")
+    if not isinstance(meta, Mapping):
+        return Usage()
+    prompt = _as_int(_field(meta, "promptTokenCount", "prompt_token_count"))
+    output = _as_int(_field(meta, "candidatesTokenCount", "candidates_token_count")) + _as_int(
+        _field(meta, "thoughtsTokenCount", "thoughts_token_count")
+    )
+    total = _as_int(_field(meta, "totalTokenCount", "total_token_count")) or prompt + output
+    return Usage(prompt_tokens=prompt, output_tokens=output, total_tokens=total)
+
+
+class GeminiClient(ImageGenerator):
+    """An ImageGenerator on the Gemini generateContent REST API."""
+
+    name = "gemini"
+
+    def __init__(
+        self,
+        api_key: str | SecretStr,
+        *,
+        model: str = DEFAULT_MODEL,
+        base_url: str = DEFAULT_BASE_URL,
+        auth: Literal["header", "bearer"] = "header",
+        image_size: str | None = "2K",
+        connect_timeout: float = 10.0,
+        read_timeout: float = 180.0,
+        proxy: str | None = None,
+        max_attempts: int = 5,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: RandomSource | None = None,
+    ) -> None:
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        key = (key or "").strip()
+        if not key:
+            raise SettingsError("the Gemini API key is empty: set GEMINI_API_KEY")
+        if auth not in ("header", "bearer"):
+            raise SettingsError(f"gemini_auth must be 'header' or 'bearer', got {auth!r}")
+        model = model.strip().removeprefix("models/")
+        if not model:
+            raise SettingsError("GEMINI_MODEL is empty: set it to an image model id")
+        self._key = SecretStr(key)
+        self._scrub = Scrubber([key, proxy_password(proxy)])
+        self.model = model
+        self.auth = auth
+        self.image_size = image_size
+        base = check_base_url(base_url, "GEMINI_BASE_URL").removesuffix("/v1beta")
+        self.base_url = base
+        self.url = f"{base}/v1beta/models/{quote(model, safe='')}:generateContent"
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._http = make_http_client(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            proxy=proxy,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"GeminiClient(model={self.model!r}, base_url={self.base_url!r}, auth={self.auth!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GeminiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ generate
+
+    def generate(
+        self, request: GenerationRequest, hooks: AttemptHooks | None = None
+    ) -> GenerationResult:
+        """One image for `request`, retrying retryable failures; raises GenerationError."""
+        body = json.dumps(build_request_body(request, self.model, self.image_size)).encode()
+        answer, attempts = retry_call(
+            lambda info: self._attempt(body, info),
+            backend=self.name,
+            model=self.model,
+            hooks=hooks,
+            max_attempts=self.max_attempts,
+            base_delay=self.base_delay,
+            max_delay=self.max_delay,
+            sleep=self._sleep,
+            rng=self._rng,
+            scrub=self._scrub,
+        )
+        usage, parsed = answer
+        return GenerationResult(
+            image=parsed.image,
+            mime_type=parsed.mime_type,
+            model=self.model,
+            usage=usage,
+            attempts=attempts,
+            text=parsed.text,
+        )
+
+    def _headers(self) -> dict[str, str]:
+        key = self._key.get_secret_value()
+        headers = {"content-type": "application/json"}
+        if self.auth == "bearer":
+            headers["authorization"] = f"Bearer {key}"
+        else:
+            headers["x-goog-api-key"] = key
+        return headers
+
+    def _attempt(self, body: bytes, info: AttemptInfo) -> tuple[Usage, _Answer]:
+        failure: GenerationError | None = None
+        try:
+            response = self._http.post(self.url, content=body, headers=self._headers())
+        except httpx.HTTPError as exc:
+            failure = transport_error(exc, self.name, self.model, self._scrub)
+        if failure is not None:
+            # Raised outside the except block: the httpx exception (which holds the request
+            # and its auth header) is not chained onto ours.
+            raise failure
+        info.http_status = response.status_code
+        if response.status_code != 200:
+            raise self._http_error(response)
+        try:
+            payload = response.json()
+        except (ValueError, UnicodeDecodeError):
+            payload = None
+        if not isinstance(payload, dict):
+            raise NoImageError(
+                f"Gemini {self.model}: the answer was not a JSON object "
+                f"({self._snippet(response.text)})",
+                status=200,
+            )
+        if isinstance(payload.get("error"), Mapping) and "candidates" not in payload:
+            # Some relays wrap an upstream error in a 200.
+            raise self._http_error(response, payload)
+        info.usage = parse_usage(payload)
+        return info.usage, self._parse_answer(payload)
+
+    # ------------------------------------------------------------------ answers
+
+    def _parse_answer(self, payload: Mapping[str, Any]) -> _Answer:
+        feedback = _field(payload, "promptFeedback", "prompt_feedback")
+        if isinstance(feedback, Mapping):
+            block = _field(feedback, "blockReason", "block_reason")
+            if block:
+                detail = _field(feedback, "blockReasonMessage", "block_reason_message")
+                raise ContentBlockedError(
+                    self._scrub(
+                        f"Gemini {self.model} blocked the prompt (blockReason={block}"
+                        + (f": {error_message(str(detail), 200)}" if detail else "")
+                        + "): retrying will not help; change the prompt template or the "
+                        "source image"
+                    ),
+                    status=200,
+                )
+        candidates = payload.get("candidates")
+        if not isinstance(candidates, list) or not candidates:
+            raise NoImageError(f"Gemini {self.model}: the answer had no candidates", status=200)
+        candidate = candidates[0] if isinstance(candidates[0], Mapping) else {}
+        finish = _field(candidate, "finishReason", "finish_reason")
+        if isinstance(finish, str) and finish.upper() in SAFETY_FINISH_REASONS:
+            detail = _field(candidate, "finishMessage", "finish_message")
+            raise ContentBlockedError(
+                self._scrub(
+                    f"Gemini {self.model} withheld the image (finishReason={finish}"
+                    + (f": {error_message(str(detail), 200)}" if detail else "")
+                    + "): retrying will not help; change the prompt template or the source image"
+                ),
+                status=200,
+            )
+        content = candidate.get("content")
+        parts = content.get("parts") if isinstance(content, Mapping) else None
+        texts: list[str] = []
+        final: list[Mapping[str, Any]] = []
+        thoughts: list[Mapping[str, Any]] = []
+        for part in parts if isinstance(parts, list) else []:
+            if not isinstance(part, Mapping):
+                continue
+            thought = part.get("thought") is True
+            inline = _field(part, "inlineData", "inline_data")
+            if isinstance(inline, Mapping) and inline.get("data"):
+                (thoughts if thought else final).append(inline)
+            elif isinstance(part.get("text"), str) and not thought:
+                texts.append(part["text"])
+        text = "\n".join(t for t in texts if t.strip())
+        # Interim "thought" images of thinking models are drafts: the last non-thought image
+        # is the answer. Only when every image is marked thought, the last one is taken
+        # ("the last image within Thinking is also the final rendered image").
+        chosen = final[-1] if final else thoughts[-1] if thoughts else None
+        if chosen is None:
+            said = f"; model text: {error_message(text, 200)!r}" if text else ""
+            raise NoImageError(
+                self._scrub(
+                    f"Gemini {self.model}: the answer had no image "
+                    f"(finishReason={finish or 'none'}){said}"
+                ),
+                status=200,
+            )
+        try:
+            image = base64.b64decode(str(chosen["data"]))
+        except (binascii.Error, ValueError):
+            image = b""
+        if not image:
+            raise NoImageError(
+                f"Gemini {self.model}: the image part was not valid base64", status=200
+            )
+        declared = _field(chosen, "mimeType", "mime_type")
+        mime = sniff_image_type(image) or (declared if isinstance(declared, str) else None)
+        return _Answer(image=image, mime_type=mime or "image/png", text=text)
+
+    # ------------------------------------------------------------------ errors
+
+    def _snippet(self, text: str) -> str:
+        return self._scrub(error_message(text, 200)) if text.strip() else "empty body"
+
+    def _http_error(
+        self, response: httpx.Response, payload: Mapping[str, Any] | None = None
+    ) -> GenerationError:
+        """The typed error for a non-200 answer (or an error wrapped in a 200)."""
+        status = response.status_code
+        api_status, api_message, details = "", "", []
+        body: Any = payload
+        if body is None:
+            try:
+                body = response.json()
+            except (ValueError, UnicodeDecodeError):
+                body = None
+        if isinstance(body, list) and body:  # some endpoints answer [{"error": ...}]
+            body = body[0]
+        error = body.get("error") if isinstance(body, Mapping) else None
+        if isinstance(error, Mapping):
+            api_status = str(error.get("status") or "")
+            api_message = str(error.get("message") or "")
+            raw_details = error.get("details")
+            details = [d for d in raw_details if isinstance(d, Mapping)] if raw_details else []
+            if status == 200 and isinstance(error.get("code"), int):
+                status = error["code"]
+        elif not isinstance(body, Mapping):
+            api_message = response.text
+        said = self._scrub(error_message(api_message)) if api_message.strip() else "no message"
+        where = f"HTTP {status}{' ' + api_status if api_status else ''}: {said}"
+        model = self.model
+        retry_after = self._retry_hint(response, details)
+        reasons = {str(d.get("reason")) for d in details if d.get("reason")}
+
+        if status == 429:
+            cls: type[GenerationError] = RateLimitedError
+            message = f"Gemini {model}: rate limited ({where})"
+        elif status == 408:
+            cls, message = GenerationTimeoutError, f"Gemini {model}: timed out upstream ({where})"
+        elif status >= 500 or status == 499:
+            cls, message = UpstreamServerError, f"Gemini {model}: server error ({where})"
+        elif "API_KEY_INVALID" in reasons or "API key not valid" in api_message:
+            cls = AuthenticationError
+            message = f"Gemini rejected the API key ({where}): check GEMINI_API_KEY"
+        elif status in (401, 403):
+            cls = AuthenticationError
+            message = (
+                f"Gemini refused the request ({where}): check GEMINI_API_KEY and gemini_auth "
+                "(PRODUCT_IMAGES_GEMINI_AUTH: 'header' sends x-goog-api-key as Google's API "
+                "expects, 'bearer' sends Authorization: Bearer as most relays expect)"
+            )
+        elif status == 404:
+            cls = ModelNotFoundError
+            message = (
+                f"model '{model}' not found: set GEMINI_MODEL (or PRODUCT_IMAGES_GEMINI_MODEL) "
+                f"to a current image model, e.g. {DEFAULT_MODEL} ({where}; if the id is right, "
+                f"check GEMINI_BASE_URL={self.base_url})"
+            )
+        elif status == 402:
+            cls = PermanentGenerationError
+            message = (
+                f"Gemini {model}: out of prepaid credits ({where}): add credits or billing "
+                "to the project"
+            )
+        elif 300 <= status < 400:
+            location = response.headers.get("location", "?")
+            cls = BadRequestError
+            message = f"Gemini {model}: redirected to {location} ({where}): check GEMINI_BASE_URL"
+        else:
+            cls = BadRequestError
+            message = (
+                f"Gemini {model}: request rejected ({where}): {self._fix_hint(api_status, said)}"
+            )
+        result = cls(self._scrub(message), status=status)
+        if isinstance(result, RetryableGenerationError):
+            result.retry_after = retry_after
+        return result
+
+    def _fix_hint(self, api_status: str, message: str) -> str:
+        """What to change, from the API's message."""
+        lowered = message.lower()
+        if "imagesize" in lowered or "image_size" in lowered or "image size" in lowered:
+            return (
+                "check the image size setting PRODUCT_IMAGES_GEMINI_IMAGE_SIZE (512, 1K, 2K "
+                "or 4K; only Gemini 3 image models take it, and 512 only 3.1 Flash Image)"
+            )
+        if "aspectratio" in lowered or "aspect_ratio" in lowered or "aspect ratio" in lowered:
+            return (
+                f"the aspect ratio is not one {self.model} supports: check the slot's "
+                "aspect ratio in the platform spec"
+            )
+        if "modalit" in lowered:
+            return (
+                f"{self.model} does not generate images: set GEMINI_MODEL to an image model, "
+                f"e.g. {DEFAULT_MODEL}"
+            )
+        if api_status == "FAILED_PRECONDITION":
+            return "the free tier is not available here: enable billing on the project"
+        if "too large" in lowered or "payload" in lowered or "size limit" in lowered:
+            return "the request is too large: send smaller or fewer input images (~20 MB total)"
+        return "fix the request or the Gemini settings (GEMINI_MODEL, image size, prompt)"
+
+    @staticmethod
+    def _retry_hint(response: httpx.Response, details: list[Mapping[str, Any]]) -> float | None:
+        """Seconds from google.rpc.RetryInfo in the error details, else Retry-After."""
+        for detail in details:
+            if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+                delay = _field(detail, "retryDelay", "retry_delay")
+                if isinstance(delay, str) and (seconds := parse_retry_delay(delay)) is not None:
+                    return seconds
+        return parse_retry_after(response.headers.get("retry-after"))

@@ -1,0 +1,318 @@
+"""An OpenAI-compatible images API (gpt-image-1 and relays) through POST /v1/images/edits.
+
+multipart/form-data: model, prompt, n=1, size (from the aspect ratio) and the input images
+(one as `image`, several as repeated `image[]`, as the OpenAI SDK sends them). GPT image
+models always answer base64 (`data[0].b64_json`). Failures become the typed errors of
+product_images.errors; 429 / 5xx / timeouts / answers without an image are retried with
+backoff (honouring Retry-After). The API key never appears in a message, a repr or a log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from product_images.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentBlockedError,
+    GenerationError,
+    GenerationTimeoutError,
+    ModelNotFoundError,
+    NoImageError,
+    PermanentGenerationError,
+    RateLimitedError,
+    RetryableGenerationError,
+    SettingsError,
+    UpstreamServerError,
+)
+from product_images.generative.base import (
+    AttemptHooks,
+    GenerationRequest,
+    GenerationResult,
+    ImageGenerator,
+    Usage,
+)
+from product_images.generative.retry import (
+    AttemptInfo,
+    RandomSource,
+    Scrubber,
+    check_base_url,
+    error_message,
+    make_http_client,
+    parse_retry_after,
+    proxy_password,
+    retry_call,
+    sniff_image_type,
+    transport_error,
+)
+
+__all__ = ["OpenAIImagesClient", "size_for_aspect_ratio"]
+
+DEFAULT_MODEL = "gpt-image-1"
+DEFAULT_BASE_URL = "https://api.openai.com"
+
+#: Error codes of a refused prompt or image (400): permanent, not a bad setting.
+BLOCKED_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def size_for_aspect_ratio(aspect_ratio: str) -> str:
+    """The gpt-image size closest to "W:H": 1024x1024, 1536x1024 (landscape) or 1024x1536."""
+    try:
+        width, height = (float(side) for side in aspect_ratio.split(":"))
+    except ValueError:
+        raise BadRequestError(
+            f"aspect ratio {aspect_ratio!r} is not of the form W:H (e.g. 4:5)"
+        ) from None
+    if width <= 0 or height <= 0:
+        raise BadRequestError(f"aspect ratio {aspect_ratio!r} must have positive sides")
+    if width == height:
+        return "1024x1024"
+    return "1536x1024" if width > height else "1024x1536"
+
+
+class OpenAIImagesClient(ImageGenerator):
+    """An ImageGenerator on an OpenAI-compatible /v1/images/edits endpoint."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        api_key: str | SecretStr,
+        *,
+        model: str = DEFAULT_MODEL,
+        base_url: str = DEFAULT_BASE_URL,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 180.0,
+        proxy: str | None = None,
+        max_attempts: int = 5,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: RandomSource | None = None,
+    ) -> None:
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        key = (key or "").strip()
+        if not key:
+            raise SettingsError("the OpenAI API key is empty: set OPENAI_API_KEY")
+        model = model.strip()
+        if not model:
+            raise SettingsError("OPENAI_MODEL is empty: set it to an image model id")
+        self._key = SecretStr(key)
+        self._scrub = Scrubber([key, proxy_password(proxy)])
+        self.model = model
+        # The OpenAI SDK convention puts /v1 in the base URL; accept both spellings.
+        base = check_base_url(base_url, "OPENAI_BASE_URL").removesuffix("/v1")
+        self.base_url = base
+        self.url = f"{base}/v1/images/edits"
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._http = make_http_client(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            proxy=proxy,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIImagesClient(model={self.model!r}, base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> OpenAIImagesClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ generate
+
+    def generate(
+        self, request: GenerationRequest, hooks: AttemptHooks | None = None
+    ) -> GenerationResult:
+        """One image for `request`, retrying retryable failures; raises GenerationError."""
+        if not request.images:
+            raise BadRequestError("/v1/images/edits needs at least one input image")
+        data = {
+            "model": self.model,
+            "prompt": request.prompt,
+            "n": "1",
+            "size": size_for_aspect_ratio(request.aspect_ratio or "1:1"),
+        }
+        field = "image" if len(request.images) == 1 else "image[]"
+        files = [
+            (
+                field,
+                (
+                    f"image{index}.{_EXTENSIONS.get(image.mime_type, 'png')}",
+                    image.data,
+                    image.mime_type,
+                ),
+            )
+            for index, image in enumerate(request.images)
+        ]
+        (image, mime, usage), attempts = retry_call(
+            lambda info: self._attempt(data, files, info),
+            backend=self.name,
+            model=self.model,
+            hooks=hooks,
+            max_attempts=self.max_attempts,
+            base_delay=self.base_delay,
+            max_delay=self.max_delay,
+            sleep=self._sleep,
+            rng=self._rng,
+            scrub=self._scrub,
+        )
+        return GenerationResult(
+            image=image, mime_type=mime, model=self.model, usage=usage, attempts=attempts
+        )
+
+    def _attempt(
+        self,
+        data: dict[str, str],
+        files: list[tuple[str, tuple[str, bytes, str]]],
+        info: AttemptInfo,
+    ) -> tuple[bytes, str, Usage]:
+        failure: GenerationError | None = None
+        headers = {"authorization": f"Bearer {self._key.get_secret_value()}"}
+        try:
+            response = self._http.post(self.url, data=data, files=files, headers=headers)
+        except httpx.HTTPError as exc:
+            failure = transport_error(exc, self.name, self.model, self._scrub)
+        if failure is not None:
+            # Raised outside the except block: the httpx exception (which holds the request
+            # and its auth header) is not chained onto ours.
+            raise failure
+        info.http_status = response.status_code
+        if response.status_code != 200:
+            raise self._http_error(response)
+        try:
+            payload = response.json()
+        except (ValueError, UnicodeDecodeError):
+            payload = None
+        if not isinstance(payload, dict):
+            snippet = self._scrub(error_message(response.text, 200)) or "empty body"
+            raise NoImageError(
+                f"OpenAI {self.model}: the answer was not a JSON object ({snippet})", status=200
+            )
+        info.usage = _parse_usage(payload.get("usage"))
+        items = payload.get("data")
+        item = items[0] if isinstance(items, list) and items else None
+        encoded = item.get("b64_json") if isinstance(item, Mapping) else None
+        if not encoded:
+            has_url = isinstance(item, Mapping) and item.get("url")
+            raise NoImageError(
+                f"OpenAI {self.model}: the answer had no image"
+                + (" (a URL instead of b64_json; not supported)" if has_url else ""),
+                status=200,
+            )
+        try:
+            image = base64.b64decode(str(encoded))
+        except (binascii.Error, ValueError):
+            image = b""
+        if not image:
+            raise NoImageError(f"OpenAI {self.model}: b64_json was not valid base64", status=200)
+        output_format = payload.get("output_format")
+        declared = f"image/{output_format}".replace("jpg", "jpeg") if output_format else None
+        return image, sniff_image_type(image) or declared or "image/png", info.usage
+
+    def _http_error(self, response: httpx.Response) -> GenerationError:
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        error = body.get("error") if isinstance(body, Mapping) else None
+        code = kind = ""
+        if isinstance(error, Mapping):
+            api_message = str(error.get("message") or "")
+            code = str(error.get("code") or "")
+            kind = str(error.get("type") or "")
+        elif isinstance(body, Mapping):
+            api_message = str(body.get("message") or body.get("detail") or "")
+        else:
+            api_message = response.text
+        said = self._scrub(error_message(api_message)) if api_message.strip() else "no message"
+        where = f"HTTP {status}{' ' + code if code else ''}: {said}"
+        model = self.model
+        retry_after = _retry_after_ms(response.headers.get("retry-after-ms"))
+        if retry_after is None:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+
+        cls: type[GenerationError]
+        if code in BLOCKED_CODES or kind in BLOCKED_CODES:
+            cls = ContentBlockedError
+            message = (
+                f"OpenAI {model} refused the request ({where}): retrying will not help; "
+                "change the prompt template or the source image"
+            )
+        elif status == 429 and code == "insufficient_quota":
+            cls = PermanentGenerationError
+            message = f"OpenAI {model}: out of quota ({where}): check the account's billing"
+        elif status == 429:
+            cls, message = RateLimitedError, f"OpenAI {model}: rate limited ({where})"
+        elif status == 408:
+            cls, message = GenerationTimeoutError, f"OpenAI {model}: timed out upstream ({where})"
+        elif status >= 500:
+            cls, message = UpstreamServerError, f"OpenAI {model}: server error ({where})"
+        elif status in (401, 403):
+            cls = AuthenticationError
+            message = f"OpenAI refused the request ({where}): check OPENAI_API_KEY"
+        elif status == 404:
+            cls = ModelNotFoundError
+            message = (
+                f"model '{model}' not found: set OPENAI_MODEL (or PRODUCT_IMAGES_OPENAI_MODEL) "
+                f"to an image model, e.g. {DEFAULT_MODEL} ({where}; if the id is right, check "
+                f"OPENAI_BASE_URL={self.base_url})"
+            )
+        elif 300 <= status < 400:
+            location = response.headers.get("location", "?")
+            cls = BadRequestError
+            message = f"OpenAI {model}: redirected to {location} ({where}): check OPENAI_BASE_URL"
+        else:
+            cls = BadRequestError
+            message = (
+                f"OpenAI {model}: request rejected ({where}): fix the request or the OpenAI "
+                "settings (OPENAI_MODEL, input image format and size)"
+            )
+        result = cls(self._scrub(message), status=status)
+        if isinstance(result, RetryableGenerationError):
+            result.retry_after = retry_after
+        return result
+
+
+def _retry_after_ms(value: str | None) -> float | None:
+    seconds = parse_retry_after(value)
+    return None if seconds is None else seconds / 1000
+
+
+def _parse_usage(usage: Any) -> Usage:
+    if not isinstance(usage, Mapping):
+        return Usage()
+
+    def count(name: str) -> int:
+        try:
+            return max(int(usage.get(name) or 0), 0)
+        except (TypeError, ValueError):
+            return 0
+
+    prompt, output = count("input_tokens"), count("output_tokens")
+    return Usage(
+        prompt_tokens=prompt,
+        output_tokens=output,
+        total_tokens=count("total_tokens") or prompt + output,
+    )
