@@ -40,6 +40,12 @@ def run_one(request: ProductRequest, settings: Settings, engine: str) -> Product
             source=request.source,
             platforms=request.platforms,
             store=settings.store,
+            backend=request.backend or settings.backend,
+            budget_usd=request.budget_usd,
+            name=request.name,
+            category=request.category,
+            scene_hint=request.scene_hint,
+            tag=request.tag,
         )
     except ProductError as error:
         return failed_result(request.sku, error)

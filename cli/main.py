@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,20 @@ _store_option = click.option(
 _platforms_option = click.option(
     "--platforms", help="Comma-separated platforms, e.g. amazon,shopify."
 )
+_backend_option = click.option(
+    "--backend",
+    type=click.Choice(["auto", "local", "gemini", "openai"]),
+    default=None,
+    help="Backend for generated masters (default: setting; auto = Gemini when GEMINI_API_KEY "
+    "is set).",
+)
+_budget_option = click.option(
+    "--budget-usd",
+    type=float,
+    default=None,
+    help="Spending cap for paid calls in this run; products past it are skipped, not failed.",
+)
+_tag_option = click.option("--tag", default="", help="Catalog tag recorded in the cost ledger.")
 _engine_option = click.option(
     "--engine",
     type=click.Choice(["auto", "prefect", "inline"]),
@@ -47,12 +62,14 @@ def main() -> None:
 
 
 def _echo_result(result: ProductResult, store: str) -> None:
-    if result.status == "failed":
-        click.echo(f"FAILED {result.sku}: [{result.reason}] {result.message}", err=True)
+    if result.status != "done":
+        label = "SKIPPED" if result.status == "skipped" else "FAILED"
+        click.echo(f"{label} {result.sku}: [{result.reason}] {result.message}", err=True)
         return
     review = "  NEEDS REVIEW" if result.needs_review else ""
     where = f"{store.rstrip('/')}/{result.manifest_key}"
-    click.echo(f"done {result.sku}: {result.outputs} images, manifest {where}{review}")
+    cost = f", {result.paid_calls} paid calls ${result.cost_usd:.4f}" if result.paid_calls else ""
+    click.echo(f"done {result.sku}: {result.outputs} images{cost}, manifest {where}{review}")
     if result.message:
         click.echo(f"  {result.message}")
 
@@ -63,15 +80,49 @@ def _echo_result(result: ProductResult, store: str) -> None:
 @_store_option
 @_platforms_option
 @_engine_option
-def run(photo: str, sku: str, store: str | None, platforms: str | None, engine: str | None) -> None:
+@_backend_option
+@_budget_option
+@_tag_option
+@click.option("--name", default="", help="Product name (fills the prompt templates).")
+@click.option("--category", default="", help="Product category.")
+@click.option("--scene-hint", default="", help="Where a generated scene is set.")
+def run(
+    photo: str,
+    sku: str,
+    store: str | None,
+    platforms: str | None,
+    engine: str | None,
+    backend: str | None,
+    budget_usd: float | None,
+    tag: str,
+    name: str,
+    category: str,
+    scene_hint: str,
+) -> None:
     """Make one product from PHOTO (a path or s3:// URL)."""
     from product_images.pipeline import ProductRequest
 
-    settings = _settings(store=store, platforms=_platform_list(platforms), engine=engine)
-    request = ProductRequest(sku=sku, source=photo, platforms=settings.platforms)
+    settings = _settings(
+        store=store,
+        platforms=_platform_list(platforms),
+        engine=engine,
+        backend=backend,
+        budget_usd=budget_usd,
+    )
+    request = ProductRequest(
+        sku=sku,
+        source=photo,
+        platforms=settings.platforms,
+        run_id=uuid.uuid4().hex,
+        tag=tag,
+        budget_usd=settings.budget_usd,
+        name=name,
+        category=category,
+        scene_hint=scene_hint,
+    )
     result = _guarded(lambda: run_one(request, settings, resolve_engine(settings.engine)))
     _echo_result(result, settings.store)
-    sys.exit(0 if result.status == "done" else 1)
+    sys.exit({"done": 0, "skipped": 3}.get(result.status, 1))
 
 
 def _guarded(call: Any) -> Any:
@@ -88,33 +139,62 @@ def _guarded(call: Any) -> Any:
 @_store_option
 @_platforms_option
 @_engine_option
+@_backend_option
+@_budget_option
+@_tag_option
 @click.option("--concurrency", type=int, help="Products at once (default: setting).")
 def batch(
     catalog: str,
     store: str | None,
     platforms: str | None,
     engine: str | None,
+    backend: str | None,
+    budget_usd: float | None,
+    tag: str,
     concurrency: int | None,
 ) -> None:
-    """Make every product of CATALOG: a CSV/JSON file, a folder, or an s3:// prefix."""
+    """Make every product of CATALOG: a CSV/JSON file, a folder, or an s3:// prefix.
+
+    CSV/JSON columns: sku, source (required); platforms, name, category, brand_style,
+    scene_hint, backend, tag (optional, per row).
+    """
     settings = _settings(
-        store=store, platforms=_platform_list(platforms), engine=engine, concurrency=concurrency
+        store=store,
+        platforms=_platform_list(platforms),
+        engine=engine,
+        concurrency=concurrency,
+        backend=backend,
+        budget_usd=budget_usd,
     )
-    summary = _guarded(lambda: _run_batch(catalog, settings))
+    summary = _guarded(lambda: _run_batch(catalog, settings, tag))
     for line in summary.lines():
         click.echo(line, err=line.startswith("FAILED"))
     sys.exit(1 if summary.failed else 0)
 
 
-def _run_batch(catalog: str, settings: Settings) -> Any:
+def _run_batch(catalog: str, settings: Settings, tag: str = "") -> Any:
     from product_images.catalog import load_catalog
     from product_images.summary import CatalogSummary
 
     if resolve_engine(settings.engine) == "prefect":
         from flows.process_catalog import process_catalog
 
-        return process_catalog(catalog=catalog, platforms=settings.platforms, store=settings.store)
-    loaded = load_catalog(catalog, settings.platforms)
+        return process_catalog(
+            catalog=catalog,
+            platforms=settings.platforms,
+            store=settings.store,
+            backend=settings.backend,
+            budget_usd=settings.budget_usd,
+            tag=tag,
+        )
+    loaded = load_catalog(
+        catalog,
+        settings.platforms,
+        run_id=uuid.uuid4().hex,
+        tag=tag,
+        budget_usd=settings.budget_usd,
+        backend=settings.backend,
+    )
     with click.progressbar(length=len(loaded.requests), label="products", file=sys.stderr) as bar:
         results = run_catalog(loaded, settings, lambda _: bar.update(1))
     return CatalogSummary(results=results)
@@ -202,6 +282,23 @@ def specs_validate(paths: tuple[Path, ...]) -> None:
             errors += 1
             click.echo(f"error  {error}", err=True)
     sys.exit(1 if errors else 0)
+
+
+@main.command()
+@_store_option
+@click.option("--by", type=click.Choice(["day", "tag", "model"]), default="day", show_default=True)
+def costs(store: str | None, by: str) -> None:
+    """Summarise the cost ledger of a store: calls and USD per day, catalog tag or model."""
+    from product_images.generative.ledger import Ledger, summarise
+    from product_images.store import open_store
+
+    settings = _settings(store=store)
+    entries = _guarded(lambda: Ledger(open_store(settings.store)).entries())
+    total_calls, total_usd = 0, 0.0
+    for label, (calls, usd) in summarise(entries, by).items():
+        click.echo(f"{label:24s} {calls:6d} calls  ${usd:10.4f}")
+        total_calls, total_usd = total_calls + calls, total_usd + usd
+    click.echo(f"{'total':24s} {total_calls:6d} calls  ${total_usd:10.4f}")
 
 
 @main.command("settings")

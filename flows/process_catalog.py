@@ -5,8 +5,11 @@ One product's failure never stops the others; the flow returns a summary of all 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -43,11 +46,21 @@ def process_catalog(
     catalog: str,
     platforms: list[str] | None = None,
     store: str | None = None,
+    backend: Literal["auto", "local", "gemini", "openai"] | None = None,
+    budget_usd: float | None = None,
+    tag: str = "",
 ) -> CatalogSummary:
     """Make every product of the catalog; a summary lists each product's outcome."""
     settings = get_settings()
     store_url = store or settings.store
-    loaded = load_catalog(catalog, platforms or settings.platforms)
+    loaded = load_catalog(
+        catalog,
+        platforms or settings.platforms,
+        run_id=str(flow_run.get_id() or ""),
+        tag=tag,
+        budget_usd=budget_usd,
+        backend=backend,
+    )
     futures = [(r.sku, make_product_task.submit(r, store_url)) for r in loaded.requests]
     results = loaded.rejected + [_result_of(sku, f) for sku, f in futures]
     summary = CatalogSummary(results=results)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prefect import flow
+from prefect.runtime import flow_run
 
 from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest, check_sku
@@ -20,11 +23,26 @@ def process_product(
     source: str,
     platforms: list[str] | None = None,
     store: str | None = None,
+    backend: Literal["auto", "local", "gemini", "openai"] | None = None,
+    budget_usd: float | None = None,
+    name: str = "",
+    category: str = "",
+    scene_hint: str = "",
+    tag: str = "",
 ) -> ProductResult:
     """Make one product's masters and marketplace images and publish its manifest."""
     settings = get_settings()
     request = ProductRequest(
-        sku=check_sku(sku), source=source, platforms=platforms or settings.platforms
+        sku=check_sku(sku),
+        source=source,
+        platforms=platforms or settings.platforms,
+        backend=backend,
+        budget_usd=budget_usd,
+        name=name,
+        category=category,
+        scene_hint=scene_hint,
+        tag=tag,
+        run_id=str(flow_run.get_id() or ""),
     )
     store_url = store or settings.store
     prepared = prepare_masters_task(request, store_url)

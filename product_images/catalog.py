@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from product_images.errors import CatalogError, InvalidSkuError, StorageError
 from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest, check_sku, failed_result
@@ -31,12 +33,15 @@ class Catalog:
     rejected: list[ProductResult] = field(default_factory=list)
 
 
-def load_catalog(location: str, platforms: list[str]) -> Catalog:
+_ROW_FIELDS = ("name", "category", "brand_style", "scene_hint", "tag")
+
+
+def load_catalog(location: str, platforms: list[str], **common: Any) -> Catalog:
     """Read a catalog file, a local folder of photos, or an s3:// prefix of photos."""
     if location.startswith("s3://") and not location.lower().endswith((".csv", ".json")):
-        return _from_prefix(location, platforms)
+        return _from_prefix(location, platforms, common)
     if not location.startswith("s3://") and Path(location).is_dir():
-        return _from_folder(Path(location), platforms)
+        return _from_folder(Path(location), platforms, common)
     try:
         text = read_url(location).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -48,7 +53,7 @@ def load_catalog(location: str, platforms: list[str]) -> Catalog:
         if location.lower().endswith(".json")
         else _parse_csv(location, text)
     )
-    return _requests(rows, _base_of(location), platforms)
+    return _requests(rows, _base_of(location), platforms, common)
 
 
 def _base_of(location: str) -> str:
@@ -93,7 +98,15 @@ def _row_platforms(row: dict[str, Any], default: list[str]) -> list[str]:
     return chosen or default
 
 
-def _requests(rows: list[dict[str, Any]], base: str, platforms: list[str]) -> Catalog:
+def _row_backend(row: dict[str, Any]) -> str | None:
+    value = str(row.get("backend") or "").strip().lower()
+    return value or None
+
+
+def _requests(
+    rows: list[dict[str, Any]], base: str, platforms: list[str], common: dict[str, Any]
+) -> Catalog:
+    """Requests from rows; `common` (run_id, budget_usd, tag, backend) applies to all of them."""
     catalog, seen = Catalog(), set()
     for number, row in enumerate(rows, start=1):
         sku = str(row.get("sku") or "").strip()
@@ -108,32 +121,40 @@ def _requests(rows: list[dict[str, Any]], base: str, platforms: list[str]) -> Ca
         except InvalidSkuError as error:
             catalog.rejected.append(failed_result(label, error))
             continue
-        catalog.requests.append(
-            ProductRequest(
+        fields = {k: str(row.get(k) or "") for k in _ROW_FIELDS}
+        extra = {**common, **{k: v for k, v in fields.items() if v}}
+        if _row_backend(row):
+            extra["backend"] = _row_backend(row)
+        try:
+            request = ProductRequest(
                 sku=sku,
                 source=_resolve(source, base),
                 platforms=_row_platforms(row, platforms),
-                name=str(row.get("name") or ""),
-                category=str(row.get("category") or ""),
+                **extra,
             )
-        )
+        except ValidationError as error:
+            catalog.rejected.append(
+                failed_result(label, InvalidSkuError(f"row {number}: {error.errors()[0]['msg']}"))
+            )
+            continue
+        catalog.requests.append(request)
     return catalog
 
 
-def _from_folder(folder: Path, platforms: list[str]) -> Catalog:
+def _from_folder(folder: Path, platforms: list[str], common: dict[str, Any]) -> Catalog:
     rows = [
         {"sku": p.stem, "source": str(p)}
         for p in sorted(folder.iterdir())
         if p.suffix.lower() in IMAGE_SUFFIXES
     ]
-    return _requests(rows, str(folder), platforms)
+    return _requests(rows, str(folder), platforms, common)
 
 
-def _from_prefix(url: str, platforms: list[str]) -> Catalog:
+def _from_prefix(url: str, platforms: list[str], common: dict[str, Any]) -> Catalog:
     store = open_store(url)
     rows = [
         {"sku": posixpath.splitext(posixpath.basename(k))[0], "source": f"{url.rstrip('/')}/{k}"}
         for k in store.list("")
         if k.lower().endswith(IMAGE_SUFFIXES)
     ]
-    return _requests(rows, url, platforms)
+    return _requests(rows, url, platforms, common)

@@ -81,6 +81,9 @@ class ProductRequest(BaseModel):
         default=None, description="Backend for this product; unset = the setting."
     )
     run_id: str = Field(default="", description="Run this product belongs to (shared budget).")
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="The run's spending cap; unset = the setting."
+    )
     tag: str = Field(default="", description="Catalog tag recorded in the cost ledger.")
 
     def prompt_fields(self) -> dict[str, str]:

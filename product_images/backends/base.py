@@ -37,6 +37,7 @@ class MasterContext:
     fields: dict[str, str] = field(default_factory=dict)  # name, category, brand_style, ...
     run_id: str = ""
     tag: str = ""
+    budget_usd: float | None = None  # the run's cap, shared by its products
     calls: list[CallRecord] = field(default_factory=list)  # paid calls, for the manifest
 
 

@@ -138,7 +138,7 @@ class GenerativeBackend(MasterBackend):
     def _hooks(
         self, request: GenerationRequest, variant: str, settings: Settings, context: MasterContext
     ) -> AttemptHooks:
-        budget = budget_for(context.run_id, settings.budget_usd)
+        budget = budget_for(context.run_id, context.budget_usd)
         estimate = estimate_cost(self.generator, settings, request.prompt, len(request.images))
         ledger = Ledger(context.store)
 
