@@ -205,6 +205,7 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         fields=request.prompt_fields(),
         run_id=request.run_id,
         tag=request.tag,
+        budget_usd=request.budget_usd if request.budget_usd is not None else settings.budget_usd,
     )
 
     def make(variant: Variant) -> tuple[MasterRecord, list[ReviewFlag]]:

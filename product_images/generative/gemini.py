@@ -51,6 +51,7 @@ from product_images.generative.retry import (
     RandomSource,
     Scrubber,
     check_base_url,
+    clean_api_key,
     error_message,
     make_http_client,
     parse_retry_after,
@@ -192,10 +193,7 @@ class GeminiClient(ImageGenerator):
         sleep: Callable[[float], None] = time.sleep,
         rng: RandomSource | None = None,
     ) -> None:
-        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-        key = (key or "").strip()
-        if not key:
-            raise SettingsError("the Gemini API key is empty: set GEMINI_API_KEY")
+        key = clean_api_key(api_key, "GEMINI_API_KEY")
         if auth not in ("header", "bearer"):
             raise SettingsError(f"gemini_auth must be 'header' or 'bearer', got {auth!r}")
         model = model.strip().removeprefix("models/")
@@ -276,13 +274,13 @@ class GeminiClient(ImageGenerator):
         try:
             response = self._http.post(self.url, content=body, headers=self._headers())
         except httpx.HTTPError as exc:
-            failure = transport_error(exc, self.name, self.model, self._scrub)
+            failure = transport_error(exc, "Gemini", self.model, self._scrub)
         if failure is not None:
             # Raised outside the except block: the httpx exception (which holds the request
             # and its auth header) is not chained onto ours.
             raise failure
         info.http_status = response.status_code
-        if response.status_code != 200:
+        if not 200 <= response.status_code < 300:
             raise self._http_error(response)
         try:
             payload = response.json()

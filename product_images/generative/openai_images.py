@@ -45,6 +45,7 @@ from product_images.generative.retry import (
     RandomSource,
     Scrubber,
     check_base_url,
+    clean_api_key,
     error_message,
     make_http_client,
     parse_retry_after,
@@ -101,10 +102,7 @@ class OpenAIImagesClient(ImageGenerator):
         sleep: Callable[[float], None] = time.sleep,
         rng: RandomSource | None = None,
     ) -> None:
-        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-        key = (key or "").strip()
-        if not key:
-            raise SettingsError("the OpenAI API key is empty: set OPENAI_API_KEY")
+        key = clean_api_key(api_key, "OPENAI_API_KEY")
         model = model.strip()
         if not model:
             raise SettingsError("OPENAI_MODEL is empty: set it to an image model id")
@@ -192,13 +190,13 @@ class OpenAIImagesClient(ImageGenerator):
         try:
             response = self._http.post(self.url, data=data, files=files, headers=headers)
         except httpx.HTTPError as exc:
-            failure = transport_error(exc, self.name, self.model, self._scrub)
+            failure = transport_error(exc, "OpenAI", self.model, self._scrub)
         if failure is not None:
             # Raised outside the except block: the httpx exception (which holds the request
             # and its auth header) is not chained onto ours.
             raise failure
         info.http_status = response.status_code
-        if response.status_code != 200:
+        if not 200 <= response.status_code < 300:
             raise self._http_error(response)
         try:
             payload = response.json()
@@ -248,6 +246,8 @@ class OpenAIImagesClient(ImageGenerator):
             api_message = response.text
         said = self._scrub(error_message(api_message)) if api_message.strip() else "no message"
         where = f"HTTP {status}{' ' + code if code else ''}: {said}"
+        if request_id := response.headers.get("x-request-id"):
+            where += f"; request id {request_id}"
         model = self.model
         retry_after = _retry_after_ms(response.headers.get("retry-after-ms"))
         if retry_after is None:

@@ -19,6 +19,7 @@ from typing import Literal, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+from pydantic import SecretStr
 
 from product_images.errors import (
     BadRequestError,
@@ -35,6 +36,7 @@ __all__ = [
     "Scrubber",
     "backoff_delay",
     "check_base_url",
+    "clean_api_key",
     "error_message",
     "make_http_client",
     "parse_retry_after",
@@ -142,6 +144,20 @@ class Scrubber:
         for form in self._forms:
             result = result.replace(form, "***")
         return result
+
+
+def clean_api_key(api_key: str | SecretStr | None, setting: str) -> str:
+    """The key as a plain string, stripped; SettingsError (never naming the key's value) when it
+    is empty or holds characters no HTTP header can carry."""
+    key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+    key = (key or "").strip()
+    if not key:
+        raise SettingsError(f"the API key is empty: set {setting}")
+    if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+        raise SettingsError(
+            f"the API key in {setting} contains spaces, control or non-ASCII characters"
+        )
+    return key
 
 
 def proxy_password(proxy: str | None) -> str | None:

@@ -20,6 +20,7 @@ __all__ = ["product_similarity"]
 
 Box = tuple[int, int, int, int]
 _NORM = 96  # both products are compared at this size
+_SHARE = 0.08  # the least share of a scene we expect the product to cover
 
 
 def product_similarity(
@@ -30,19 +31,12 @@ def product_similarity(
     gen = np.asarray(generated.convert("RGB"))
     if variant == "white":
         return _white_similarity(product, mask, gen)
-    region = gen if variant == "detail" else _centre(gen, 0.7)
-    return _colour_similarity(product, mask, region)
+    return _colour_similarity(product, mask, gen)
 
 
 def _crop(rgb: np.ndarray, alpha: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
     left, top, right, bottom = box
     return rgb[top:bottom, left:right], alpha[top:bottom, left:right]
-
-
-def _centre(rgb: np.ndarray, share: float) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    dy, dx = round(h * (1 - share) / 2), round(w * (1 - share) / 2)
-    return rgb[dy : h - dy, dx : w - dx]
 
 
 def _normalised(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,13 +74,20 @@ def _mean_lab(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _colour_similarity(product: np.ndarray, mask: np.ndarray, region: np.ndarray) -> float:
-    """Histogram correlation of hue and saturation: product pixels vs the generated region."""
+    """How much of the product's colour distribution the generated image contains.
+
+    Each hue/saturation bin of the product counts as present in proportion to how much of it
+    the image holds, relative to a product covering _SHARE of the image: a scene full of
+    other colours still scores 1 if the product's colours are there; a recoloured product
+    scores near 0.
+    """
 
     def hist(rgb: np.ndarray, m: np.ndarray | None) -> np.ndarray:
         hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
-        h = cv2.calcHist([hsv], [0, 1], m, [18, 8], [0, 180, 0, 256])
-        return cv2.normalize(h, h).astype(np.float32)
+        h = cv2.calcHist([hsv], [0, 1], m, [18, 8], [0, 180, 0, 256]).ravel()
+        return h / max(float(h.sum()), 1.0)
 
     inside = (mask > 128).astype(np.uint8) * 255
-    score = cv2.compareHist(hist(product, inside), hist(region, None), cv2.HISTCMP_CORREL)
-    return round(float(max(0.0, score)), 3)
+    p, s = hist(product, inside), hist(region, None)
+    present = np.minimum(1.0, s / np.maximum(_SHARE * p, 1e-9))
+    return round(float((p * present).sum()), 3)

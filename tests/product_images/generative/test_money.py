@@ -50,14 +50,18 @@ def test_cache_round_trip_and_miss(tmp_path):
 
 
 def _attempt(outcome="ok", output_tokens=1120, model="gemini-3.1-flash-image"):
-    usage = Usage(prompt_tokens=1300, output_tokens=output_tokens, total_tokens=1300 + output_tokens)
+    usage = Usage(
+        prompt_tokens=1300, output_tokens=output_tokens, total_tokens=1300 + output_tokens
+    )
     return Attempt("gemini", model, outcome, 200, usage, 1.5)
 
 
 def test_ledger_prices_attempts_from_reported_tokens(tmp_path):
     ledger = Ledger(LocalStore(tmp_path))
     ledger.append(entry_from(_attempt(), "SKU-1", "scene", "spring", DEFAULT_PRICES))
-    ledger.append(entry_from(_attempt("rate_limited", 0), "SKU-1", "scene", "spring", DEFAULT_PRICES))
+    ledger.append(
+        entry_from(_attempt("rate_limited", 0), "SKU-1", "scene", "spring", DEFAULT_PRICES)
+    )
     entries = ledger.entries()
     assert [e.outcome for e in entries] == ["ok", "rate_limited"]
     assert entries[0].cost_usd == pytest.approx((1300 * 0.5 + 1120 * 60) / 1e6)

@@ -52,6 +52,9 @@ def test_scenes_and_details_are_compared_by_colour(variant):
         same = compose_scene(rgb, alpha, box, 512).image
         drifted = compose_scene(other, alpha, box, 512).image
     else:
-        same, drifted = Image.fromarray(rgb[200:400, 300:500]), Image.fromarray(other[200:400, 300:500])
+        same, drifted = (
+            Image.fromarray(rgb[200:400, 300:500]),
+            Image.fromarray(other[200:400, 300:500]),
+        )
     assert product_similarity(rgb, alpha, box, same, variant) > 0.5
     assert product_similarity(rgb, alpha, box, drifted, variant) < 0.3

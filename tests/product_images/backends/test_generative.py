@@ -1,0 +1,175 @@
+"""The generative backend end to end: our real clients against the stand-in HTTP server."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from product_images.catalog import load_catalog
+from product_images.generative.ledger import Ledger
+from product_images.imaging.provenance import TRAINED_ALGORITHMIC_MEDIA, digital_source_type
+from product_images.manifest import Manifest
+from product_images.pipeline import ProductRequest, run_product
+from product_images.settings import Settings
+from product_images.store import LocalStore
+from product_images.testing.images import draw_product
+from product_images.testing.standin import StandinServer
+
+PLATFORMS = ["amazon", "google-merchant"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    with StandinServer(api_key="sk-test-SECRET-4242", hang_seconds=2.0) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh(server):
+    server.reset()
+
+
+def _settings(server, tmp_path, backend="gemini", **extra) -> Settings:
+    keys = (
+        {"gemini_api_key": server.api_key}
+        if backend == "gemini"
+        else {"openai_api_key": server.api_key}
+    )
+    return Settings(
+        store=str(tmp_path / "out"),
+        backend=backend,
+        gemini_base_url=server.url,
+        openai_base_url=server.url,
+        master_side=768,
+        retry_base_delay=0.0,
+        retry_max_delay=0.05,
+        **keys,
+        **extra,
+    )
+
+
+def _run(settings, photo, sku="G-1", **request):
+    req = ProductRequest(
+        sku=sku, source=str(photo), platforms=PLATFORMS, name="Trail Mug", **request
+    )
+    return run_product(req, settings, LocalStore(Path(settings.store)))
+
+
+def _manifest(settings, sku="G-1") -> Manifest:
+    return Manifest.model_validate_json(
+        LocalStore(Path(settings.store)).get(f"{sku}/manifest.json")
+    )
+
+
+@pytest.mark.parametrize("backend", ["gemini", "openai"])
+def test_scene_and_detail_are_generated_white_stays_local(server, photo, tmp_path, backend):
+    settings = _settings(server, tmp_path, backend)
+    result = _run(settings, photo)
+    assert result.status == "done", result.message
+    masters = {m.variant: m for m in _manifest(settings).masters}
+    assert masters["white"].generated_by is None  # confident cut-out: free
+    assert masters["scene"].generated_by and masters["detail"].generated_by
+    manifest = _manifest(settings)
+    assert [c.outcome for c in manifest.calls] == ["ok", "ok"]
+    assert manifest.cost_usd > 0 and result.paid_calls == 2
+    assert server.calls == 2
+    assert all(o.passed for o in manifest.outputs), [o for o in manifest.outputs if not o.passed]
+
+
+def test_outputs_of_generated_masters_carry_ai_provenance(server, photo, tmp_path):
+    settings = _settings(server, tmp_path)
+    _run(settings, photo)
+    store = LocalStore(Path(settings.store))
+    assert (
+        digital_source_type(store.get("G-1/google-merchant/lifestyle.jpg"))
+        == TRAINED_ALGORITHMIC_MEDIA
+    )
+    assert digital_source_type(store.get("G-1/amazon/detail.jpg")) == TRAINED_ALGORITHMIC_MEDIA
+    assert digital_source_type(store.get("G-1/amazon/main.jpg")) is None
+
+
+def test_a_rerun_of_an_unchanged_product_makes_no_call(server, photo, tmp_path):
+    settings = _settings(server, tmp_path)
+    _run(settings, photo)
+    calls = server.calls
+    result = _run(settings, photo)
+    assert server.calls == calls and result.paid_calls == 0
+    assert {c.outcome for c in _manifest(settings).calls} == {"cached"}
+
+
+def test_editing_a_template_regenerates_only_its_variant(server, photo, tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "scene.txt").write_text("Show $name in a sunny kitchen.")
+    _run(_settings(server, tmp_path), photo)
+    before = server.calls
+    _run(_settings(server, tmp_path, templates_dir=templates), photo)
+    assert server.calls == before + 1
+    calls = {c.variant: c.outcome for c in _manifest(_settings(server, tmp_path)).calls}
+    assert calls == {"scene": "ok", "detail": "cached"}
+
+
+def test_low_confidence_cutout_gets_a_generated_white_master(server, tmp_path):
+    image, _ = draw_product(size=(700, 500))
+    noise = np.random.default_rng(1).integers(-70, 70, (500, 700, 3))
+    busy = tmp_path / "busy.png"
+    Image.fromarray(np.clip(np.asarray(image).astype(int) + noise, 0, 255).astype(np.uint8)).save(
+        busy
+    )
+    settings = _settings(server, tmp_path)
+    assert _run(settings, busy).status == "done"
+    manifest = _manifest(settings)
+    white = next(m for m in manifest.masters if m.variant == "white")
+    assert white.generated_by == settings.gemini_model
+    main = next(o for o in manifest.outputs if o.slot == "main" and o.platform == "amazon")
+    assert main.passed, main.checks
+
+
+def test_budget_caps_the_run_and_skips_the_rest(server, tmp_path):
+    for n in range(4):  # different photos: the cache must not make them free
+        draw_product(size=(600, 450), colour=(40 + 50 * n, 90, 150))[0].save(tmp_path / f"{n}.jpg")
+    rows = "\n".join(f"P{n},{n}.jpg" for n in range(4))
+    (tmp_path / "c.csv").write_text(f"sku,source\n{rows}\n")
+    settings = _settings(server, tmp_path)
+    catalog = load_catalog(str(tmp_path / "c.csv"), PLATFORMS, run_id="budget-run", budget_usd=0.45)
+    results = [run_product(r, settings, LocalStore(Path(settings.store))) for r in catalog.requests]
+    statuses = [r.status for r in results]
+    assert statuses[0] == "done" and "skipped" in statuses and "failed" not in statuses
+    assert all(r.reason == "budget" for r in results if r.status == "skipped")
+    spent = sum(e.cost_usd for e in Ledger(LocalStore(Path(settings.store))).entries())
+    assert spent <= 0.45
+
+
+def test_content_blocked_fails_the_product_with_its_reason(server, photo, tmp_path):
+    server.script("safety", "safety")
+    result = _run(_settings(server, tmp_path), photo)
+    assert result.status == "failed" and result.reason == "content_blocked"
+
+
+def test_retryable_faults_are_retried_and_every_attempt_is_in_the_ledger(server, photo, tmp_path):
+    server.script("429-retryinfo:0.01s", "503", "text-only")
+    settings = _settings(server, tmp_path)
+    assert _run(settings, photo).status == "done"
+    outcomes = [e.outcome for e in Ledger(LocalStore(Path(settings.store))).entries()]
+    assert sorted(outcomes) == sorted(["rate_limited", "upstream_error", "no_image", "ok", "ok"])
+
+
+def test_the_key_is_never_written_anywhere(server, photo, tmp_path):
+    server.script("403", "403")
+    settings = _settings(server, tmp_path)
+    result = _run(settings, photo)
+    assert result.status == "failed" and server.api_key not in result.message
+    _run(_settings(server, tmp_path), photo, sku="G-2")
+    for path in Path(settings.store).rglob("*"):
+        if path.is_file():
+            assert server.api_key.encode() not in path.read_bytes(), path
+
+
+def test_wrong_aspect_answer_is_reframed_locally(server, photo, tmp_path):
+    server.script("wrong-aspect", "wrong-aspect")
+    settings = _settings(server, tmp_path)
+    assert _run(settings, photo).status == "done"
+    scene = next(m for m in _manifest(settings).masters if m.variant == "scene")
+    assert (scene.width, scene.height) == (768, 768)
+    assert any("re-framed" in note for note in scene.notes)
