@@ -208,8 +208,13 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         budget_usd=request.budget_usd if request.budget_usd is not None else settings.budget_usd,
     )
 
+    backends = {v: route(v, product.cutout.confidence, generative, settings) for v in variants}
+    if generative is not None:
+        paid = [v for v, b in backends.items() if b is generative]
+        generative.check_affordable(paid, settings, context)
+
     def make(variant: Variant) -> tuple[MasterRecord, list[ReviewFlag]]:
-        backend = route(variant, product.cutout.confidence, generative, settings)
+        backend = backends[variant]
         master = backend.make_master(variant, product, settings, context)
         record = _store_master(store, sku, variant, master, backend.name)
         flags = _review_flags(variant, master.confidence, master.reasons, settings)

@@ -9,6 +9,7 @@ guard against the source product, with a bounded number of regenerations.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -73,24 +74,11 @@ class GenerativeBackend(MasterBackend):
         self, variant: Variant, product: ProductCutout, settings: Settings, context: MasterContext
     ) -> Master:
         """Generate, post-process and check the master; regenerate on drift, within limits."""
-        template = load_template(variant, settings.templates_dir)
-        prompt = template.render(context.fields)
+        prompt = load_template(variant, settings.templates_dir).render(context.fields)
         inputs = (_photo_input(product.rgb),)
         master: Master | None = None
         for attempt in range(settings.max_regenerations + 1):
-            key = cache_key(
-                {
-                    "source": context.source_sha256,
-                    "prompt": prompt,
-                    "template": template.sha256,
-                    "backend": self.name,
-                    "model": self.generator.model,
-                    "variant": variant,
-                    "aspect": "1:1",
-                    "size": settings.gemini_image_size,
-                    "take": attempt,
-                }
-            )
+            key = self._cache_key(variant, settings, context, attempt)
             data = self._image(
                 key,
                 GenerationRequest(prompt, inputs, "1:1", settings.gemini_image_size),
@@ -104,6 +92,39 @@ class GenerativeBackend(MasterBackend):
         assert master is not None
         reason = f"generated product drifted from the source (similarity {master.confidence:.2f})"
         return replace(master, reasons=(*master.reasons, reason))
+
+    def _cache_key(
+        self, variant: str, settings: Settings, context: MasterContext, take: int
+    ) -> str:
+        """Everything that decides the image: source, prompt and template, model, parameters."""
+        template = load_template(variant, settings.templates_dir)
+        return cache_key(
+            {
+                "source": context.source_sha256,
+                "prompt": template.render(context.fields),
+                "template": template.sha256,
+                "backend": self.name,
+                "model": self.generator.model,
+                "variant": variant,
+                "aspect": "1:1",
+                "size": settings.gemini_image_size,
+                "take": take,
+            }
+        )
+
+    def check_affordable(
+        self, variants: Sequence[str], settings: Settings, context: MasterContext
+    ) -> None:
+        """Refuse a product whose uncached masters could not all be paid for, before any call:
+        a half-generated product would be money spent on nothing."""
+        cache = GenerationCache(context.store)
+        paid = [v for v in variants if not cache.has(self._cache_key(v, settings, context, 0))]
+        if not paid:
+            return
+        budget = budget_for(context.run_id, context.budget_usd)
+        estimate = len(paid) * estimate_cost(self.generator, settings, "x" * 1500, 1)
+        budget.reserve(estimate)
+        budget.settle(estimate, 0.0)
 
     def _image(
         self,

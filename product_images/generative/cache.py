@@ -52,6 +52,10 @@ class GenerationCache:
         except ObjectNotFoundError:
             return None
 
+    def has(self, key: str) -> bool:
+        """Whether a complete entry exists (its metadata is written last)."""
+        return self.store.exists(self._keys(key)[1])
+
     def put(self, key: str, data: bytes, meta: dict[str, Any]) -> None:
         """Store an image, then its metadata (the entry's commit point)."""
         image_key, meta_key = self._keys(key)

@@ -47,6 +47,8 @@ usageMetadata, modelVersion, responseId. Faults, Gemini / OpenAI:
 * "snake-case": inline_data/mime_type; "text-first": the text part before the image (added even
   for IMAGE-only requests); "thought-images": a thought text part and a half-size image part
   marked "thought": true before the final image, plus thoughtsTokenCount / OpenAI: normal answers.
+* "drift": a normal-looking answer whose product has changed colour (channels rotated), as when
+  a model "improves" the product; for testing fidelity guards. Same for both.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ FAULTS: frozenset[str] = frozenset(
         "snake-case",
         "text-first",
         "thought-images",
+        "drift",
     }
 )
 
@@ -335,10 +338,20 @@ def _style(prompt: str) -> str:
     return "white" if "white" in text else "scene"
 
 
-def _render(source: bytes | None, size: tuple[int, int], style: str, fmt: str = "PNG") -> bytes:
+def _render(
+    source: bytes | None, size: tuple[int, int], style: str, fmt: str = "PNG", drift: bool = False
+) -> bytes:
     """The answer image: `source` (or a drawn placeholder) composed at `size`, encoded."""
     digest = hashlib.sha256(source or b"").hexdigest()
-    return _cached((digest, size, style, fmt), lambda: _encode(_compose(source, size, style), fmt))
+
+    def make() -> bytes:
+        image = _compose(source, size, style)
+        if drift:  # the product changes colour; white stays white
+            red, green, blue = image.split()
+            image = Image.merge("RGB", (blue, red, green))
+        return _encode(image, fmt)
+
+    return _cached((digest, size, style, fmt, drift), make)
 
 
 def _open(source: bytes | None) -> Image.Image:
@@ -883,7 +896,7 @@ def _gemini_no_image(call: _GeminiCall, name: str) -> _Reply:
 def _gemini_image_answer(call: _GeminiCall, name: str) -> _Reply:
     size = output_size(call.model, _answer_aspect(call, name), call.image_size)
     style = _style(call.prompt)
-    image = _render(call.images[0] if call.images else None, size, style)
+    image = _render(call.images[0] if call.images else None, size, style, drift=name == "drift")
     extra = {"thoughtSignature": _signature()} if call.family != "2.5" else {}
     parts = [_gemini_image_part(image, snake=name == "snake-case", **extra)]
     text = _CAPTIONS[style] if "TEXT" in call.modalities or name == "text-first" else ""
@@ -1216,7 +1229,8 @@ def _openai_images(call: _OpenAICall, name: str) -> list[bytes]:
         size = "1536x1024" if size == "1024x1024" else "1024x1024"
     width, height = (int(v) for v in size.split("x"))
     fmt = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}[call.output_format]
-    return [_render(call.images[0], (width, height), _style(call.prompt), fmt)] * call.n
+    drift = name == "drift"
+    return [_render(call.images[0], (width, height), _style(call.prompt), fmt, drift)] * call.n
 
 
 def _openai_payload(call: _OpenAICall, images: list[bytes]) -> dict[str, Any]:

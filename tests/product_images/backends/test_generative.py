@@ -173,3 +173,52 @@ def test_wrong_aspect_answer_is_reframed_locally(server, photo, tmp_path):
     scene = next(m for m in _manifest(settings).masters if m.variant == "scene")
     assert (scene.width, scene.height) == (768, 768)
     assert any("re-framed" in note for note in scene.notes)
+
+
+def test_a_drifted_product_is_regenerated_once_then_flagged(server, photo, tmp_path):
+    server.script("drift", "drift", "drift")
+    settings = _settings(server, tmp_path, max_regenerations=1)
+    result = _run(settings, photo)
+    assert result.status == "done" and result.needs_review
+    manifest = _manifest(settings)
+    drifted = [f for f in manifest.needs_review if "drifted" in f.reason]
+    assert drifted and all(f.confidence < settings.fidelity_threshold for f in drifted)
+    assert server.calls == 4  # scene and detail each: the first take and one regeneration
+
+
+def test_cli_run_with_gemini_environment_records_calls_and_cost(
+    server, photo, tmp_path, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from product_images.settings import get_settings
+
+    monkeypatch.setenv("GEMINI_API_KEY", server.api_key)
+    monkeypatch.setenv("GEMINI_BASE_URL", server.url)
+    monkeypatch.setenv("PRODUCT_IMAGES_RETRY_BASE_DELAY", "0")
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "cli-out"
+        args = [
+            "run",
+            str(photo),
+            "--sku",
+            "C-1",
+            "--store",
+            str(out),
+            "--engine",
+            "inline",
+            "--platforms",
+            "amazon,instagram",
+        ]
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "2 paid calls" in result.output and server.api_key not in result.output
+    manifest = Manifest.model_validate_json((out / "C-1" / "manifest.json").read_text())
+    assert len(manifest.calls) == 2 and manifest.cost_usd > 0
+    assert {m.variant for m in manifest.masters} == {"white", "scene", "detail"}
+    costs = CliRunner().invoke(main, ["costs", "--store", str(out), "--by", "model"])
+    assert "gemini-3.1-flash-image" in costs.output and "2 calls" in costs.output
