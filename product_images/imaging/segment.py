@@ -47,6 +47,9 @@ def cutout_from_alpha(alpha: np.ndarray) -> Cutout:
 def segment_product(image: Image.Image, working_side: int = 400) -> Cutout:
     """Separate the product in an RGB photo from its background."""
     rgb = np.asarray(image.convert("RGB"))
+    # k-means and GrabCut draw from OpenCV's per-thread RNG: seed it so the same photo always
+    # gives the same cut-out (cache keys and fidelity decisions depend on it).
+    cv2.setRNGSeed(20261124)
     small = _downscale(rgb, working_side)
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
     border = _border_mask(small.shape[:2])
