@@ -22,10 +22,14 @@ DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "product
 PLATFORMS = ["amazon", "shopify", "instagram"]
 
 
-def _pass(photos: list[Path], settings: Settings, store: LocalStore) -> list[tuple[int, float, str]]:
+def _pass(
+    photos: list[Path], settings: Settings, store: LocalStore
+) -> list[tuple[int, float, str]]:
     results = []
     for photo in photos:
-        request = ProductRequest(sku=photo.stem.split("_")[0], source=str(photo), platforms=PLATFORMS)
+        request = ProductRequest(
+            sku=photo.stem.split("_")[0], source=str(photo), platforms=PLATFORMS
+        )
         result = run_product(request, settings, store)
         results.append((result.paid_calls, result.cost_usd, result.status))
     return results
@@ -46,18 +50,27 @@ def main() -> None:
     args = parser.parse_args()
     photos = sorted(args.photos.iterdir())[: args.limit or None]
     with StandinServer(api_key="bench-key") as server, tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(store=tmp, backend="gemini", gemini_api_key=server.api_key,
-                            gemini_base_url=server.url, retry_base_delay=0.0)
+        settings = Settings(
+            store=tmp,
+            backend="gemini",
+            gemini_api_key=server.api_key,
+            gemini_base_url=server.url,
+            retry_base_delay=0.0,
+        )
         store = LocalStore(Path(tmp))
         first = _pass(photos, settings, store)
-        scene = next(r.json for r in server.requests if r.json and "Lifestyle product" in json.dumps(r.json))
+        scene = next(
+            r.json for r in server.requests if r.json and "Lifestyle product" in json.dumps(r.json)
+        )
         second = _pass(photos, settings, store)
     for label, runs in (("first run", first), ("unchanged rerun", second)):
         calls = [c for c, _, _ in runs]
         cost = sum(c for _, c, _ in runs)
-        print(f"{label:16s}: {sum(calls)} paid calls for {len(runs)} products "
-              f"(mean {statistics.mean(calls):.2f}, max {max(calls)}), ${cost:.4f}, "
-              f"done {sum(s == 'done' for *_, s in runs)}")
+        print(
+            f"{label:16s}: {sum(calls)} paid calls for {len(runs)} products "
+            f"(mean {statistics.mean(calls):.2f}, max {max(calls)}), ${cost:.4f}, "
+            f"done {sum(s == 'done' for *_, s in runs)}"
+        )
     print("\nscene request body (base64 trimmed):")
     print(_trimmed(scene))
 

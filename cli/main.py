@@ -331,6 +331,7 @@ def demo(out_dir: Path, count: int, platforms: str | None) -> None:
     settings = _settings(
         store=str(out_dir / "store"),
         engine="inline",
+        backend="local",  # the demo is offline by design, whatever keys are set
         platforms=_platform_list(platforms) or ["amazon", "shopify", "instagram"],
     )
     catalog = make_sample_catalog(out_dir / "samples", count)
