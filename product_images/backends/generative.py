@@ -8,9 +8,11 @@ guard against the source product, with a bounded number of regenerations.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -33,6 +35,7 @@ from product_images.imaging.segment import segment_product
 from product_images.manifest import CallRecord
 from product_images.settings import Settings
 from product_images.specs import Variant
+from product_images.store import read_url
 
 __all__ = ["GenerativeBackend", "estimate_cost"]
 
@@ -55,6 +58,19 @@ def estimate_cost(generator: ImageGenerator, settings: Settings, prompt: str, im
     return price.cost(1290 * images + len(prompt) // 3 + 64, output)
 
 
+def _references(variant: str, settings: Settings) -> tuple[ImageInput, ...]:
+    """Reference images for a variant: the configured scene background, for scenes."""
+    if variant != "scene" or not settings.scene_background:
+        return ()
+    return (_reference(settings.scene_background),)
+
+
+@lru_cache(maxsize=4)
+def _reference(url: str) -> ImageInput:
+    with Image.open(io.BytesIO(read_url(url))) as image:
+        return _photo_input(np.asarray(image.convert("RGB")))
+
+
 def _photo_input(rgb: np.ndarray) -> ImageInput:
     image = Image.fromarray(rgb)
     image.thumbnail((_INPUT_SIDE, _INPUT_SIDE), Image.Resampling.LANCZOS)
@@ -75,7 +91,9 @@ class GenerativeBackend(MasterBackend):
     ) -> Master:
         """Generate, post-process and check the master; regenerate on drift, within limits."""
         prompt = load_template(variant, settings.templates_dir).render(context.fields)
-        inputs = (_photo_input(product.rgb),)
+        inputs = (_photo_input(product.rgb), *_references(variant, settings))
+        if len(inputs) > 1:
+            prompt += "\nUse the second image as the background and style reference for the scene."
         master: Master | None = None
         for attempt in range(settings.max_regenerations + 1):
             key = self._cache_key(variant, settings, context, attempt)
@@ -109,6 +127,9 @@ class GenerativeBackend(MasterBackend):
                 "aspect": "1:1",
                 "size": settings.gemini_image_size,
                 "take": take,
+                "references": [
+                    hashlib.sha256(r.data).hexdigest() for r in _references(variant, settings)
+                ],
             }
         )
 

@@ -222,3 +222,13 @@ def test_cli_run_with_gemini_environment_records_calls_and_cost(
     assert {m.variant for m in manifest.masters} == {"white", "scene", "detail"}
     costs = CliRunner().invoke(main, ["costs", "--store", str(out), "--by", "model"])
     assert "gemini-3.1-flash-image" in costs.output and "2 calls" in costs.output
+
+
+def test_a_scene_background_is_sent_as_a_reference_image(server, photo, tmp_path):
+    backdrop = tmp_path / "beach.jpg"
+    Image.new("RGB", (640, 480), (230, 200, 150)).save(backdrop)
+    settings = _settings(server, tmp_path, scene_background=str(backdrop))
+    assert _run(settings, photo).status == "done"
+    scene = next(r.json for r in server.requests if r.json and "Lifestyle" in str(r.json))
+    images = [p for p in scene["contents"][0]["parts"] if "inline_data" in p or "inlineData" in p]
+    assert len(images) == 2
