@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import random
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -43,21 +42,17 @@ from product_images.generative.base import (
     AttemptHooks,
     GenerationRequest,
     GenerationResult,
-    ImageGenerator,
     Usage,
 )
+from product_images.generative.http import HttpImageGenerator
 from product_images.generative.retry import (
     AttemptInfo,
     RandomSource,
-    Scrubber,
     check_base_url,
     clean_api_key,
     error_message,
-    make_http_client,
     parse_retry_after,
     parse_retry_delay,
-    proxy_password,
-    retry_call,
     sniff_image_type,
     transport_error,
 )
@@ -170,7 +165,7 @@ def parse_usage(payload: Mapping[str, Any]) -> Usage:
     return Usage(prompt_tokens=prompt, output_tokens=output, total_tokens=total)
 
 
-class GeminiClient(ImageGenerator):
+class GeminiClient(HttpImageGenerator):
     """An ImageGenerator on the Gemini generateContent REST API."""
 
     name = "gemini"
@@ -199,37 +194,27 @@ class GeminiClient(ImageGenerator):
         model = model.strip().removeprefix("models/")
         if not model:
             raise SettingsError("GEMINI_MODEL is empty: set it to an image model id")
-        self._key = SecretStr(key)
-        self._scrub = Scrubber([key, proxy_password(proxy)])
-        self.model = model
+        self._setup(
+            key,
+            model=model,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            proxy=proxy,
+            max_attempts=max_attempts,
+            base_delay=base_delay,
+            max_delay=max_delay,
+            transport=transport,
+            sleep=sleep,
+            rng=rng,
+        )
         self.auth = auth
         self.image_size = image_size
         base = check_base_url(base_url, "GEMINI_BASE_URL").removesuffix("/v1beta")
         self.base_url = base
         self.url = f"{base}/v1beta/models/{quote(model, safe='')}:generateContent"
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._http = make_http_client(
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            proxy=proxy,
-            transport=transport,
-        )
 
     def __repr__(self) -> str:
         return f"GeminiClient(model={self.model!r}, base_url={self.base_url!r}, auth={self.auth!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> GeminiClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ generate
 
@@ -238,18 +223,7 @@ class GeminiClient(ImageGenerator):
     ) -> GenerationResult:
         """One image for `request`, retrying retryable failures; raises GenerationError."""
         body = json.dumps(build_request_body(request, self.model, self.image_size)).encode()
-        answer, attempts = retry_call(
-            lambda info: self._attempt(body, info),
-            backend=self.name,
-            model=self.model,
-            hooks=hooks,
-            max_attempts=self.max_attempts,
-            base_delay=self.base_delay,
-            max_delay=self.max_delay,
-            sleep=self._sleep,
-            rng=self._rng,
-            scrub=self._scrub,
-        )
+        answer, attempts = self._with_retries(lambda info: self._attempt(body, info), hooks)
         usage, parsed = answer
         return GenerationResult(
             image=parsed.image,

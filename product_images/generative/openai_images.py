@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,20 +36,16 @@ from product_images.generative.base import (
     AttemptHooks,
     GenerationRequest,
     GenerationResult,
-    ImageGenerator,
     Usage,
 )
+from product_images.generative.http import HttpImageGenerator
 from product_images.generative.retry import (
     AttemptInfo,
     RandomSource,
-    Scrubber,
     check_base_url,
     clean_api_key,
     error_message,
-    make_http_client,
     parse_retry_after,
-    proxy_password,
-    retry_call,
     sniff_image_type,
     transport_error,
 )
@@ -81,7 +76,7 @@ def size_for_aspect_ratio(aspect_ratio: str) -> str:
     return "1536x1024" if width > height else "1024x1536"
 
 
-class OpenAIImagesClient(ImageGenerator):
+class OpenAIImagesClient(HttpImageGenerator):
     """An ImageGenerator on an OpenAI-compatible /v1/images/edits endpoint."""
 
     name = "openai"
@@ -106,36 +101,26 @@ class OpenAIImagesClient(ImageGenerator):
         model = model.strip()
         if not model:
             raise SettingsError("OPENAI_MODEL is empty: set it to an image model id")
-        self._key = SecretStr(key)
-        self._scrub = Scrubber([key, proxy_password(proxy)])
-        self.model = model
+        self._setup(
+            key,
+            model=model,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            proxy=proxy,
+            max_attempts=max_attempts,
+            base_delay=base_delay,
+            max_delay=max_delay,
+            transport=transport,
+            sleep=sleep,
+            rng=rng,
+        )
         # The OpenAI SDK convention puts /v1 in the base URL; accept both spellings.
         base = check_base_url(base_url, "OPENAI_BASE_URL").removesuffix("/v1")
         self.base_url = base
         self.url = f"{base}/v1/images/edits"
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._http = make_http_client(
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            proxy=proxy,
-            transport=transport,
-        )
 
     def __repr__(self) -> str:
         return f"OpenAIImagesClient(model={self.model!r}, base_url={self.base_url!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> OpenAIImagesClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ generate
 
@@ -163,17 +148,8 @@ class OpenAIImagesClient(ImageGenerator):
             )
             for index, image in enumerate(request.images)
         ]
-        (image, mime, usage), attempts = retry_call(
-            lambda info: self._attempt(data, files, info),
-            backend=self.name,
-            model=self.model,
-            hooks=hooks,
-            max_attempts=self.max_attempts,
-            base_delay=self.base_delay,
-            max_delay=self.max_delay,
-            sleep=self._sleep,
-            rng=self._rng,
-            scrub=self._scrub,
+        (image, mime, usage), attempts = self._with_retries(
+            lambda info: self._attempt(data, files, info), hooks
         )
         return GenerationResult(
             image=image, mime_type=mime, model=self.model, usage=usage, attempts=attempts
