@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import TYPE_CHECKING, Any
 
 from product_images.backends.base import MasterBackend, MasterContext, ProductCutout
-from product_images.backends.generative import GenerativeBackend
 from product_images.backends.local import LocalBackend
 from product_images.settings import Settings
+
+if TYPE_CHECKING:
+    from product_images.backends.generative import GenerativeBackend
+
+
+def __getattr__(name: str) -> Any:
+    # The generative stack (httpx, ledger, fidelity) loads only when a run needs it.
+    if name == "GenerativeBackend":
+        from product_images.backends.generative import GenerativeBackend
+
+        return GenerativeBackend
+    raise AttributeError(name)
+
 
 __all__ = [
     "GenerativeBackend",
@@ -38,6 +51,7 @@ def generative_backend(settings: Settings, override: str | None = None) -> Gener
     name = _chosen(settings, override)
     if name == "local":
         return None
+    from product_images.backends.generative import GenerativeBackend
     from product_images.generative.clients import make_generator
 
     key = (

