@@ -26,10 +26,12 @@ def resolve_engine(choice: str) -> str:
     return choice
 
 
-def run_one(request: ProductRequest, settings: Settings, engine: str) -> ProductResult:
-    """One product through the chosen engine."""
+def run_one(
+    request: ProductRequest, settings: Settings, engine: str, force: bool = False
+) -> ProductResult:
+    """One product through the chosen engine; unchanged products are skipped unless `force`."""
     if engine == "inline":
-        return run_product(request, settings)
+        return run_product(request, settings, force=force)
     from flows.process_product import process_product  # Prefect is imported only when used
     from product_images.errors import ProductError
     from product_images.pipeline import failed_result
@@ -46,22 +48,28 @@ def run_one(request: ProductRequest, settings: Settings, engine: str) -> Product
             category=request.category,
             scene_hint=request.scene_hint,
             tag=request.tag,
+            force=force,
         )
     except ProductError as error:
         return failed_result(request.sku, error)
 
 
 def run_catalog(
-    catalog: Catalog, settings: Settings, on_done: Callable[[ProductResult], None]
+    catalog: Catalog,
+    settings: Settings,
+    on_done: Callable[[ProductResult], None],
+    force: bool = False,
 ) -> list[ProductResult]:
     """Every product of a loaded catalog inline, `settings.concurrency` at a time."""
     results = list(catalog.rejected)
-    for result in _inline_results(catalog.requests, settings):
+    for result in _inline_results(catalog.requests, settings, force):
         on_done(result)
         results.append(result)
     return results
 
 
-def _inline_results(requests: list[ProductRequest], settings: Settings) -> Iterator[ProductResult]:
+def _inline_results(
+    requests: list[ProductRequest], settings: Settings, force: bool
+) -> Iterator[ProductResult]:
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-        yield from pool.map(lambda r: run_product(r, settings), requests)
+        yield from pool.map(lambda r: run_product(r, settings, force=force), requests)

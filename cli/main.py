@@ -46,6 +46,9 @@ _budget_option = click.option(
     default=None,
     help="Spending cap for paid calls in this run; products past it are skipped, not failed.",
 )
+_force_option = click.option(
+    "--force", is_flag=True, help="Redo products even when nothing they depend on changed."
+)
 _tag_option = click.option("--tag", default="", help="Catalog tag recorded in the cost ledger.")
 _engine_option = click.option(
     "--engine",
@@ -62,6 +65,9 @@ def main() -> None:
 
 
 def _echo_result(result: ProductResult, store: str) -> None:
+    if result.status == "unchanged":
+        click.echo(f"unchanged {result.sku}: outputs are current (use --force to redo)")
+        return
     if result.status != "done":
         label = "SKIPPED" if result.status == "skipped" else "FAILED"
         click.echo(f"{label} {result.sku}: [{result.reason}] {result.message}", err=True)
@@ -86,6 +92,7 @@ def _echo_result(result: ProductResult, store: str) -> None:
 @click.option("--name", default="", help="Product name (fills the prompt templates).")
 @click.option("--category", default="", help="Product category.")
 @click.option("--scene-hint", default="", help="Where a generated scene is set.")
+@_force_option
 def run(
     photo: str,
     sku: str,
@@ -98,8 +105,9 @@ def run(
     name: str,
     category: str,
     scene_hint: str,
+    force: bool,
 ) -> None:
-    """Make one product from PHOTO (a path or s3:// URL)."""
+    """Make one product from PHOTO (a path or s3:// URL); an unchanged product is skipped."""
     from product_images.pipeline import ProductRequest
 
     settings = _settings(
@@ -120,9 +128,10 @@ def run(
         category=category,
         scene_hint=scene_hint,
     )
-    result = _guarded(lambda: run_one(request, settings, resolve_engine(settings.engine)))
+    engine_name = resolve_engine(settings.engine)
+    result = _guarded(lambda: run_one(request, settings, engine_name, force))
     _echo_result(result, settings.store)
-    sys.exit({"done": 0, "skipped": 3}.get(result.status, 1))
+    sys.exit({"done": 0, "unchanged": 0, "skipped": 3}.get(result.status, 1))
 
 
 def _guarded(call: Any) -> Any:
@@ -143,6 +152,7 @@ def _guarded(call: Any) -> Any:
 @_budget_option
 @_tag_option
 @click.option("--concurrency", type=int, help="Products at once (default: setting).")
+@_force_option
 def batch(
     catalog: str,
     store: str | None,
@@ -152,6 +162,7 @@ def batch(
     budget_usd: float | None,
     tag: str,
     concurrency: int | None,
+    force: bool,
 ) -> None:
     """Make every product of CATALOG: a CSV/JSON file, a folder, or an s3:// prefix.
 
@@ -166,13 +177,13 @@ def batch(
         backend=backend,
         budget_usd=budget_usd,
     )
-    summary = _guarded(lambda: _run_batch(catalog, settings, tag))
+    summary = _guarded(lambda: _run_batch(catalog, settings, tag, force))
     for line in summary.lines():
         click.echo(line, err=line.startswith("FAILED"))
     sys.exit(1 if summary.failed else 0)
 
 
-def _run_batch(catalog: str, settings: Settings, tag: str = "") -> Any:
+def _run_batch(catalog: str, settings: Settings, tag: str = "", force: bool = False) -> Any:
     from product_images.catalog import load_catalog
     from product_images.summary import CatalogSummary
 
@@ -186,6 +197,7 @@ def _run_batch(catalog: str, settings: Settings, tag: str = "") -> Any:
             backend=settings.backend,
             budget_usd=settings.budget_usd,
             tag=tag,
+            force=force,
         )
     loaded = load_catalog(
         catalog,
@@ -196,7 +208,7 @@ def _run_batch(catalog: str, settings: Settings, tag: str = "") -> Any:
         backend=settings.backend,
     )
     with click.progressbar(length=len(loaded.requests), label="products", file=sys.stderr) as bar:
-        results = run_catalog(loaded, settings, lambda _: bar.update(1))
+        results = run_catalog(loaded, settings, lambda _: bar.update(1), force)
     return CatalogSummary(results=results)
 
 
@@ -282,6 +294,46 @@ def specs_validate(paths: tuple[Path, ...]) -> None:
             errors += 1
             click.echo(f"error  {error}", err=True)
     sys.exit(1 if errors else 0)
+
+
+@main.command()
+@_store_option
+def failed(store: str | None) -> None:
+    """Products whose last run failed, with the reason."""
+    from product_images.status import last_statuses
+    from product_images.store import open_store
+
+    settings = _settings(store=store)
+    statuses = _guarded(lambda: last_statuses(open_store(settings.store), "failed"))
+    for status in statuses:
+        result = status.result
+        click.echo(
+            f"{result.sku}\t{status.time:%Y-%m-%d %H:%M}\t[{result.reason}] {result.message}"
+        )
+    click.echo(f"{len(statuses)} failed product(s)", err=True)
+
+
+@main.command()
+@_store_option
+@_engine_option
+def retry(store: str | None, engine: str | None) -> None:
+    """Run again every product whose last run failed."""
+    from product_images.catalog import Catalog
+    from product_images.status import last_statuses
+    from product_images.store import open_store
+    from product_images.summary import CatalogSummary
+
+    settings = _settings(store=store, engine=engine)
+    statuses = _guarded(lambda: last_statuses(open_store(settings.store), "failed"))
+    requests = [s.request for s in statuses]
+    if resolve_engine(settings.engine) == "prefect":
+        results = [run_one(r, settings, "prefect", force=True) for r in requests]
+    else:
+        results = run_catalog(Catalog(requests=requests), settings, lambda _: None, force=True)
+    summary = CatalogSummary(results=results)
+    for line in summary.lines():
+        click.echo(line, err=line.startswith("FAILED"))
+    sys.exit(1 if summary.failed else 0)
 
 
 @main.command()

@@ -49,6 +49,7 @@ def process_catalog(
     backend: Literal["auto", "local", "gemini", "openai"] | None = None,
     budget_usd: float | None = None,
     tag: str = "",
+    force: bool = False,
 ) -> CatalogSummary:
     """Make every product of the catalog; a summary lists each product's outcome."""
     settings = get_settings()
@@ -61,7 +62,7 @@ def process_catalog(
         budget_usd=budget_usd,
         backend=backend,
     )
-    futures = [(r.sku, make_product_task.submit(r, store_url)) for r in loaded.requests]
+    futures = [(r.sku, make_product_task.submit(r, store_url, force)) for r in loaded.requests]
     results = loaded.rejected + [_result_of(sku, f) for sku, f in futures]
     summary = CatalogSummary(results=results)
     for line in summary.lines():

@@ -10,9 +10,7 @@ from prefect.runtime import flow_run
 from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest, check_sku
 from product_images.settings import get_settings
-from tasks.prepare import prepare_masters_task
-from tasks.publish import publish_manifest_task
-from tasks.render import render_slots_task
+from tasks.product import make_product_task
 
 __all__ = ["process_product"]
 
@@ -29,6 +27,7 @@ def process_product(
     category: str = "",
     scene_hint: str = "",
     tag: str = "",
+    force: bool = False,
 ) -> ProductResult:
     """Make one product's masters and marketplace images and publish its manifest."""
     settings = get_settings()
@@ -45,6 +44,4 @@ def process_product(
         run_id=str(flow_run.get_id() or ""),
     )
     store_url = store or settings.store
-    prepared = prepare_masters_task(request, store_url)
-    outputs = render_slots_task(prepared, store_url)
-    return publish_manifest_task(prepared, outputs, store_url)
+    return make_product_task(request, store_url, force)

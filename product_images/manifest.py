@@ -85,6 +85,9 @@ class MasterRecord(BaseModel):
     generated_by: str | None = Field(
         default=None, description="Model id when a generative model made this master."
     )
+    template_sha256: str | None = Field(
+        default=None, description="Hash of the prompt template a generated master came from."
+    )
     notes: list[str] = Field(default_factory=list, description="What post-processing did.")
 
 
@@ -138,7 +141,7 @@ class ProductResult(BaseModel):
     """How one product of a run ended; the run summary is a list of these."""
 
     sku: str
-    status: Literal["done", "failed", "skipped"]
+    status: Literal["done", "failed", "skipped", "unchanged"]
     reason: str = Field(default="", description="Machine reason when failed, e.g. corrupt_image.")
     message: str = Field(default="", description="One line for a person.")
     manifest_key: str | None = None

@@ -55,6 +55,7 @@ __all__ = [
     "PreparedProduct",
     "ProductRequest",
     "check_sku",
+    "platforms_of",
     "prepare_masters",
     "publish_manifest",
     "render_slots",
@@ -122,7 +123,8 @@ def _specs(dirs: tuple[Path, ...]) -> dict[str, PlatformSpec]:
     return load_specs(dirs)
 
 
-def _platforms(request: ProductRequest, settings: Settings) -> list[PlatformSpec]:
+def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSpec]:
+    """The validated specs of the platforms a request asks for."""
     return select_platforms(_specs(tuple(settings.spec_dirs())), request.platforms)
 
 
@@ -169,6 +171,7 @@ def _store_master(
     _remember(store, key, sha256, master.image)
     return MasterRecord(
         generated_by=master.generated_by,
+        template_sha256=master.template_sha256,
         notes=list(master.notes),
         variant=variant,
         key=key,
@@ -193,7 +196,7 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
     """Load the source, cut the product out, and store one master per needed variant."""
     sku = check_sku(request.sku)
     variants: list[Variant] = sorted(
-        {v for p in _platforms(request, settings) for v in p.variants()}
+        {v for p in platforms_of(request, settings) for v in p.variants()}
     )
     source = _load(request, settings)
     product = _cut_out(source, request.source, settings)
@@ -306,7 +309,7 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
     impossible byte budget) leaves the product's published outputs untouched.
     """
     masters = {m.variant: (m, _open_master(store, m)) for m in prepared.masters}
-    jobs = [(p, s) for p in _platforms(prepared.request, settings) for s in p.slots]
+    jobs = [(p, s) for p in platforms_of(prepared.request, settings) for s in p.slots]
     sku = prepared.request.sku
     rendered = _in_parallel(
         lambda job: _render_slot(sku, job[0], job[1], masters[job[1].variant]),
@@ -325,7 +328,7 @@ def publish_manifest(
     prepared: PreparedProduct, outputs: list[OutputRecord], store: Store, settings: Settings
 ) -> ProductResult:
     """Write the manifest last: from now on readers trust this product."""
-    specs = _platforms(prepared.request, settings)
+    specs = platforms_of(prepared.request, settings)
     manifest = Manifest(
         sku=prepared.request.sku,
         backend=prepared.backend,
@@ -360,17 +363,43 @@ def failed_result(sku: str, error: ProductError) -> ProductResult:
     )
 
 
-def run_product(
-    request: ProductRequest, settings: Settings, store: Store | None = None
+def make_product(
+    request: ProductRequest, store: Store, settings: Settings, force: bool = False
 ) -> ProductResult:
-    """The inline engine: the same three steps as the Prefect flow, in this process."""
-    store = store or open_store(settings.store)
+    """One product end to end: skipped when nothing changed (unless `force`), otherwise
+    prepare -> render -> publish. Its outcome is recorded for `failed`/`retry`; a product
+    error is recorded, then raised."""
+    from product_images.refresh import refresh_reasons
+    from product_images.status import record_status
+
+    check_sku(request.sku)
+    if not force and not refresh_reasons(request, store, settings):
+        result = ProductResult(
+            sku=request.sku, status="unchanged", manifest_key=manifest_key(request.sku)
+        )
+        record_status(store, request, result)
+        return result
     try:
         prepared = prepare_masters(request, store, settings)
         outputs = render_slots(prepared, store, settings)
-        return publish_manifest(prepared, outputs, store, settings)
+        result = publish_manifest(prepared, outputs, store, settings)
+    except ProductError as error:
+        record_status(store, request, failed_result(request.sku, error))
+        raise
+    record_status(store, request, result)
+    return result
+
+
+def run_product(
+    request: ProductRequest, settings: Settings, store: Store | None = None, force: bool = True
+) -> ProductResult:
+    """The inline engine: the same steps as the Prefect flows, in this process; product errors
+    become failed (or, over budget, skipped) results."""
+    store = store or open_store(settings.store)
+    try:
+        return make_product(request, store, settings, force)
     except ProductError as error:
         return failed_result(request.sku, error)
 
 
-__all__ += ["failed_result"]
+__all__ += ["failed_result", "make_product"]

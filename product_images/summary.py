@@ -32,6 +32,11 @@ class CatalogSummary(BaseModel):
         return [r for r in self.results if r.status == "skipped"]
 
     @property
+    def unchanged(self) -> int:
+        """Products skipped by an incremental run because nothing they depend on changed."""
+        return sum(r.status == "unchanged" for r in self.results)
+
+    @property
     def cost_usd(self) -> float:
         """What the run's generations cost."""
         return round(sum(r.cost_usd for r in self.results), 6)
@@ -51,6 +56,8 @@ class CatalogSummary(BaseModel):
             f"{len(self.results)} products: {self.done} done "
             f"({self.needs_review} need review), {len(self.failed)} failed"
         )
+        if self.unchanged:
+            head += f", {self.unchanged} unchanged"
         if self.skipped:
             head += f", {len(self.skipped)} skipped for budget"
         paid = sum(r.paid_calls for r in self.results)

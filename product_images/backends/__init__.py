@@ -29,6 +29,7 @@ __all__ = [
     "MasterBackend",
     "MasterContext",
     "ProductCutout",
+    "configured_model",
     "generative_backend",
     "route",
 ]
@@ -66,6 +67,12 @@ def generative_backend(settings: Settings, override: str | None = None) -> Gener
         if key not in _GENERATORS:
             _GENERATORS[key] = GenerativeBackend(make_generator(settings, name))
         return _GENERATORS[key]
+
+
+def configured_model(settings: Settings, override: str | None = None) -> str | None:
+    """The generative model id that would be used, or None for the local backend only."""
+    name = _chosen(settings, override)
+    return {"gemini": settings.gemini_model, "openai": settings.openai_model}.get(name)
 
 
 def _fingerprint(settings: Settings) -> str:

@@ -90,7 +90,8 @@ class GenerativeBackend(MasterBackend):
         self, variant: Variant, product: ProductCutout, settings: Settings, context: MasterContext
     ) -> Master:
         """Generate, post-process and check the master; regenerate on drift, within limits."""
-        prompt = load_template(variant, settings.templates_dir).render(context.fields)
+        template = load_template(variant, settings.templates_dir)
+        prompt = template.render(context.fields)
         inputs = (_photo_input(product.rgb), *_references(variant, settings))
         if len(inputs) > 1:
             prompt += "\nUse the second image as the background and style reference for the scene."
@@ -105,6 +106,7 @@ class GenerativeBackend(MasterBackend):
                 context,
             )
             master = _postprocess(data, variant, product, settings, self.generator.model)
+            master = replace(master, template_sha256=template.sha256)
             if master.confidence >= settings.fidelity_threshold:
                 return master
         assert master is not None

@@ -30,6 +30,7 @@ class Master:
     confidence: float
     reasons: tuple[str, ...] = ()
     generated_by: str | None = None  # model id when a generative model made it
+    template_sha256: str | None = None  # prompt template it was generated from
     notes: tuple[str, ...] = ()
 
 

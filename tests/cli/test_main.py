@@ -122,3 +122,38 @@ def test_specs_list_show_validate(tmp_path):
 def test_settings_lists_every_knob_with_a_description():
     output = _invoke("settings").output
     assert "PRODUCT_IMAGES_STORE" in output and "PRODUCT_IMAGES_MAX_PIXELS" in output
+
+
+def test_failed_lists_products_and_retry_reruns_just_those(photo, tmp_path):
+    import shutil
+
+    broken = tmp_path / "b.jpg"
+    broken.write_bytes(b"")
+    (tmp_path / "c.csv").write_text(f"sku,source\nA,{photo}\nB,{broken}\n")
+    out = tmp_path / "o"
+    _invoke(
+        "batch", tmp_path / "c.csv", "--store", out, "--platforms", "amazon", "--engine", "inline"
+    )
+    listed = _invoke("failed", "--store", out)
+    assert "B" in listed.output and "corrupt_image" in listed.output and "A\t" not in listed.output
+    shutil.copy(photo, broken)
+    retried = _invoke("retry", "--store", out, "--engine", "inline")
+    assert retried.exit_code == 0 and "1 products: 1 done" in retried.output
+    assert "0 failed product(s)" in _invoke("failed", "--store", out).output
+
+
+def test_batch_is_incremental_unless_forced(photo, tmp_path):
+    (tmp_path / "c.csv").write_text(f"sku,source\nA,{photo}\n")
+    args = [
+        "batch",
+        tmp_path / "c.csv",
+        "--store",
+        tmp_path / "o",
+        "--platforms",
+        "amazon",
+        "--engine",
+        "inline",
+    ]
+    assert "1 done" in _invoke(*args).output
+    assert "1 unchanged" in _invoke(*args).output
+    assert "1 done" in _invoke(*args, "--force").output

@@ -33,3 +33,12 @@ def test_catalog_flow_into_s3(catalog, s3_store, s3_env):
     summary = process_catalog(catalog=str(catalog), platforms=["amazon"], store=s3_store.url)
     assert summary.done == 3
     assert s3_store.exists("P0/manifest.json") and s3_store.exists("P2/amazon/main.jpg")
+
+
+def test_a_second_refresh_of_an_unchanged_catalog_does_no_work(catalog, tmp_path):
+    store = str(tmp_path / "out")
+    process_catalog(catalog=str(catalog), platforms=["amazon"], store=store)
+    summary = process_catalog(catalog=str(catalog), platforms=["amazon"], store=store)
+    assert summary.unchanged == 3 and summary.done == 0
+    forced = process_catalog(catalog=str(catalog), platforms=["amazon"], store=store, force=True)
+    assert forced.done == 3

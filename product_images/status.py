@@ -1,0 +1,42 @@
+"""The last outcome of every product, kept in the store: what `product-images failed` lists and
+`product-images retry` re-runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+from product_images.manifest import ProductResult
+from product_images.pipeline import ProductRequest
+from product_images.store import Store
+
+__all__ = ["STATUS_PREFIX", "ProductStatus", "last_statuses", "record_status"]
+
+STATUS_PREFIX = "_status"
+
+
+class ProductStatus(BaseModel):
+    """A product's last run: what was asked, how it ended, when."""
+
+    request: ProductRequest
+    result: ProductResult
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def record_status(store: Store, request: ProductRequest, result: ProductResult) -> None:
+    """Overwrite the product's status with this run's outcome."""
+    status = ProductStatus(request=request, result=result)
+    store.put(
+        f"{STATUS_PREFIX}/{request.sku}.json", status.model_dump_json().encode(), "application/json"
+    )
+
+
+def last_statuses(store: Store, status: str | None = None) -> list[ProductStatus]:
+    """Every product's last outcome (optionally only those with `status`), by SKU."""
+    found = [
+        ProductStatus.model_validate_json(store.get(key))
+        for key in store.list(f"{STATUS_PREFIX}/")
+        if key.endswith(".json")
+    ]
+    return [s for s in found if status is None or s.result.status == status]
