@@ -23,7 +23,7 @@ def setup(tmp_path):
 
 
 def test_an_unchanged_product_is_not_redone(setup):
-    photo, store, settings, request = setup
+    _, store, settings, request = setup
     assert make_product(request, store, settings).status == "done"
     manifest = store.get("R-1/manifest.json")
     result = make_product(request, store, settings)
