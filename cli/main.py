@@ -188,9 +188,9 @@ def _run_batch(catalog: str, settings: Settings, tag: str = "", force: bool = Fa
     from product_images.summary import CatalogSummary
 
     if resolve_engine(settings.engine) == "prefect":
-        from flows.process_catalog import process_catalog
+        from flows.process_catalog import catalog_flow
 
-        return process_catalog(
+        return catalog_flow(settings.dask_address)(
             catalog=catalog,
             platforms=settings.platforms,
             store=settings.store,

@@ -5,7 +5,7 @@ One product's failure never stops the others; the flow returns a summary of all 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
@@ -21,7 +21,7 @@ from product_images.settings import get_settings
 from product_images.summary import CatalogSummary
 from tasks.product import make_product_task
 
-__all__ = ["process_catalog"]
+__all__ = ["catalog_flow", "process_catalog"]
 
 
 def _result_of(sku: str, future: PrefectFuture[ProductResult]) -> ProductResult:
@@ -68,3 +68,16 @@ def process_catalog(
     for line in summary.lines():
         get_run_logger().info(line)
     return summary
+
+
+def catalog_flow(dask_address: str | None) -> Any:
+    """`process_catalog`, on Dask workers when an address (or 'local') is given."""
+    if not dask_address:
+        return process_catalog
+    from prefect_dask import DaskTaskRunner  # optional dependency: pip install '.[dask]'
+
+    if dask_address == "local":
+        runner = DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})
+    else:
+        runner = DaskTaskRunner(address=dask_address)
+    return process_catalog.with_options(task_runner=runner)  # type: ignore[arg-type]

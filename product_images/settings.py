@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     concurrency: int = Field(
         default=2, ge=1, le=64, description="Products processed at once by a catalog run."
     )
+    dask_address: str | None = Field(
+        default=None,
+        description="Run catalog products on Dask: 'local' starts a temporary LocalCluster, "
+        "'tcp://host:8786' joins a running scheduler; unset = threads in the flow process.",
+    )
     threads: int = Field(
         default=2,
         ge=1,

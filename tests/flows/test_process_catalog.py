@@ -42,3 +42,16 @@ def test_a_second_refresh_of_an_unchanged_catalog_does_no_work(catalog, tmp_path
     assert summary.unchanged == 3 and summary.done == 0
     forced = process_catalog(catalog=str(catalog), platforms=["amazon"], store=store, force=True)
     assert forced.done == 3
+
+
+def test_catalog_flow_on_a_dask_cluster(catalog, tmp_path):
+    pytest.importorskip("prefect_dask")
+    from prefect_dask import DaskTaskRunner
+
+    from flows.process_catalog import process_catalog as flow
+
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "processes": False})
+    summary = flow.with_options(task_runner=runner)(
+        catalog=str(catalog), platforms=["amazon"], store=str(tmp_path / "out")
+    )
+    assert summary.done == 3 and len(summary.failed) == 2
