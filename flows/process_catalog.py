@@ -5,6 +5,7 @@ One product's failure never stops the others; the flow returns a summary of all 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -13,11 +14,13 @@ from prefect.runtime import flow_run
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.artifacts import ProgressReporter, publish_run_artifacts
 from product_images.catalog import load_catalog
 from product_images.errors import ProductError
 from product_images.manifest import ProductResult
 from product_images.pipeline import failed_result
 from product_images.settings import get_settings
+from product_images.store import open_store
 from product_images.summary import CatalogSummary
 from tasks.product import make_product_task
 
@@ -62,11 +65,20 @@ def process_catalog(
         budget_usd=budget_usd,
         backend=backend,
     )
+    label = tag or Path(catalog).stem or "catalog"
+    progress = ProgressReporter(label)
+    progress.start(len(loaded.requests) + len(loaded.rejected))
+    progress.advance(len(loaded.rejected))
     futures = [(r.sku, make_product_task.submit(r, store_url, force)) for r in loaded.requests]
-    results = loaded.rejected + [_result_of(sku, f) for sku, f in futures]
+    results = list(loaded.rejected)
+    for sku, future in futures:
+        results.append(_result_of(sku, future))
+        progress.advance()
+    progress.finish()
     summary = CatalogSummary(results=results)
     for line in summary.lines():
         get_run_logger().info(line)
+    publish_run_artifacts(summary, open_store(store_url), run_label=label)
     return summary
 
 
