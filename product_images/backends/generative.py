@@ -32,6 +32,7 @@ from product_images.generative.templates import load_template
 from product_images.imaging.compose import Master, compose_white, decontaminate
 from product_images.imaging.fidelity import product_similarity
 from product_images.imaging.segment import segment_product
+from product_images.locks import store_lock
 from product_images.manifest import CallRecord
 from product_images.settings import Settings
 from product_images.specs import Variant
@@ -159,13 +160,30 @@ class GenerativeBackend(MasterBackend):
     ) -> bytes:
         cache = GenerationCache(context.store)
         hit = cache.get(key)
-        if hit is not None:
-            context.calls.append(
-                CallRecord(
-                    variant=variant, backend=self.name, model=self.generator.model, outcome="cached"
-                )
+        if hit is None:
+            # Workers racing on one image: the lock holder pays, the others wait for its entry.
+            ttl = settings.request_timeout * settings.max_attempts + 60
+            with store_lock(context.store, f"gen-{key}", ttl=ttl, done=lambda: cache.has(key)):
+                hit = cache.get(key)
+                if hit is None:
+                    return self._generate(key, request, variant, settings, context)
+        context.calls.append(
+            CallRecord(
+                variant=variant, backend=self.name, model=self.generator.model, outcome="cached"
             )
-            return hit.data
+        )
+        return hit.data
+
+    def _generate(
+        self,
+        key: str,
+        request: GenerationRequest,
+        variant: str,
+        settings: Settings,
+        context: MasterContext,
+    ) -> bytes:
+        """A paid call, its image cached for every later run and worker."""
+        cache = GenerationCache(context.store)
         result = self.generator.generate(request, self._hooks(request, variant, settings, context))
         cache.put(
             key,

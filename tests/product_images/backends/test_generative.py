@@ -232,3 +232,28 @@ def test_a_scene_background_is_sent_as_a_reference_image(server, photo, tmp_path
     scene = next(r.json for r in server.requests if r.json and "Lifestyle" in str(r.json))
     images = [p for p in scene["contents"][0]["parts"] if "inline_data" in p or "inlineData" in p]
     assert len(images) == 2
+
+
+@pytest.mark.s3
+def test_two_workers_racing_on_one_product_pay_once(server, photo, tmp_path, s3_store, s3_env):
+    import threading
+
+    from product_images.store import open_store
+
+    server.latency = 0.4  # long enough for the two workers to overlap
+    settings = _settings(server, tmp_path).model_copy(update={"store": s3_store.url})
+    results = []
+
+    def worker(n):  # each worker has its own store client, as on another machine
+        request = ProductRequest(sku="RACE", source=str(photo), platforms=PLATFORMS, run_id=f"w{n}")
+        results.append(run_product(request, settings, open_store(s3_store.url)))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    server.latency = 0.0
+    assert [r.status for r in results] == ["done", "done"]
+    assert server.calls == 2  # scene and detail, once each
+    assert sorted(r.paid_calls for r in results) in ([0, 2], [1, 1])
