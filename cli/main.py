@@ -153,6 +153,12 @@ def _guarded(call: Any) -> Any:
 @_tag_option
 @click.option("--concurrency", type=int, help="Products at once (default: setting).")
 @_force_option
+@click.option(
+    "--batch-mode",
+    is_flag=True,
+    help="Make the generations with the Gemini Batch API first (half price, slower); what "
+    "it cannot make falls back to normal calls.",
+)
 def batch(
     catalog: str,
     store: str | None,
@@ -163,6 +169,7 @@ def batch(
     tag: str,
     concurrency: int | None,
     force: bool,
+    batch_mode: bool,
 ) -> None:
     """Make every product of CATALOG: a CSV/JSON file, a folder, or an s3:// prefix.
 
@@ -177,13 +184,15 @@ def batch(
         backend=backend,
         budget_usd=budget_usd,
     )
-    summary = _guarded(lambda: _run_batch(catalog, settings, tag, force))
+    summary = _guarded(lambda: _run_batch(catalog, settings, tag, force, batch_mode))
     for line in summary.lines():
         click.echo(line, err=line.startswith("FAILED"))
     sys.exit(1 if summary.failed else 0)
 
 
-def _run_batch(catalog: str, settings: Settings, tag: str = "", force: bool = False) -> Any:
+def _run_batch(
+    catalog: str, settings: Settings, tag: str = "", force: bool = False, batch_mode: bool = False
+) -> Any:
     from product_images.catalog import load_catalog
     from product_images.summary import CatalogSummary
 
@@ -198,6 +207,7 @@ def _run_batch(catalog: str, settings: Settings, tag: str = "", force: bool = Fa
             budget_usd=settings.budget_usd,
             tag=tag,
             force=force,
+            batch_mode=batch_mode,
         )
     loaded = load_catalog(
         catalog,
@@ -207,9 +217,23 @@ def _run_batch(catalog: str, settings: Settings, tag: str = "", force: bool = Fa
         budget_usd=settings.budget_usd,
         backend=settings.backend,
     )
+    if batch_mode:
+        _prefill(loaded.requests, settings, force)
     with click.progressbar(length=len(loaded.requests), label="products", file=sys.stderr) as bar:
         results = run_catalog(loaded, settings, lambda _: bar.update(1), force)
     return CatalogSummary(results=results)
+
+
+def _prefill(requests: list[Any], settings: Settings, force: bool) -> None:
+    from product_images.batch_mode import prefill_refresh
+    from product_images.store import open_store
+
+    report = prefill_refresh(requests, open_store(settings.store), settings, force)
+    click.echo(
+        f"batch: {report.submitted} submitted, {report.made} made, ${report.cost_usd:.4f}", err=True
+    )
+    for line in report.left_for_sync:
+        click.echo(f"  left for normal calls: {line}", err=True)
 
 
 @main.command()

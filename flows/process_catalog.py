@@ -22,6 +22,7 @@ from product_images.pipeline import failed_result
 from product_images.settings import get_settings
 from product_images.store import open_store
 from product_images.summary import CatalogSummary
+from tasks.batch import prefill_batch_task
 from tasks.product import make_product_task
 
 __all__ = ["catalog_flow", "process_catalog"]
@@ -53,6 +54,7 @@ def process_catalog(
     budget_usd: float | None = None,
     tag: str = "",
     force: bool = False,
+    batch_mode: bool = False,
 ) -> CatalogSummary:
     """Make every product of the catalog; a summary lists each product's outcome."""
     settings = get_settings()
@@ -69,6 +71,8 @@ def process_catalog(
     progress = ProgressReporter(label)
     progress.start(len(loaded.requests) + len(loaded.rejected))
     progress.advance(len(loaded.rejected))
+    if batch_mode:  # generations at half price first; the products then find them cached
+        prefill_batch_task(loaded.requests, store_url, force)
     futures = [(r.sku, make_product_task.submit(r, store_url, force)) for r in loaded.requests]
     results = list(loaded.rejected)
     for sku, future in futures:

@@ -17,7 +17,9 @@
     │       │   ├── RateLimitedError         429 RESOURCE_EXHAUSTED (may carry retry_after)
     │       │   ├── UpstreamServerError      500 / 502 / 503 / 504
     │       │   ├── GenerationTimeoutError   no answer in time
-    │       │   └── NoImageError             an answer without an image, or unreadable JSON
+    │       │   ├── NoImageError             an answer without an image, or unreadable JSON
+    │       │   └── BatchJobError            a batch job failed, was cancelled, expired or timed
+    │       │                                out: send its requests synchronously instead
     │       └── PermanentGenerationError     the same request will fail again
     │           ├── ContentBlockedError      a safety block (finishReason / blockReason)
     │           ├── BadRequestError          400: the request or a setting is wrong
@@ -36,9 +38,13 @@ because it concerns the run itself (its catalog, specs, settings or store).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "BatchJobError",
     "BudgetExceededError",
     "CatalogError",
     "ContentBlockedError",
@@ -231,6 +237,34 @@ class NoImageError(RetryableGenerationError):
     """The answer had no image (text only) or could not be read."""
 
     reason = "no_image"
+
+
+class BatchJobError(RetryableGenerationError):
+    """A Gemini Batch API job ended FAILED, CANCELLED or EXPIRED, or was not done in time.
+
+    The requests are not refused: send the ones in `unfinished` through synchronous calls.
+    `results` holds what other jobs of the same run did return (key -> GenerationResult or
+    GenerationError); `jobs` names the jobs that failed, `state` the state of the first one
+    ("BATCH_STATE_EXPIRED", ..., or "TIMEOUT").
+    """
+
+    reason = "batch_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        jobs: Iterable[str] = (),
+        state: str | None = None,
+        results: Mapping[str, Any] | None = None,
+        unfinished: Iterable[str] = (),
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, status)
+        self.jobs: tuple[str, ...] = tuple(jobs)
+        self.state = state
+        self.results: dict[str, Any] = dict(results or {})
+        self.unfinished: tuple[str, ...] = tuple(unfinished)
 
 
 class PermanentGenerationError(GenerationError):

@@ -55,6 +55,8 @@ __all__ = [
     "PreparedProduct",
     "ProductRequest",
     "check_sku",
+    "cut_out",
+    "load_source",
     "platforms_of",
     "prepare_masters",
     "publish_manifest",
@@ -128,7 +130,8 @@ def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSp
     return select_platforms(_specs(tuple(settings.spec_dirs())), request.platforms)
 
 
-def _load(request: ProductRequest, settings: Settings) -> SourceImage:
+def load_source(request: ProductRequest, settings: Settings) -> SourceImage:
+    """The request's source photo, decoded; a missing file is the product's error."""
     try:
         data = read_url(request.source)
     except ObjectNotFoundError:
@@ -138,7 +141,7 @@ def _load(request: ProductRequest, settings: Settings) -> SourceImage:
     )
 
 
-def _cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout:
+def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout:
     """The product's cut-out: a transparent source is trusted, anything else segmented."""
     rgba = source.image
     if source.has_alpha:
@@ -198,8 +201,8 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
     variants: list[Variant] = sorted(
         {v for p in platforms_of(request, settings) for v in p.variants()}
     )
-    source = _load(request, settings)
-    product = _cut_out(source, request.source, settings)
+    source = load_source(request, settings)
+    product = cut_out(source, request.source, settings)
     generative = generative_backend(settings, request.backend)
     context = MasterContext(
         sku=sku,

@@ -8,8 +8,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from product_images.specs import BUILTIN_SPECS_DIR
@@ -127,6 +128,21 @@ class Settings(BaseSettings):
         description="USD per million tokens by model id (input, output); costs are computed "
         "from the usage the API reports.",
     )
+    batch_poll_initial: float = Field(
+        default=10.0, gt=0, description="First wait (s) between Batch API polls; doubles."
+    )
+    batch_poll_max: float = Field(
+        default=300.0, gt=0, description="Longest wait between Batch API polls (s)."
+    )
+    batch_timeout: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="How long a refresh waits for its batch jobs before falling back to "
+        "normal (full-price) calls for what is left.",
+    )
+    batch_discount: float = Field(
+        default=0.5, gt=0, le=1, description="Batch API price as a share of the normal price."
+    )
     white_from_local_above: float = Field(
         default=0.6,
         ge=0,
@@ -211,6 +227,54 @@ class Settings(BaseSettings):
         "server when PREFECT_API_URL is unset), 'inline' calls the same steps in-process, "
         "'auto' picks prefect when PREFECT_API_URL is set and inline otherwise.",
     )
+
+    incoming_prefix: str = Field(
+        default="incoming/",
+        description="Where new product photos are uploaded in the store: "
+        "<prefix><sku>.<ext> or <prefix><sku>/<file>, or any name with S3 metadata 'sku'.",
+    )
+    sensor_interval_seconds: int = Field(
+        default=30,
+        ge=5,
+        le=86_400,
+        description="How often the upload-sensor deployment looks for new uploads (s); each "
+        "look is one short flow run.",
+    )
+    refresh_cron: str = Field(
+        default="0 3 * * *",
+        description="Cron schedule of the catalog-refresh deployment.",
+    )
+    refresh_timezone: str = Field(
+        default="UTC",
+        description="IANA time zone the refresh cron is read in, e.g. Europe/Berlin.",
+    )
+    refresh_catalog: str | None = Field(
+        default=None,
+        description="Catalog the nightly refresh runs (CSV/JSON file, folder or s3:// prefix); "
+        "unset = every product that has a manifest in the store.",
+    )
+    work_pool: str = Field(
+        default="process",
+        description="Prefect work pool the deployments go to when registered for workers "
+        "(prefect.yaml / `deployments(settings, work_pool=True)`); `serve` needs none.",
+    )
+
+    @field_validator("incoming_prefix")
+    @classmethod
+    def _prefix_ends_with_slash(cls, value: str) -> str:
+        value = value.strip().lstrip("/")
+        if not value:
+            raise ValueError("the incoming prefix cannot be the store root")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("refresh_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
 
     def spec_dirs(self) -> list[Path]:
         """Built-in spec directory, then the user's."""

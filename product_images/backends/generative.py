@@ -92,20 +92,11 @@ class GenerativeBackend(MasterBackend):
     ) -> Master:
         """Generate, post-process and check the master; regenerate on drift, within limits."""
         template = load_template(variant, settings.templates_dir)
-        prompt = template.render(context.fields)
-        inputs = (_photo_input(product.rgb), *_references(variant, settings))
-        if len(inputs) > 1:
-            prompt += "\nUse the second image as the background and style reference for the scene."
+        request = self.request_for(variant, product, settings, context)
         master: Master | None = None
         for attempt in range(settings.max_regenerations + 1):
             key = self._cache_key(variant, settings, context, attempt)
-            data = self._image(
-                key,
-                GenerationRequest(prompt, inputs, "1:1", settings.gemini_image_size),
-                variant,
-                settings,
-                context,
-            )
+            data = self._image(key, request, variant, settings, context)
             master = _postprocess(data, variant, product, settings, self.generator.model)
             master = replace(master, template_sha256=template.sha256)
             if master.confidence >= settings.fidelity_threshold:
@@ -113,6 +104,20 @@ class GenerativeBackend(MasterBackend):
         assert master is not None
         reason = f"generated product drifted from the source (similarity {master.confidence:.2f})"
         return replace(master, reasons=(*master.reasons, reason))
+
+    def request_for(
+        self, variant: str, product: ProductCutout, settings: Settings, context: MasterContext
+    ) -> GenerationRequest:
+        """What is sent for one master: the rendered template, the photo, any references."""
+        prompt = load_template(variant, settings.templates_dir).render(context.fields)
+        inputs = (_photo_input(product.rgb), *_references(variant, settings))
+        if len(inputs) > 1:
+            prompt += "\nUse the second image as the background and style reference for the scene."
+        return GenerationRequest(prompt, inputs, "1:1", settings.gemini_image_size)
+
+    def first_take_key(self, variant: str, settings: Settings, context: MasterContext) -> str:
+        """The cache key of a master's first generation (what a batch pre-fills)."""
+        return self._cache_key(variant, settings, context, 0)
 
     def _cache_key(
         self, variant: str, settings: Settings, context: MasterContext, take: int

@@ -8,11 +8,12 @@ from pydantic import SecretStr
 
 from product_images.errors import SettingsError
 from product_images.generative.base import ImageGenerator
+from product_images.generative.batch import GeminiBatchClient
 from product_images.generative.gemini import GeminiClient
 from product_images.generative.openai_images import OpenAIImagesClient
 from product_images.settings import Settings
 
-__all__ = ["make_generator"]
+__all__ = ["make_batch_client", "make_generator"]
 
 
 def _key(secret: SecretStr | None, backend: str, env: str) -> SecretStr:
@@ -57,3 +58,18 @@ def make_generator(settings: Settings, backend: str) -> ImageGenerator:
             **_transport_options(settings),
         )
     raise SettingsError(f"no generative client for backend {backend!r}: use 'gemini' or 'openai'")
+
+
+def make_batch_client(settings: Settings) -> GeminiBatchClient:
+    """A Gemini client that can also run Batch API jobs (refreshes at half price)."""
+    return GeminiBatchClient(
+        _key(settings.gemini_api_key, "gemini", "GEMINI_API_KEY"),
+        model=settings.gemini_model,
+        base_url=settings.gemini_base_url,
+        auth=settings.gemini_auth,
+        image_size=settings.gemini_image_size,
+        poll_initial=settings.batch_poll_initial,
+        poll_max=settings.batch_poll_max,
+        timeout=settings.batch_timeout,
+        **_transport_options(settings),
+    )

@@ -7,6 +7,8 @@
 Routes (one base URL, `url`, for both protocols):
 
 * Gemini: ``POST /v1beta/models/{model}:generateContent`` (JSON, camelCase or snake_case keys).
+* Gemini Batch API: ``POST /v1beta/models/{model}:batchGenerateContent``,
+  ``GET /v1beta/batches/{id}`` and ``POST /v1beta/batches/{id}:cancel`` (see "Batch jobs").
 * OpenAI: ``POST /v1/images/edits`` (multipart/form-data).
 
 Answers are images derived from the first input image: centred and scaled on a pure-white canvas
@@ -49,6 +51,38 @@ usageMetadata, modelVersion, responseId. Faults, Gemini / OpenAI:
   marked "thought": true before the final image, plus thoughtsTokenCount / OpenAI: normal answers.
 * "drift": a normal-looking answer whose product has changed colour (channels rotated), as when
   a model "improves" the product; for testing fidelity guards. Same for both.
+
+Batch jobs (inline requests only; the file input mode is refused with a 400):
+
+* Create: ``{"batch": {"display_name": ..., "input_config": {"requests": {"requests": [{"request":
+  <GenerateContentRequest>, "metadata": {"key": ...}}, ...]}}}}`` (either key spelling). Same
+  auth, model check and 20 MB body cap as generateContent; every inner request is validated like
+  a generateContent body, and one invalid inner request rejects the whole batch with a 400 whose
+  message and field path start ``batch.input_config.requests.requests[i].request`` (the real API
+  may instead report it per request; not confirmed). The answer is a long-running Operation:
+  ``{"name": "batches/<id>", "metadata": {"@type": ".../GenerateContentBatch", "name",
+  "model", "displayName", "createTime", "updateTime", "batchStats", "state":
+  "BATCH_STATE_PENDING"}}``.
+* Every inner request takes one fault, in order, exactly as a generate request would (so `calls`
+  counts them, and a batch rejected by auth or validation still uses them up). The inner answers
+  are computed at creation: "ok" and the shape faults give ``{"response": <the
+  GenerateContentResponse generateContent would give, usageMetadata included>}``; the error faults
+  ("429", "500", "400", ...) give ``{"error": <google.rpc.Status>}`` with the *gRPC* code (8
+  RESOURCE_EXHAUSTED, 13 INTERNAL, 3 INVALID_ARGUMENT, ...), message and details (RetryInfo
+  included); "timeout" gives error 4 DEADLINE_EXCEEDED; "malformed" gives an entry with neither
+  ``response`` nor ``error``. Each entry echoes the request's ``metadata``.
+* Get: PENDING for the first half of `batch_seconds` (read when the job is created; default 0.5),
+  RUNNING for the second half, then SUCCEEDED with ``"done": true`` and ``"response":
+  {"@type": ".../GenerateContentBatchOutput", "inlinedResponses": {"inlinedResponses": [...]}}``,
+  entries in request order. That nesting (a list inside an InlinedResponses object) is the real
+  API's; ``metadata.output`` would carry a mirror of the output, which the stand-in leaves out.
+  ``batchStats`` counts are int64 strings; zero counts are omitted, as proto-JSON does.
+* Job faults: `script_batch` queues one per created job ("ok", "expired", "failed",
+  "cancelled"), else the `set_batch_fault` default applies. A faulted job ends in
+  BATCH_STATE_EXPIRED / FAILED / CANCELLED after `batch_seconds`, ``"done": true``, no
+  ``response``, and (failed, cancelled) an ``"error"`` Status with code 13 / 1.
+* Cancel: a job not yet finished becomes BATCH_STATE_CANCELLED at once; answers ``{}``.
+  An unknown job id: 404 NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -58,6 +92,7 @@ import base64
 import binascii
 import collections
 import contextlib
+import datetime
 import hashlib
 import io
 import json
@@ -85,6 +120,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 __all__ = [
+    "BATCH_FAULTS",
     "DEFAULT_MODELS",
     "FAULTS",
     "RecordedRequest",
@@ -132,8 +168,15 @@ FAULTS: frozenset[str] = frozenset(
     }
 )
 
+#: Job-level faults `set_batch_fault` and `script_batch` accept ("ok" = the job succeeds).
+BATCH_FAULTS: frozenset[str] = frozenset({"ok", "expired", "failed", "cancelled"})
+
 _JSON_TYPE = "application/json; charset=UTF-8"
 _GEMINI_ROUTE = re.compile(r"^/v1beta/models/([^/:]+):generateContent$")
+_BATCH_CREATE_ROUTE = re.compile(r"^/v1beta/models/([^/:]+):batchGenerateContent$")
+_BATCH_ROUTE = re.compile(r"^/v1beta/(batches/[^/:]+)(:cancel)?$")
+#: Routes whose requests each take one fault (a batch create takes one per inner request).
+_GENERATE_ROUTES = frozenset({"gemini", "openai"})
 _OPENAI_ROUTE = "/v1/images/edits"
 _GEMINI_MAX_BODY = 20 * 1024 * 1024
 _IMAGE_MIME = frozenset({"image/png", "image/jpeg", "image/webp"})
@@ -265,8 +308,10 @@ class RecordedRequest:
     """One request the server received.
 
     `fault` is the fault this request used up (None off the generate routes); it only took
-    effect if the request passed auth, model and validation checks. `status` is the HTTP status
-    answered, None while pending or when the client went away first (or the server stopped).
+    effect if the request passed auth, model and validation checks. A batch create has no
+    `fault` of its own: `batch_faults` holds the one each inner request used up, in order.
+    `status` is the HTTP status answered, None while pending or when the client went away first
+    (or the server stopped).
     """
 
     method: str
@@ -277,8 +322,11 @@ class RecordedRequest:
     fault: str | None
     time: float
     query: dict[str, str] = field(default_factory=dict)
-    route: str | None = None  # "gemini", "openai" or None
+    #: "gemini", "openai", "gemini-batch" (create), "gemini-batch-get",
+    #: "gemini-batch-cancel" or None
+    route: str | None = None
     status: int | None = None
+    batch_faults: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -463,12 +511,12 @@ def _invalid(message: str, field_path: str | None = None) -> _ApiError:
     return _ApiError(_rpc_error(400, "INVALID_ARGUMENT", message, details))
 
 
-def _model_not_found(model: str) -> _Reply:
+def _model_not_found(model: str, method: str = "generateContent") -> _Reply:
     return _rpc_error(
         404,
         "NOT_FOUND",
         f"models/{model} is not found for API version v1beta, or is not supported for "
-        "generateContent. Call ListModels to see the list of available models and their "
+        f"{method}. Call ListModels to see the list of available models and their "
         "supported methods.",
     )
 
@@ -644,7 +692,11 @@ def _load_request(body: bytes) -> dict[str, Any]:
 
 def _parse_gemini(model: str, body: bytes) -> _GeminiCall:
     """The checked request, or _ApiError with the 400 the real API would give."""
-    top = _load_request(body)
+    return _check_gemini(model, _load_request(body))
+
+
+def _check_gemini(model: str, top: dict[str, Any]) -> _GeminiCall:
+    """The checked request from its (camelCased) top-level fields."""
     texts, images = _parse_contents(top.get("contents"))
     config = _fields(top.get("generationConfig", {}), "generationConfig", _GENERATION_FIELDS)
     modalities = _parse_modalities(config.get("responseModalities"))
@@ -924,6 +976,245 @@ def _answer_aspect(call: _GeminiCall, name: str) -> str:
 
 def _signature() -> str:
     return base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+# --------------------------------------------------------------------------- Gemini: batch jobs
+
+_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch"
+_BATCH_OUTPUT_TYPE = (
+    "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatchOutput"
+)
+_BATCH_BODY_FIELDS = frozenset({"batch"})
+_BATCH_FIELDS = frozenset({"displayName", "inputConfig", "priority", "model"})
+_INPUT_CONFIG_FIELDS = frozenset({"requests", "fileName"})
+_INLINED_REQUESTS_FIELDS = frozenset({"requests"})
+_INLINED_REQUEST_FIELDS = frozenset({"request", "metadata"})
+_INNER_TOP_FIELDS = _TOP_FIELDS | {"model"}
+
+_PENDING = "BATCH_STATE_PENDING"
+_RUNNING = "BATCH_STATE_RUNNING"
+_SUCCEEDED = "BATCH_STATE_SUCCEEDED"
+_FAILED = "BATCH_STATE_FAILED"
+_CANCELLED = "BATCH_STATE_CANCELLED"
+_EXPIRED = "BATCH_STATE_EXPIRED"
+_TERMINAL = frozenset({_SUCCEEDED, _FAILED, _CANCELLED, _EXPIRED})
+_FAULT_STATES = {"ok": _SUCCEEDED, "expired": _EXPIRED, "failed": _FAILED, "cancelled": _CANCELLED}
+#: The Operation's google.rpc.Status for jobs that end badly (gRPC codes INTERNAL, CANCELLED).
+_JOB_ERRORS: dict[str, tuple[int, str]] = {
+    _FAILED: (13, "Batch job failed: an internal error occurred while processing the batch."),
+    _CANCELLED: (1, "The batch was cancelled."),
+}
+
+#: google.rpc.Code numbers for the status names our error answers use.
+_GRPC_CODES = {
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "UNAUTHENTICATED": 16,
+}
+
+
+@dataclass(frozen=True)
+class _BatchRequest:
+    call: _GeminiCall
+    metadata: dict[str, Any] | None  # echoed in the answer's entry
+
+
+@dataclass
+class _BatchJob:
+    name: str  # "batches/<id>"
+    model: str
+    display_name: str
+    created: float  # wall clock
+    started: float  # monotonic
+    seconds: float  # from creation to the end state
+    fault: str  # one of BATCH_FAULTS
+    entries: list[dict[str, Any]]  # the inlined responses, in request order
+    cancelled: float | None = None  # wall clock of a cancel that took effect
+
+    def state(self, now: float) -> str:
+        """The state at monotonic time `now`."""
+        if self.cancelled is not None:
+            return _CANCELLED
+        elapsed = now - self.started
+        if elapsed >= self.seconds:
+            return _FAULT_STATES[self.fault]
+        return _PENDING if elapsed < self.seconds / 2 else _RUNNING
+
+    @property
+    def ended(self) -> float:
+        return self.cancelled if self.cancelled is not None else self.created + self.seconds
+
+
+def _either(obj: Any, camel: str, snake: str) -> Any:
+    if not isinstance(obj, dict):
+        return None
+    return obj.get(camel) if camel in obj else obj.get(snake)
+
+
+def _batch_size(payload: Any) -> int:
+    """How many inner requests a batch create body holds (0 when it is not shaped like one)."""
+    config = _either(_either(payload, "batch", "batch"), "inputConfig", "input_config")
+    inner = _either(_either(config, "requests", "requests"), "requests", "requests")
+    return len(inner) if isinstance(inner, list) else 0
+
+
+def _nested(error: _ApiError, prefix: str) -> _ApiError:
+    """An inner request's 400, its message and field paths put under `prefix`."""
+    payload = json.loads(error.reply.body)
+    inner = payload["error"]
+    inner["message"] = f"{prefix}: {inner['message']}"
+    for detail in inner.get("details", []):
+        for violation in detail.get("fieldViolations", []):
+            violation["field"] = f"{prefix}.{violation['field']}".rstrip(".")
+    return _ApiError(_json_reply(error.reply.status, payload))
+
+
+def _parse_batch(model: str, body: bytes) -> tuple[str, list[_BatchRequest]]:
+    """(display name, checked inner requests), or _ApiError with a 400."""
+    if len(body) > _GEMINI_MAX_BODY:
+        raise _invalid(f"Request payload size exceeds the limit: {_GEMINI_MAX_BODY} bytes.")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _invalid(f"Invalid JSON payload received. {error}") from None
+    top = _fields(data, "", _BATCH_BODY_FIELDS)
+    if "batch" not in top:
+        raise _invalid("* BatchGenerateContentRequest.batch: batch is required", "batch")
+    batch = _fields(top["batch"], "batch", _BATCH_FIELDS)
+    display_name = batch.get("displayName")
+    if not isinstance(display_name, str) or not display_name.strip():
+        raise _invalid(
+            "* GenerateContentBatch.display_name: display_name is required", "batch.display_name"
+        )
+    named = batch.get("model")
+    if named is not None and (not isinstance(named, str) or named.removeprefix("models/") != model):
+        raise _invalid(f"batch.model {named!r} does not match models/{model}", "batch.model")
+    if "inputConfig" not in batch:
+        raise _invalid(
+            "* GenerateContentBatch.input_config: input_config is required", "batch.input_config"
+        )
+    config = _fields(batch["inputConfig"], "batch.inputConfig", _INPUT_CONFIG_FIELDS)
+    if "fileName" in config:
+        raise _invalid(
+            "the stand-in takes inline requests only (input_config.requests), not "
+            "input_config.file_name",
+            "batch.input_config.file_name",
+        )
+    holder = _fields(config.get("requests"), "batch.inputConfig.requests", _INLINED_REQUESTS_FIELDS)
+    items = holder.get("requests")
+    where = "batch.input_config.requests.requests"
+    if not isinstance(items, list) or not items:
+        raise _invalid(f"* GenerateContentBatch.{where}: requests must not be empty", where)
+    return display_name, [
+        _parse_inlined(model, item, f"{where}[{i}]") for i, item in enumerate(items)
+    ]
+
+
+def _parse_inlined(model: str, item: Any, where: str) -> _BatchRequest:
+    fields = _fields(item, where, _INLINED_REQUEST_FIELDS)
+    metadata = fields.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise _invalid(
+            f"Invalid value at '{where}.metadata' (type.googleapis.com/google.protobuf.Struct), "
+            "expected an object",
+            f"{where}.metadata",
+        )
+    if "request" not in fields:
+        raise _invalid(f"* {where}.request: request is required", f"{where}.request")
+    try:
+        inner = _fields(fields["request"], "", _INNER_TOP_FIELDS)
+        named = inner.pop("model", None)
+        if named is not None and (
+            not isinstance(named, str) or named.removeprefix("models/") != model
+        ):
+            raise _invalid(f"model {named!r} does not match the batch's models/{model}", "model")
+        call = _check_gemini(model, inner)
+    except _ApiError as error:
+        raise _nested(error, f"{where}.request") from None
+    return _BatchRequest(call, metadata)
+
+
+def _rpc_status(error: dict[str, Any]) -> dict[str, Any]:
+    """The google.rpc.Status of an HTTP error body: the gRPC code in place of the HTTP one."""
+    status: dict[str, Any] = {
+        "code": _GRPC_CODES.get(str(error.get("status", "")), 2),
+        "message": error.get("message", ""),
+    }
+    if error.get("details"):
+        status["details"] = error["details"]
+    return status
+
+
+def _batch_entry(call: _GeminiCall, fault: str, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """One InlinedResponse: what generateContent would answer, as a response or an error."""
+    name, _ = _parse_fault(fault)
+    entry: dict[str, Any] = {}
+    if name == "timeout":
+        message = "Deadline expired before operation could complete."
+        entry["error"] = {"code": _GRPC_CODES["DEADLINE_EXCEEDED"], "message": message}
+    elif name != "malformed":  # "malformed": neither a response nor an error
+        reply = _gemini_answer(call, fault)
+        payload = json.loads(reply.body)
+        if reply.status == 200:
+            entry["response"] = payload
+        else:
+            entry["error"] = _rpc_status(payload["error"])
+    if metadata is not None:
+        entry["metadata"] = metadata
+    return entry
+
+
+def _timestamp(seconds: float) -> str:
+    """RFC 3339 in UTC with a Z, as proto-JSON writes a Timestamp."""
+    when = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _operation(job: _BatchJob, state: str) -> dict[str, Any]:
+    """The long-running Operation for `job` in `state` (see the module docstring)."""
+    done = state in _TERMINAL
+    total = len(job.entries)
+    counts: dict[str, int] = {"pendingRequestCount": total}
+    if state == _SUCCEEDED:
+        failed = sum(1 for entry in job.entries if "error" in entry)
+        counts = {"successfulRequestCount": total - failed, "failedRequestCount": failed}
+    elif done:
+        counts = {}
+    stats = {"requestCount": str(total)} | {k: str(v) for k, v in counts.items() if v}
+    metadata: dict[str, Any] = {
+        "@type": _BATCH_TYPE,
+        "model": f"models/{job.model}",
+        "displayName": job.display_name,
+        "createTime": _timestamp(job.created),
+        "updateTime": _timestamp(job.ended if done else job.created),
+        "batchStats": stats,
+        "state": state,
+        "name": job.name,
+    }
+    if done:
+        metadata["endTime"] = _timestamp(job.ended)
+    operation: dict[str, Any] = {"name": job.name, "metadata": metadata}
+    if done:
+        operation["done"] = True
+        if state == _SUCCEEDED:
+            output = {"inlinedResponses": job.entries}
+            operation["response"] = {"@type": _BATCH_OUTPUT_TYPE, "inlinedResponses": output}
+        elif state in _JOB_ERRORS:
+            code, message = _JOB_ERRORS[state]
+            operation["error"] = {"code": code, "message": message}
+    return operation
+
+
+def _batch_not_found() -> _Reply:
+    return _rpc_error(404, "NOT_FOUND", "Requested entity was not found.")
 
 
 # --------------------------------------------------------------------------- OpenAI
@@ -1258,12 +1549,19 @@ def _openai_payload(call: _OpenAICall, images: list[bytes]) -> dict[str, Any]:
 
 
 def _route(method: str, path: str) -> tuple[str | None, str]:
-    """("gemini", model), ("openai", "") or (None, "") for anything else."""
+    """("gemini", model), ("gemini-batch", model), ("gemini-batch-get", "batches/<id>"),
+    ("gemini-batch-cancel", "batches/<id>"), ("openai", "") or (None, "") for anything else."""
+    batch = _BATCH_ROUTE.match(path)
+    if method == "GET" and batch and not batch.group(2):
+        return "gemini-batch-get", batch.group(1)
     if method != "POST":
         return None, ""
-    match = _GEMINI_ROUTE.match(path)
-    if match:
-        return "gemini", unquote(match.group(1))
+    if batch and batch.group(2):
+        return "gemini-batch-cancel", batch.group(1)
+    for route, pattern in (("gemini", _GEMINI_ROUTE), ("gemini-batch", _BATCH_CREATE_ROUTE)):
+        match = pattern.match(path)
+        if match:
+            return route, unquote(match.group(1))
     return ("openai", "") if path == _OPENAI_ROUTE else (None, "")
 
 
@@ -1386,6 +1684,7 @@ class StandinServer:
         seed: int = 0,
         hang_seconds: float = 30.0,
         port: int = 0,
+        batch_seconds: float = 0.5,
     ) -> None:
         self.api_key = api_key
         self.latency = latency
@@ -1393,11 +1692,16 @@ class StandinServer:
         self.seed = seed
         self.hang_seconds = hang_seconds
         self.port = port
+        #: How long a batch job takes from creation to its end state (read at creation).
+        self.batch_seconds = batch_seconds
         self.url = ""
         self.requests: list[RecordedRequest] = []
         self._script: collections.deque[str] = collections.deque()
         self._rates: dict[str, float] = {}
         self._rng = random.Random(seed)
+        self._jobs: dict[str, _BatchJob] = {}
+        self._batch_script: collections.deque[str] = collections.deque()
+        self._batch_fault = "ok"
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _HTTPServer | None = None
@@ -1467,19 +1771,44 @@ class StandinServer:
             self._rates = dict(rates)
             self._rng = random.Random(self.seed)
 
+    def set_batch_fault(self, fault: str | None) -> None:
+        """How batch jobs created from now on end, unless `script_batch` says otherwise:
+        "expired", "failed", "cancelled", or None (or "ok") for BATCH_STATE_SUCCEEDED."""
+        fault = fault or "ok"
+        if fault not in BATCH_FAULTS:
+            raise ValueError(f"unknown batch fault {fault!r}; known: {sorted(BATCH_FAULTS)}")
+        with self._lock:
+            self._batch_fault = fault
+
+    def script_batch(self, *faults: str) -> None:
+        """Queue job faults for the next batch jobs created, one each ("ok" = succeeds)."""
+        for fault in faults:
+            if fault not in BATCH_FAULTS:
+                raise ValueError(f"unknown batch fault {fault!r}; known: {sorted(BATCH_FAULTS)}")
+        with self._lock:
+            self._batch_script.extend(faults)
+
     @property
     def calls(self) -> int:
-        """Generate requests received (Gemini and OpenAI), whatever their outcome."""
+        """Generate requests received (Gemini and OpenAI), whatever their outcome; each inner
+        request of a batch create counts as one (polls and cancels do not count)."""
         with self._lock:
-            return sum(1 for request in self.requests if request.route is not None)
+            return sum(
+                1 if request.route in _GENERATE_ROUTES else len(request.batch_faults)
+                for request in self.requests
+            )
 
     def reset(self) -> None:
-        """Forget the script, the fault rates and the recorded requests; reseed the RNG."""
+        """Forget the script, the fault rates, the recorded requests, the batch jobs and the
+        batch faults; reseed the RNG."""
         with self._lock:
             self._script.clear()
             self._rates = {}
             self._rng = random.Random(self.seed)
             self.requests.clear()
+            self._jobs.clear()
+            self._batch_script.clear()
+            self._batch_fault = "ok"
 
     def _next_fault(self) -> str:
         """The script's next fault, else a random one, else "ok" (call with `_lock` held)."""
@@ -1504,22 +1833,28 @@ class StandinServer:
             handler.close_connection = True
             handler.send_reply(_rpc_error(400, "INVALID_ARGUMENT", "Malformed request body."))
             return
-        route, model = _route(handler.command, url.path)
+        route, target = _route(handler.command, url.path)
         record = RecordedRequest(
             method=handler.command,
             path=url.path,
             headers={name.lower(): value for name, value in handler.headers.items()},
             body=body,
-            json=_try_json(body) if route == "gemini" else None,
+            json=_try_json(body) if route in ("gemini", "gemini-batch") else None,
             fault=None,
             time=time.time(),
             query={k: v[-1] for k, v in parse_qs(url.query).items()},
             route=route,
         )
         with self._lock:  # faults are handed out in the order requests are recorded
-            record.fault = self._next_fault() if route else None
+            if route in _GENERATE_ROUTES:
+                record.fault = self._next_fault()
+            elif route == "gemini-batch":
+                size = _batch_size(record.json)
+                record.batch_faults = [self._next_fault() for _ in range(size)]
             self.requests.append(record)
-        reply = self._answer(handler, record, model) if self._pause(handler, self.latency) else None
+        reply = (
+            self._answer(handler, record, target) if self._pause(handler, self.latency) else None
+        )
         if reply is None:
             handler.close_connection = True  # client gone or server stopping: no answer
             return
@@ -1528,10 +1863,15 @@ class StandinServer:
         with contextlib.suppress(OSError):
             handler.send_reply(reply)
 
-    def _answer(self, handler: _Handler, record: RecordedRequest, model: str) -> _Reply | None:
+    def _answer(self, handler: _Handler, record: RecordedRequest, target: str) -> _Reply | None:
+        """The reply; `target` is the model (Gemini routes) or the job name (batch routes)."""
         try:
             if record.route == "gemini":
-                return self._answer_gemini(handler, record, model)
+                return self._answer_gemini(handler, record, target)
+            if record.route == "gemini-batch":
+                return self._answer_batch_create(record, target)
+            if record.route in ("gemini-batch-get", "gemini-batch-cancel"):
+                return self._answer_batch(record, target)
             if record.route == "openai":
                 return self._answer_openai(handler, record)
             return _not_found(record.method, record.path)
@@ -1556,6 +1896,48 @@ class StandinServer:
                 return None
             fault = "ok"
         return _gemini_answer(call, fault)
+
+    def _answer_batch_create(self, record: RecordedRequest, model: str) -> _Reply:
+        denied = _gemini_auth(record.headers, record.query, self.api_key)
+        if denied is not None:
+            return denied
+        if not model.startswith("gemini-") or model not in self.models:
+            return _model_not_found(model, "batchGenerateContent")
+        display_name, requests = _parse_batch(model, record.body)
+        faults = record.batch_faults
+        entries = [
+            _batch_entry(request.call, faults[i] if i < len(faults) else "ok", request.metadata)
+            for i, request in enumerate(requests)
+        ]
+        with self._lock:
+            fault = self._batch_script.popleft() if self._batch_script else self._batch_fault
+            job = _BatchJob(
+                name=f"batches/{secrets.token_hex(16)}",
+                model=model,
+                display_name=display_name,
+                created=time.time(),
+                started=time.monotonic(),
+                seconds=self.batch_seconds,
+                fault=fault,
+                entries=entries,
+            )
+            self._jobs[job.name] = job
+        return _json_reply(200, _operation(job, _PENDING))
+
+    def _answer_batch(self, record: RecordedRequest, name: str) -> _Reply:
+        denied = _gemini_auth(record.headers, record.query, self.api_key)
+        if denied is not None:
+            return denied
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is None:
+                return _batch_not_found()
+            state = job.state(time.monotonic())
+            if record.route == "gemini-batch-cancel":
+                if state not in _TERMINAL:
+                    job.cancelled = time.time()
+                return _json_reply(200, {})
+        return _json_reply(200, _operation(job, state))  # entries never change: no lock needed
 
     def _answer_openai(self, handler: _Handler, record: RecordedRequest) -> _Reply | None:
         denied = _openai_auth(record.headers, self.api_key)
@@ -1619,6 +2001,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hang-seconds", type=float, default=30.0)
     parser.add_argument(
+        "--batch-seconds", type=float, default=0.5, help="how long a batch job takes"
+    )
+    parser.add_argument(
         "--fault-rate",
         type=_fault_rate,
         action="append",
@@ -1640,6 +2025,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         hang_seconds=args.hang_seconds,
         port=args.port,
+        batch_seconds=args.batch_seconds,
     )
     server.set_fault_rates(dict(args.fault_rate))
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it cleanly too

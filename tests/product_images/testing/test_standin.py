@@ -683,3 +683,208 @@ def test_cli_serves_until_stopped() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+# --------------------------------------------------------------------------- Gemini: batch jobs
+
+
+def batch_body(*requests: dict[str, Any], snake: bool = True, name: str = "refresh") -> dict:
+    """A batchGenerateContent body with keys k0, k1, ... (either key spelling)."""
+    inlined = [{"request": r, "metadata": {"key": f"k{i}"}} for i, r in enumerate(requests)]
+    if snake:
+        config: dict[str, Any] = {"input_config": {"requests": {"requests": inlined}}}
+        return {"batch": {"display_name": name, **config}}
+    return {"batch": {"displayName": name, "inputConfig": {"requests": {"requests": inlined}}}}
+
+
+def create_batch(
+    server: StandinServer, body: Any, model: str = FLASH, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    sent = {"x-goog-api-key": server.api_key} if headers is None else headers
+    return post(f"{server.url}/v1beta/models/{model}:batchGenerateContent", json=body, headers=sent)
+
+
+def get_batch(
+    server: StandinServer, name: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    sent = {"x-goog-api-key": server.api_key} if headers is None else headers
+    return _client[0].get(f"{server.url}/v1beta/{name}", headers=sent)
+
+
+def entries(operation: dict[str, Any]) -> list[dict[str, Any]]:
+    output = operation["response"]
+    assert output["@type"].endswith("GenerateContentBatchOutput")
+    inlined: list[dict[str, Any]] = output["inlinedResponses"]["inlinedResponses"]
+    return inlined
+
+
+def test_a_batch_is_pending_then_running_then_succeeded(server: StandinServer) -> None:
+    server.batch_seconds = 0.4
+    body = batch_body(gemini_body(aspect="4:5", image_size="1K"), gemini_body(aspect="16:9"))
+
+    created = create_batch(server, body)
+    started = time.monotonic()
+
+    assert created.status_code == 200, created.text
+    operation = created.json()
+    name = operation["name"]
+    metadata = operation["metadata"]
+    assert name.startswith("batches/") and metadata["name"] == name and "done" not in operation
+    assert metadata["@type"].endswith("google.ai.generativelanguage.v1beta.GenerateContentBatch")
+    assert metadata["state"] == "BATCH_STATE_PENDING"
+    assert (metadata["model"], metadata["displayName"]) == (f"models/{FLASH}", "refresh")
+    assert metadata["batchStats"] == {"requestCount": "2", "pendingRequestCount": "2"}
+    assert metadata["createTime"].endswith("Z")
+    assert get_batch(server, name).json()["metadata"]["state"] == "BATCH_STATE_PENDING"
+    time.sleep(max(0.0, started + 0.25 - time.monotonic()))
+    assert get_batch(server, name).json()["metadata"]["state"] == "BATCH_STATE_RUNNING"
+    time.sleep(max(0.0, started + 0.45 - time.monotonic()))
+    done = get_batch(server, name).json()
+    assert done["done"] is True and done["metadata"]["state"] == "BATCH_STATE_SUCCEEDED"
+    assert done["metadata"]["batchStats"] == {"requestCount": "2", "successfulRequestCount": "2"}
+    assert done["metadata"]["endTime"] >= done["metadata"]["createTime"]
+    first, second = entries(done)
+    assert (first["metadata"], second["metadata"]) == ({"key": "k0"}, {"key": "k1"})
+    assert final_image(first["response"]).size == (928, 1152)
+    assert final_image(second["response"]).size == (1376, 768)
+    usage = first["response"]["usageMetadata"]
+    assert {"modality": "IMAGE", "tokenCount": 1120} in usage["candidatesTokensDetails"]
+    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
+
+
+def test_both_batch_key_spellings_are_accepted(server: StandinServer) -> None:
+    server.batch_seconds = 0.0
+    for snake in (True, False):
+        created = create_batch(server, batch_body(gemini_body(image_size="512"), snake=snake))
+        assert created.status_code == 200, created.text
+        [entry] = entries(get_batch(server, created.json()["name"]).json())
+        assert final_image(entry["response"]).size == (512, 512)
+
+
+def test_batch_faults_apply_to_each_inner_request(server: StandinServer) -> None:
+    server.batch_seconds = 0.0
+    faults = ["ok", "500", "safety", "text-only", "429-retryinfo:2s", "timeout", "malformed"]
+    server.script(*faults)
+
+    created = create_batch(server, batch_body(*[gemini_body(image_size="512")] * len(faults)))
+    done = get_batch(server, created.json()["name"]).json()
+
+    ok, internal, safety, text, quota, deadline, malformed = entries(done)
+    assert final_image(ok["response"]).size == (512, 512)
+    assert internal["error"]["code"] == 13 and "internal error" in internal["error"]["message"]
+    assert "status" not in internal["error"]  # a google.rpc.Status: gRPC code, no HTTP status
+    assert safety["response"]["candidates"][0]["finishReason"] == "IMAGE_SAFETY"
+    assert "text" in text["response"]["candidates"][0]["content"]["parts"][0]
+    assert quota["error"]["code"] == 8
+    assert "RetryInfo" in detail_types(quota["error"])
+    assert deadline["error"]["code"] == 4
+    assert set(malformed) == {"metadata"}
+    assert done["metadata"]["batchStats"] == {
+        "requestCount": "7",
+        "successfulRequestCount": "4",
+        "failedRequestCount": "3",
+    }
+    assert [e["metadata"]["key"] for e in entries(done)] == [f"k{i}" for i in range(7)]
+    assert server.requests[0].batch_faults == faults and server.requests[0].fault is None
+
+
+def test_batch_auth_model_and_validation(server: StandinServer) -> None:
+    body = batch_body(gemini_body(image_size="512"))
+    name = create_batch(server, body).json()["name"]
+
+    missing = create_batch(server, body, headers={})
+    wrong = create_batch(server, body, headers={"x-goog-api-key": "wrong-key"})
+    assert (missing.status_code, rpc(missing)["status"]) == (403, "PERMISSION_DENIED")
+    assert (wrong.status_code, detail_types(rpc(wrong))[0]) == (400, "ErrorInfo")
+    assert get_batch(server, name, headers={}).status_code == 403
+    assert get_batch(server, name, headers={"x-goog-api-key": "wrong-key"}).status_code == 400
+    unknown = create_batch(server, body, model="gemini-9-image")
+    assert unknown.status_code == 404 and "batchGenerateContent" in rpc(unknown)["message"]
+
+    bad_inner = gemini_body(image_size="512", aspect="7:3")
+    invalid = create_batch(server, batch_body(gemini_body(image_size="512"), bad_inner))
+    assert invalid.status_code == 400
+    error = rpc(invalid)
+    assert error["message"].startswith("batch.input_config.requests.requests[1].request: ")
+    field = error["details"][0]["fieldViolations"][0]["field"]
+    assert field == (
+        "batch.input_config.requests.requests[1].request.generation_config.image_config"
+        ".aspect_ratio"
+    )
+    no_name = {"batch": {"input_config": body["batch"]["input_config"]}}
+    from_file = {"batch": {"display_name": "x", "input_config": {"file_name": "files/abc"}}}
+    empty = batch_body()
+    for bad in (no_name, from_file, empty, {"batch": {**body["batch"], "extra": 1}}, {}):
+        assert create_batch(server, bad).status_code == 400, bad
+    assert get_batch(server, "batches/unknown").status_code == 404
+    # Rejected batches still used up their inner requests' faults, as generate requests do.
+    # first, missing, wrong, unknown, invalid (2), no_name, extra; from_file, empty, {}: none
+    assert server.calls == 1 + 1 + 1 + 1 + 2 + 1 + 1
+
+
+def test_batch_job_faults(server: StandinServer) -> None:
+    server.batch_seconds = 0.0
+    body = batch_body(gemini_body(image_size="512"))
+    outcomes = {}
+    for fault in ("expired", "failed", "cancelled", None):
+        server.set_batch_fault(fault)
+        name = create_batch(server, body).json()["name"]
+        outcomes[fault] = get_batch(server, name).json()
+    server.set_batch_fault("failed")
+    server.script_batch("ok", "expired")
+    scripted = [get_batch(server, create_batch(server, body).json()["name"]).json() for _ in "123"]
+
+    states = {fault: op["metadata"]["state"] for fault, op in outcomes.items()}
+    assert states == {
+        "expired": "BATCH_STATE_EXPIRED",
+        "failed": "BATCH_STATE_FAILED",
+        "cancelled": "BATCH_STATE_CANCELLED",
+        None: "BATCH_STATE_SUCCEEDED",
+    }
+    for fault in ("expired", "failed", "cancelled"):
+        assert outcomes[fault]["done"] is True and "response" not in outcomes[fault]
+    assert outcomes["failed"]["error"]["code"] == 13
+    assert outcomes["cancelled"]["error"]["code"] == 1
+    assert [op["metadata"]["state"] for op in scripted] == [
+        "BATCH_STATE_SUCCEEDED",
+        "BATCH_STATE_EXPIRED",
+        "BATCH_STATE_FAILED",
+    ]
+    with pytest.raises(ValueError, match="unknown batch fault"):
+        server.set_batch_fault("lost")
+    with pytest.raises(ValueError, match="unknown batch fault"):
+        server.script_batch("ok", "lost")
+
+
+def test_a_batch_can_be_cancelled(server: StandinServer) -> None:
+    server.batch_seconds = 60.0
+    name = create_batch(server, batch_body(gemini_body(image_size="512"))).json()["name"]
+    url = f"{server.url}/v1beta/{name}:cancel"
+
+    cancelled = post(url, headers={"x-goog-api-key": server.api_key})
+
+    assert (cancelled.status_code, cancelled.json()) == (200, {})
+    operation = get_batch(server, name).json()
+    assert operation["metadata"]["state"] == "BATCH_STATE_CANCELLED" and operation["done"]
+    unknown = post(f"{server.url}/v1beta/batches/nope:cancel", headers={"x-goog-api-key": "x"})
+    assert unknown.status_code == 400  # the key is checked first
+    assert post(url, headers={}).status_code == 403
+
+
+def test_batch_calls_count_inner_requests_and_reset_forgets_jobs(server: StandinServer) -> None:
+    server.batch_seconds = 0.0
+    server.set_batch_fault("expired")
+    name = create_batch(server, batch_body(*[gemini_body(image_size="512")] * 3)).json()["name"]
+    get_batch(server, name)
+    gemini(server, gemini_body(image_size="512"))
+
+    assert server.calls == 4  # three inner requests and one generateContent; the poll is free
+    assert [r.route for r in server.requests] == ["gemini-batch", "gemini-batch-get", "gemini"]
+    assert server.requests[0].json["batch"]["display_name"] == "refresh"
+    assert server.requests[1].method == "GET" and server.requests[1].json is None
+
+    server.reset()
+
+    assert server.calls == 0 and get_batch(server, name).status_code == 404
+    fresh = create_batch(server, batch_body(gemini_body(image_size="512"))).json()["name"]
+    assert get_batch(server, fresh).json()["metadata"]["state"] == "BATCH_STATE_SUCCEEDED"

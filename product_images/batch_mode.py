@@ -1,0 +1,154 @@
+"""Refreshes at half price: the Gemini Batch API fills the generation cache first.
+
+Every uncached first-take generation of the products to redo is submitted as batch jobs; the
+results go into the same cache and ledger as synchronous calls (priced at the batch rate), so
+the normal run that follows finds them and makes no paid call for them. Whatever a batch could
+not make (a per-request error, an expired or failed job) is simply left uncached: the normal
+run then makes it with a synchronous call, through the same post-processing and checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from product_images.backends import MasterContext, generative_backend, route
+from product_images.backends.generative import GenerativeBackend, estimate_cost
+from product_images.errors import BatchJobError, GenerationError, ProductError
+from product_images.generative.base import Attempt, GenerationRequest, GenerationResult, Usage
+from product_images.generative.budget import budget_for
+from product_images.generative.cache import GenerationCache
+from product_images.generative.clients import make_batch_client
+from product_images.generative.ledger import Ledger, entry_from
+from product_images.pipeline import ProductRequest, check_sku, cut_out, load_source, platforms_of
+from product_images.settings import Settings
+from product_images.store import Store
+
+__all__ = ["BatchReport", "prefill_refresh", "prefill_with_batch"]
+
+
+@dataclass
+class BatchReport:
+    """What the batch pre-fill did."""
+
+    submitted: int = 0
+    made: int = 0
+    left_for_sync: list[str] = field(default_factory=list)  # "sku/variant: reason"
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Job:
+    request: GenerationRequest
+    sku: str
+    variant: str
+    tag: str
+
+
+def prefill_with_batch(
+    requests: list[ProductRequest], store: Store, settings: Settings
+) -> BatchReport:
+    """Make the uncached generations of `requests` with the Batch API; see the module doc."""
+    backend = generative_backend(settings)
+    if backend is None or backend.name != "gemini":
+        return BatchReport()
+    jobs: dict[str, _Job] = {}
+    for request in requests:
+        try:
+            jobs.update(_jobs_for(request, backend, store, settings))
+        except ProductError:
+            continue  # the normal run reports this product's error
+    if not jobs:
+        return BatchReport()
+    return _run_jobs(jobs, backend, store, settings, requests[0].run_id)
+
+
+def prefill_refresh(
+    requests: list[ProductRequest], store: Store, settings: Settings, force: bool
+) -> BatchReport:
+    """Batch the generations of the products this refresh will redo (all of them if `force`)."""
+    from product_images.refresh import refresh_reasons
+
+    todo = [r for r in requests if force or refresh_reasons(r, store, settings)]
+    return prefill_with_batch(todo, store, settings)
+
+
+def _jobs_for(
+    request: ProductRequest, backend: GenerativeBackend, store: Store, settings: Settings
+) -> dict[str, _Job]:
+    sku = check_sku(request.sku)
+    source = load_source(request, settings)
+    product = cut_out(source, request.source, settings)
+    context = MasterContext(
+        sku=sku, source_sha256=source.sha256, store=store, fields=request.prompt_fields()
+    )
+    cache, jobs = GenerationCache(store), {}
+    variants = sorted({v for p in platforms_of(request, settings) for v in p.variants()})
+    for variant in variants:
+        if route(variant, product.cutout.confidence, backend, settings) is not backend:
+            continue
+        key = backend.first_take_key(variant, settings, context)
+        if not cache.has(key):
+            generation = backend.request_for(variant, product, settings, context)
+            jobs[key] = _Job(generation, sku, variant, request.tag)
+    return jobs
+
+
+def _run_jobs(
+    jobs: dict[str, _Job], backend: GenerativeBackend, store: Store, settings: Settings, run_id: str
+) -> BatchReport:
+    estimate = (
+        sum(
+            estimate_cost(backend.generator, settings, j.request.prompt, len(j.request.images))
+            for j in jobs.values()
+        )
+        * settings.batch_discount
+    )
+    budget = budget_for(run_id, settings.budget_usd)
+    budget.reserve(estimate)  # BudgetExceededError: no batch; products are skipped as usual
+    report = BatchReport(submitted=len(jobs))
+    try:
+        with make_batch_client(settings) as client:
+            try:
+                outcomes = client.run({key: job.request for key, job in jobs.items()})
+            except BatchJobError as error:
+                outcomes = dict(error.results)
+    except GenerationError as error:
+        outcomes = {}
+        report.left_for_sync.append(f"batch submission failed: {error}")
+    _book(outcomes, jobs, store, settings, report)
+    budget.settle(estimate, report.cost_usd)
+    report.left_for_sync += [
+        f"{j.sku}/{j.variant}: no batch result" for k, j in jobs.items() if k not in outcomes
+    ]
+    return report
+
+
+def _book(
+    outcomes: dict[str, GenerationResult | GenerationError],
+    jobs: dict[str, _Job],
+    store: Store,
+    settings: Settings,
+    report: BatchReport,
+) -> None:
+    """Cache every image and write one ledger entry per request, at the batch price."""
+    cache, ledger = GenerationCache(store), Ledger(store)
+    for key, outcome in outcomes.items():
+        job = jobs[key]
+        if isinstance(outcome, GenerationResult):
+            cache.put(
+                key,
+                outcome.image,
+                {"mime_type": outcome.mime_type, "model": outcome.model, "batch": True},
+            )
+            attempt = Attempt("gemini-batch", outcome.model, "ok", 200, outcome.usage, 0.0)
+            report.made += 1
+        else:
+            attempt = Attempt(
+                "gemini-batch", settings.gemini_model, outcome.reason, outcome.status, Usage(), 0.0
+            )
+            report.left_for_sync.append(f"{job.sku}/{job.variant}: {outcome.reason}")
+        entry = entry_from(attempt, job.sku, job.variant, job.tag, settings.prices)
+        discounted = round(entry.cost_usd * settings.batch_discount, 6)
+        entry = entry.model_copy(update={"cost_usd": discounted})
+        ledger.append(entry)
+        report.cost_usd += entry.cost_usd
