@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cli.engine import resolve_engine, run_catalog, run_one
+from cli.serve import serve
 from product_images.errors import ProductImagesError
 from product_images.manifest import ProductResult
 from product_images.settings import Settings, get_settings
@@ -424,3 +425,5 @@ def demo(out_dir: Path, count: int, platforms: str | None) -> None:
     sheet = write_contact_sheet(store, manifests, out_dir / "index.html")
     click.echo(f"contact sheet: {sheet.resolve()}  (open it in a browser)")
     sys.exit(1 if summary.failed else 0)
+
+main.add_command(serve)

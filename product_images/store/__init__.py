@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from product_images.errors import ObjectNotFoundError, StorageError
-from product_images.store.base import Store
+from product_images.store.base import ObjectInfo, Store
 from product_images.store.local import LocalStore, read_file
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "LocalStore",
+    "ObjectInfo",
     "S3Store",
     "Store",
     "local_path",

@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 
-__all__ = ["Store"]
+from product_images.errors import ObjectNotFoundError
+
+__all__ = ["ObjectInfo", "Store"]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store knows about one object besides its bytes."""
+
+    key: str
+    size: int
+    #: When the object landed in the store (timezone-aware, UTC).
+    last_modified: datetime
+    #: The server's entity tag, without quotes; None when the store has none (local files).
+    etag: str | None = None
+    #: User metadata (S3 `x-amz-meta-*`). Listings do not carry it: `head` does.
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 class Store(ABC):
@@ -40,3 +58,32 @@ class Store(ABC):
     @abstractmethod
     def link(self, key: str, expires_in: int = 3600) -> str:
         """A URL a browser can open: a file:// path or a presigned https URL."""
+
+    def head(self, key: str) -> ObjectInfo:
+        """Size, time, ETag and metadata of one object; ObjectNotFoundError when absent."""
+        raise NotImplementedError(f"{type(self).__name__} cannot describe its objects")
+
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """`ObjectInfo` of every key under `prefix`, in lexical key order (metadata may be empty).
+
+        The default asks `head` once per key; stores whose listings carry sizes and times
+        (S3) answer from the listing instead.
+        """
+        for key in self.list(prefix):
+            try:
+                yield self.head(key)
+            except ObjectNotFoundError:  # deleted between the listing and the look-up
+                continue
+
+    def put_if_absent(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> bool:
+        """Write the object only if the key is free; False (nothing written) if it is taken.
+
+        This default checks, then writes: two writers can both win. LocalStore and S3Store
+        make it one atomic step.
+        """
+        if self.exists(key):
+            return False
+        self.put(key, data, content_type)
+        return True

@@ -6,10 +6,11 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from product_images.errors import ObjectNotFoundError, StorageError
-from product_images.store.base import Store
+from product_images.store.base import ObjectInfo, Store
 
 __all__ = ["TEMP_PREFIX", "LocalStore", "check_key", "check_prefix", "read_file"]
 
@@ -80,8 +81,37 @@ class LocalStore(Store):
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc}") from exc
 
+    def put_if_absent(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> bool:
+        path = self.path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return _exclusive_write(path, data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc}") from exc
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def head(self, key: str) -> ObjectInfo:
+        """Local files have no ETag or metadata; the time is when the file landed here."""
+        path = self.path(key)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFoundError(key) from None
+        except OSError as exc:
+            raise StorageError(f"cannot stat {path}: {exc.strerror or exc}") from exc
+        if not path.is_file():
+            raise ObjectNotFoundError(key)
+        # `cp -p`, rsync -t and unzip keep an old mtime; the ctime is set when the file
+        # is created or moved here and cannot be set by hand, so the later of the two
+        # is when the object arrived.
+        arrived = max(stat.st_mtime, stat.st_ctime)
+        return ObjectInfo(
+            key=key, size=stat.st_size, last_modified=datetime.fromtimestamp(arrived, UTC)
+        )
 
     def delete(self, key: str) -> None:
         path = self.path(key)
@@ -128,6 +158,26 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.unlink(temp)
         raise
     _fsync_dir(path.parent)
+
+
+def _exclusive_write(path: Path, data: bytes) -> bool:
+    """Write a complete temp file, then hard-link it to `path`: the link fails if it exists."""
+    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), 0o644)
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    _fsync_dir(path.parent)
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from product_images.errors import ObjectNotFoundError, StorageError
-from product_images.store.base import Store
+from product_images.store.base import ObjectInfo, Store
 from product_images.store.local import check_key, check_prefix
 
 __all__ = ["S3Client", "S3Store", "endpoint_from_env", "make_s3_client"]
@@ -30,6 +30,9 @@ S3Client: TypeAlias = Any
 
 #: Error codes that mean "this key holds no object" (HEAD answers carry only the status).
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+
+#: Error codes of a conditional PutObject whose key is taken (412, or 409 on a race).
+TAKEN_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 
 
 def endpoint_from_env() -> str | None:
@@ -102,6 +105,56 @@ class S3Store(Store):
                 Bucket=self.bucket, Key=full, Body=data, ContentType=content_type
             )
 
+    def put_if_absent(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> bool:
+        """One PutObject with `If-None-Match: *` (AWS, SeaweedFS, MinIO, moto honour it;
+        rclone and s3rver ignore it and overwrite)."""
+        full = self.object_key(key)
+        try:
+            with self._errors("PutObject", key):
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=full,
+                    Body=data,
+                    ContentType=content_type,
+                    IfNoneMatch="*",
+                )
+        except StorageError as exc:
+            if _error_code(exc.__cause__) in TAKEN_CODES:
+                return False
+            raise
+        return True
+
+    def head(self, key: str) -> ObjectInfo:
+        full = self.object_key(key)
+        with self._errors("HeadObject", key):
+            response = self.client.head_object(Bucket=self.bucket, Key=full)
+        return ObjectInfo(
+            key=key,
+            size=int(response.get("ContentLength", 0)),
+            last_modified=response["LastModified"],
+            etag=_unquote_etag(response.get("ETag")),
+            metadata=dict(response.get("Metadata") or {}),
+        )
+
+    def list_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """From the listing itself (one request per 1000 keys); metadata stays empty."""
+        full = self._join(check_prefix(prefix))
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        with self._errors("ListObjectsV2", prefix):
+            items = [
+                ObjectInfo(
+                    key=item["Key"][skip:],
+                    size=int(item.get("Size", 0)),
+                    last_modified=item["LastModified"],
+                    etag=_unquote_etag(item.get("ETag")),
+                )
+                for item in self._list_items(full)
+                if not item["Key"].endswith("/")
+            ]
+        yield from sorted(items, key=lambda info: info.key)
+
     def exists(self, key: str) -> bool:
         full = self.object_key(key)
         try:
@@ -139,10 +192,13 @@ class S3Store(Store):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _list_keys(self, full_prefix: str) -> Iterator[str]:
+        for item in self._list_items(full_prefix):
+            yield item["Key"]
+
+    def _list_items(self, full_prefix: str) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
-            for item in page.get("Contents", []):
-                yield item["Key"]
+            yield from page.get("Contents", [])
 
     @contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
@@ -160,6 +216,20 @@ class S3Store(Store):
     def _message(self, action: str, key: str, reason: str) -> str:
         where = f"s3://{self.bucket}/{self._join(key)}" if key else self.url
         return f"S3 {action} failed for {where}: {reason}"
+
+
+def _error_code(exc: BaseException | None) -> str:
+    """The S3 error code of a ClientError ('' for anything else)."""
+    if not isinstance(exc, ClientError):
+        return ""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _unquote_etag(etag: str | None) -> str | None:
+    """S3 sends ETags in double quotes; W/ marks weak ones (not from S3, but harmless)."""
+    if not etag:
+        return None
+    return etag.removeprefix("W/").strip('"') or None
 
 
 def _client_error_code(exc: ClientError) -> str:

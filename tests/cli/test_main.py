@@ -11,7 +11,20 @@ def _invoke(*args):
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["run"], ["batch"], ["check"], ["specs"], ["demo"], ["settings"]]
+    "command",
+    [
+        [],
+        ["run"],
+        ["batch"],
+        ["check"],
+        ["specs"],
+        ["demo"],
+        ["settings"],
+        ["serve"],
+        ["failed"],
+        ["retry"],
+        ["costs"],
+    ],
 )
 def test_every_command_has_help(command):
     result = _invoke(*command, "--help")

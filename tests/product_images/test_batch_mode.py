@@ -1,7 +1,5 @@
 """Refresh with the Gemini Batch API against the stand-in server: half price, same cache."""
 
-from pathlib import Path
-
 import pytest
 
 from product_images.batch_mode import prefill_refresh

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -340,3 +343,92 @@ def test_seaweed_start_failure_reports_log_tail(tmp_path: Path) -> None:
     assert "log tail:" in str(info.value)
     assert "no.such.flag" in server.log_path.read_text()
     assert not server.running
+
+
+def test_head(store: Store) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    store.put("sku-1/a.jpg", b"12345", content_type="image/jpeg")
+    info = store.head("sku-1/a.jpg")
+    assert (info.key, info.size) == ("sku-1/a.jpg", 5)
+    assert before <= info.last_modified <= datetime.now(UTC) + timedelta(seconds=5)
+    if isinstance(store, S3Store):
+        assert info.etag == hashlib.md5(b"12345").hexdigest()  # unquoted
+    else:
+        assert (info.etag, info.metadata) == (None, {})
+    with pytest.raises(ObjectNotFoundError):
+        store.head("sku-1/missing.jpg")
+    with pytest.raises(ObjectNotFoundError):
+        store.head("sku-1")  # a "folder" is not an object
+
+
+def test_list_info_matches_head(store: Store) -> None:
+    for key in ("b/2", "a/1", "a/sub/x", "c"):
+        store.put(key, key.encode() * 3)
+    infos = list(store.list_info("a/"))
+    assert [i.key for i in infos] == ["a/1", "a/sub/x"]
+    for info in infos:
+        head = store.head(info.key)
+        assert (info.size, info.etag) == (head.size, head.etag)
+        assert abs(info.last_modified - head.last_modified) < timedelta(seconds=1)
+    assert [i.key for i in store.list_info()] == ["a/1", "a/sub/x", "b/2", "c"]
+
+
+def test_put_if_absent(store: Store) -> None:
+    assert store.put_if_absent("claims/k", b"first", "application/json")
+    assert not store.put_if_absent("claims/k", b"second")
+    assert store.get("claims/k") == b"first"
+    assert list(store.list()) == ["claims/k"]  # no temporary file left behind
+
+
+def test_put_if_absent_has_one_winner(store: Store) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(pool.map(lambda n: store.put_if_absent("race", str(n).encode()), range(8)))
+    assert wins.count(True) == 1
+    assert store.get("race") == str(wins.index(True)).encode()
+
+
+@pytest.mark.s3
+def test_s3_head_reads_metadata(s3_store: S3Store) -> None:
+    s3_store.client.put_object(
+        Bucket=s3_store.bucket, Key="in/p.jpg", Body=b"x", Metadata={"sku": "S-1"}
+    )
+    assert s3_store.head("in/p.jpg").metadata == {"sku": "S-1"}
+    assert next(s3_store.list_info("in/")).metadata == {}  # listings carry none
+
+
+class _MinimalStore(Store):
+    """Only the abstract methods: what the defaults of the base class build on."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes:
+        if key not in self.objects:
+            raise ObjectNotFoundError(key)
+        return self.objects[key]
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.objects[key] = data
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        yield from sorted(k for k in self.objects if k.startswith(prefix))
+
+    def link(self, key: str, expires_in: int = 3600) -> str:
+        return f"memory://{key}"
+
+
+def test_base_store_defaults() -> None:
+    store = _MinimalStore()
+    assert store.put_if_absent("k", b"1")
+    assert not store.put_if_absent("k", b"2")
+    assert store.get("k") == b"1"
+    with pytest.raises(NotImplementedError, match="_MinimalStore"):
+        store.head("k")

@@ -1,0 +1,256 @@
+"""Every deployment of the pipeline, defined once.
+
+    process-product   on demand (UI form, CLI, API) and on each `product.uploaded` event
+    catalog-refresh   cron + time zone from the settings, over the refresh catalog
+    upload-sensor     every `sensor_interval_seconds`: turns new uploads into events
+
+`product-images serve` runs them in one process (no work pool). For workers, register them
+to the `work_pool` setting's pool with `[d.apply() for d in deployments(settings,
+work_pool=True)]`, or `prefect deploy --all` with prefect.yaml, which mirrors this module
+(tests/flows/test_deployments.py checks that the two agree).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.events import DeploymentEventTrigger
+from prefect.runtime import flow_run
+from prefect.schedules import Cron, Interval
+from pydantic import BaseModel, Field, field_validator
+
+from flows.process_catalog import process_catalog
+from flows.process_product import process_product
+from flows.upload_sensor import UPLOAD_EVENT, sense_uploads
+from product_images.manifest import ProductResult
+from product_images.settings import Settings, get_settings
+from product_images.specs import Variant
+from product_images.store import open_store
+from product_images.summary import CatalogSummary
+from product_images.uploads import claim_upload, finish_upload, release_upload, write_store_catalog
+
+__all__ = [
+    "ProductParameters",
+    "deployments",
+    "process_product_deployment",
+    "refresh_catalog",
+    "upload_trigger",
+]
+
+#: Work queues of the work pool: a worker serves the lower number first, so a new upload
+#: jumps ahead of a nightly refresh's backlog.
+UPLOADS_QUEUE = "uploads"
+REFRESH_QUEUE = "refresh"
+
+_ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class ProductParameters(BaseModel):
+    """One product to make: the Run form of `process-product` in the Prefect UI."""
+
+    sku: str = Field(
+        description="Stock keeping unit: letters, digits, '.', '_' and '-'; the product's "
+        "folder in the store. Required: there is no sensible default.",
+        examples=["SKU-1234"],
+    )
+    source: str = Field(
+        description="The product photo: an s3://bucket/key URL or a path on the machine that "
+        "runs the flow. Required.",
+        examples=["s3://product-photos/incoming/SKU-1234.jpg"],
+    )
+    platforms: list[str] | None = Field(
+        default=None,
+        description="Marketplaces to render for, e.g. amazon, shopify, instagram; "
+        "empty = the `platforms` setting.",
+    )
+    variants: list[Variant] | None = Field(
+        default=None,
+        description="Masters to make (white, scene, detail). Not supported yet: leave empty; "
+        "every master the platforms need is made.",
+    )
+    backend: Literal["auto", "local", "gemini", "openai"] | None = Field(
+        default=None,
+        description="Backend for generated masters; empty = the `backend` setting.",
+    )
+    budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Spending cap for paid generation calls (USD); empty = the `budget_usd` "
+        "setting.",
+    )
+    force: bool = Field(
+        default=False,
+        description="Make the product even when its photo, specs and settings did not change "
+        "since its manifest (otherwise it is reported 'unchanged').",
+    )
+
+    @field_validator("variants")
+    @classmethod
+    def _variants_not_yet(cls, value: list[Variant] | None) -> list[Variant] | None:
+        # The pipeline derives the masters from the platforms' slots; choosing them needs
+        # support in product_images.pipeline first.
+        if value:
+            raise ValueError(
+                "choosing variants is not supported yet; leave it empty (the masters the "
+                "chosen platforms need are made)"
+            )
+        return value
+
+
+def _make(params: ProductParameters, store_url: str) -> ProductResult:
+    return process_product(
+        sku=params.sku,
+        source=params.source,
+        platforms=params.platforms,
+        store=store_url,
+        backend=params.backend,
+        budget_usd=params.budget_usd,
+        force=params.force,
+    )
+
+
+@flow(name="product-request", flow_run_name="request-{params.sku}")
+def process_product_deployment(
+    params: ProductParameters,
+    idempotency_key: str | None = None,
+    store: str | None = None,
+) -> ProductResult:
+    """Make one product; an upload (idempotency key) is made once however often it is sent.
+
+    Args:
+        params: The product and how to make it.
+        idempotency_key: Set by upload events: the same key is processed once per store.
+        store: Store for outputs (and the processed marker); empty = the `store` setting.
+    """
+    store_url = store or get_settings().store
+    if not idempotency_key:
+        return _make(params, store_url)
+    target = open_store(store_url)
+    run_id = str(flow_run.get_id() or "")
+    if not claim_upload(target, idempotency_key, run_id):
+        get_run_logger().info("upload %s: already processed or in progress", idempotency_key)
+        return ProductResult(
+            sku=params.sku,
+            status="unchanged",
+            reason="already_processed",
+            message=f"upload {idempotency_key} already processed or in progress",
+        )
+    try:
+        result = _make(params, store_url)
+    except BaseException:
+        release_upload(target, idempotency_key)  # let a later trigger try again
+        raise
+    finish_upload(target, idempotency_key, run_id, detail=result.status)
+    return result
+
+
+@flow(name="refresh-catalog")
+def refresh_catalog(
+    catalog: str | None = None, store: str | None = None, force: bool = False
+) -> CatalogSummary:
+    """Re-make a catalog's products; no catalog = every product with a manifest in the store.
+
+    Args:
+        catalog: CSV/JSON file, folder or s3:// prefix; empty = the `refresh_catalog`
+            setting, else every product in the store.
+        store: Store for outputs; empty = the `store` setting.
+        force: Re-make products even when nothing changed.
+    """
+    settings = get_settings()
+    store_url = store or settings.store
+    location = catalog or settings.refresh_catalog
+    if location is None:
+        written = write_store_catalog(open_store(store_url))
+        for key in written.unreadable:
+            get_run_logger().warning("not refreshed: unreadable manifest %s", key)
+        location = written.location
+    return process_catalog(catalog=location, store=store_url, force=force)
+
+
+def upload_trigger() -> DeploymentEventTrigger:
+    """One run of process-product per `product.uploaded` event, parameters from its payload."""
+    return DeploymentEventTrigger(
+        name="process-product-on-upload",
+        description="Make the product of each uploaded photo.",
+        expect={UPLOAD_EVENT},
+        match={"prefect.resource.id": "product.*"},
+        parameters={
+            "params": {"sku": "{{ event.payload.sku }}", "source": "{{ event.payload.source }}"},
+            "idempotency_key": "{{ event.payload.idempotency_key }}",
+            "store": "{{ event.payload.store }}",
+        },
+    )
+
+
+def _one_at_a_time() -> ConcurrencyLimitConfig:
+    """A run that finds its predecessor still running is cancelled, not queued."""
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+
+
+def _product(placement: dict[str, Any]) -> RunnerDeployment:
+    return RunnerDeployment.from_flow(
+        process_product_deployment,
+        name="process-product",
+        description="Make one product: from the Run form, or from each uploaded photo.",
+        triggers=[upload_trigger()],
+        **placement,
+    )
+
+
+def _refresh(settings: Settings, placement: dict[str, Any]) -> RunnerDeployment:
+    schedule = Cron(
+        settings.refresh_cron, timezone=settings.refresh_timezone, slug="nightly-refresh"
+    )
+    return RunnerDeployment.from_flow(
+        refresh_catalog,
+        name="catalog-refresh",
+        description="Re-make the catalog on a schedule (all products in the store by default).",
+        schedules=[schedule],
+        parameters={"catalog": settings.refresh_catalog} if settings.refresh_catalog else {},
+        concurrency_limit=_one_at_a_time(),
+        **placement,
+    )
+
+
+def _sensor(settings: Settings, placement: dict[str, Any]) -> RunnerDeployment:
+    every = timedelta(seconds=settings.sensor_interval_seconds)
+    # A fixed anchor, so registering again does not move the schedule.
+    schedule = Interval(every, anchor_date=_ANCHOR, slug="poll-incoming")
+    return RunnerDeployment.from_flow(
+        sense_uploads,
+        name="upload-sensor",
+        description="Look for new photos under the incoming prefix; one event per photo.",
+        schedules=[schedule],
+        concurrency_limit=_one_at_a_time(),
+        **placement,
+    )
+
+
+def _placement(settings: Settings, work_pool: bool, queue: str) -> dict[str, Any]:
+    """Where runs go: nowhere in particular for `serve`, a pool's queue for workers."""
+    return {
+        "work_pool_name": settings.work_pool if work_pool else None,
+        "work_queue_name": queue if work_pool else None,
+        "entrypoint_type": EntrypointType.MODULE_PATH,  # the package is installed where it runs
+        "tags": ["product-images"],
+    }
+
+
+def deployments(
+    settings: Settings | None = None, *, work_pool: bool = False
+) -> list[RunnerDeployment]:
+    """process-product, catalog-refresh and upload-sensor, configured from `settings`.
+
+    With `work_pool=True` they go to the `work_pool` setting's pool (queues `uploads` and
+    `refresh`); otherwise they are for `prefect.serve`, which takes no pool.
+    """
+    settings = settings or get_settings()
+    return [
+        _product(_placement(settings, work_pool, UPLOADS_QUEUE)),
+        _refresh(settings, _placement(settings, work_pool, REFRESH_QUEUE)),
+        _sensor(settings, _placement(settings, work_pool, UPLOADS_QUEUE)),
+    ]

@@ -1,0 +1,474 @@
+"""Deployments, the upload sensor and upload idempotency, against the session's Prefect API.
+
+The last test serves the deployments in a subprocess (`python -m cli.serve`) and follows a
+photo from the bucket to a finished flow run: upload -> sensor -> event -> automation -> run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.objects import FlowRun
+from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
+from prefect.events.schemas.events import ReceivedEvent
+from prefect.settings import PREFECT_API_URL, PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
+
+from cli.serve import POLL_SECONDS, _poll_seconds, serve
+from flows.deployments import (
+    ProductParameters,
+    deployments,
+    process_product_deployment,
+    refresh_catalog,
+)
+from flows.upload_sensor import UPLOAD_EVENT, emit_upload_events, sense_uploads
+from product_images.manifest import Manifest
+from product_images.settings import Settings
+from product_images.store import LocalStore, S3Store
+from product_images.testing.seaweedfs import SeaweedServer
+from product_images.uploads import CURSOR_KEY, UploadMarker, processed_key
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = {
+    "process-product": "product-request",
+    "catalog-refresh": "refresh-catalog",
+    "upload-sensor": "sense-uploads",
+}
+T = TypeVar("T")
+
+
+def _eventually(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def client() -> Iterator[SyncPrefectClient]:
+    with get_client(sync_client=True) as prefect_client:
+        yield prefect_client
+
+
+def _events_for(client: SyncPrefectClient, skus: list[str]) -> list[ReceivedEvent]:
+    page = client.read_events(
+        EventFilter(
+            event=EventNameFilter(name=[UPLOAD_EVENT]),
+            any_resource=EventAnyResourceFilter(id=[f"product.{sku}" for sku in skus]),
+        ),
+        limit=50,
+    )
+    return list(page.events)
+
+
+# -- what the deployments are ---------------------------------------------------------------
+
+
+def test_deployments_are_built_from_the_settings() -> None:
+    settings = Settings(
+        refresh_cron="30 4 * * 1-5",
+        refresh_timezone="Europe/Berlin",
+        refresh_catalog="s3://shop/catalog.csv",
+        sensor_interval_seconds=45,
+    )
+    built = {d.name: d for d in deployments(settings)}
+
+    assert {name: d.flow_name for name, d in built.items()} == NAMES
+    [cron] = built["catalog-refresh"].schedules
+    assert (cron.schedule.cron, cron.schedule.timezone) == ("30 4 * * 1-5", "Europe/Berlin")
+    assert built["catalog-refresh"].parameters == {"catalog": "s3://shop/catalog.csv"}
+    [interval] = built["upload-sensor"].schedules
+    assert interval.schedule.interval == timedelta(seconds=45)
+    assert built["process-product"].schedules == []
+    for deployment in built.values():
+        assert deployment.work_pool_name is None and deployment.work_queue_name is None
+
+    [trigger] = built["process-product"].triggers
+    assert trigger.expect == {UPLOAD_EVENT}
+    assert trigger.match.root == {"prefect.resource.id": "product.*"}
+    assert trigger.parameters is not None
+    assert trigger.parameters["params"]["source"] == "{{ event.payload.source }}"
+
+
+def test_the_run_form_is_the_pydantic_model() -> None:
+    [product] = [d for d in deployments(Settings()) if d.name == "process-product"]
+    schema = product._parameter_openapi_schema.model_dump(exclude_unset=True)
+
+    assert schema["properties"]["params"]["$ref"] == "#/definitions/ProductParameters"
+    form = schema["definitions"]["ProductParameters"]
+    assert set(form["properties"]) == set(ProductParameters.model_fields)
+    assert set(form["properties"]) == {
+        "sku",
+        "source",
+        "platforms",
+        "variants",
+        "backend",
+        "budget_usd",
+        "force",
+    }
+    for name, field in form["properties"].items():
+        assert field.get("description"), f"{name} has no description"
+    assert form["required"] == ["sku", "source"]
+    assert form["properties"]["budget_usd"]["default"] is None
+    assert schema["properties"]["idempotency_key"]["description"]
+
+
+def test_work_pool_deployments_use_priority_queues() -> None:
+    built = {d.name: d for d in deployments(Settings(work_pool="images"), work_pool=True)}
+    assert {d.work_pool_name for d in built.values()} == {"images"}
+    assert built["process-product"].work_queue_name == "uploads"
+    assert built["upload-sensor"].work_queue_name == "uploads"
+    assert built["catalog-refresh"].work_queue_name == "refresh"
+
+
+def test_variants_are_refused_until_the_pipeline_supports_them() -> None:
+    assert ProductParameters(sku="S", source="s.jpg", variants=[]).variants == []
+    with pytest.raises(ValueError, match="not supported yet"):
+        ProductParameters(sku="S", source="s.jpg", variants=["white"])
+
+
+def test_prefect_yaml_mirrors_the_deployments() -> None:
+    document = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    settings = Settings()
+    built = {d.name: d for d in deployments(settings, work_pool=True)}
+    entries = {entry["name"]: entry for entry in document["deployments"]}
+
+    assert set(entries) == set(built)
+    flows = {
+        "process-product": process_product_deployment,
+        "catalog-refresh": refresh_catalog,
+        "upload-sensor": sense_uploads,
+    }
+    for name, entry in entries.items():
+        module, _, attribute = entry["entrypoint"].partition(":")
+        assert module == "flows/deployments.py"
+        import flows.deployments as registry
+
+        assert getattr(registry, attribute) is flows[name]
+        assert entry["work_pool"]["name"] == settings.work_pool
+        assert entry["work_pool"]["work_queue_name"] == built[name].work_queue_name
+
+    [cron] = entries["catalog-refresh"]["schedules"]
+    assert (cron["cron"], cron["timezone"]) == (settings.refresh_cron, settings.refresh_timezone)
+    [interval] = entries["upload-sensor"]["schedules"]
+    assert interval["interval"] == settings.sensor_interval_seconds
+    [trigger] = entries["process-product"]["triggers"]
+    expected = built["process-product"].triggers[0]
+    assert set(trigger["expect"]) == expected.expect
+    assert trigger["match"] == expected.match.root
+    assert trigger["parameters"] == expected.parameters
+
+
+# -- registered with the API ----------------------------------------------------------------
+
+
+@pytest.fixture
+def registered(client: SyncPrefectClient) -> Iterator[dict[str, uuid.UUID]]:
+    """The deployments applied as `serve` applies them; deleted afterwards."""
+    settings = Settings(refresh_cron="15 2 * * *", refresh_timezone="America/New_York")
+    ids = {d.name: d.apply() for d in deployments(settings)}
+    yield ids
+    for deployment_id in ids.values():  # nothing may react to later tests' events
+        with contextlib.suppress(Exception):
+            client.delete_resource_owned_automations(f"prefect.deployment.{deployment_id}")
+            client.delete_deployment(deployment_id)
+
+
+def test_registered_deployments_read_back(
+    client: SyncPrefectClient, registered: dict[str, uuid.UUID]
+) -> None:
+    refresh = client.read_deployment(registered["catalog-refresh"])
+    [schedule] = refresh.schedules
+    assert schedule.schedule.cron == "15 2 * * *"  # type: ignore[union-attr]
+    assert schedule.schedule.timezone == "America/New_York"  # type: ignore[union-attr]
+
+    product = client.read_deployment_by_name("product-request/process-product")
+    assert product.id == registered["process-product"]
+    form = product.parameter_openapi_schema["definitions"]["ProductParameters"]  # type: ignore[index]
+    assert form["properties"]["sku"]["description"].startswith("Stock keeping unit")
+    assert product.entrypoint == "flows.deployments.process_product_deployment"
+
+    automations = client.read_automations_by_name("process-product-on-upload")
+    assert len(automations) == 1
+    [action] = automations[0].actions
+    assert action.deployment_id == product.id  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def process_pool(client: SyncPrefectClient) -> Iterator[str]:
+    """The `process` pool with the queues prefect.yaml's comments create; removed afterwards."""
+    client.create_work_pool(WorkPoolCreate(name="process", type="process"), overwrite=True)
+    client.create_work_queue("uploads", priority=1, work_pool_name="process")
+    client.create_work_queue("refresh", priority=10, work_pool_name="process")
+    yield "process"
+    for name in NAMES.values():
+        with contextlib.suppress(Exception):
+            client.delete_flow(client.read_flow_by_name(name).id)  # and its deployments
+    client.delete_work_pool("process")
+
+
+def test_prefect_deploy_registers_prefect_yaml(
+    client: SyncPrefectClient, process_pool: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    queues = {}
+    for deployment, flow_name in NAMES.items():
+        registered = client.read_deployment_by_name(f"{flow_name}/{deployment}")
+        assert registered.work_pool_name == process_pool
+        queues[deployment] = registered.work_queue_name
+    assert queues == {
+        "process-product": "uploads",
+        "catalog-refresh": "refresh",
+        "upload-sensor": "uploads",
+    }
+    uploads = client.read_work_queue_by_name("uploads", work_pool_name=process_pool)
+    refresh = client.read_work_queue_by_name("refresh", work_pool_name=process_pool)
+    assert uploads.priority < refresh.priority
+    [automation] = client.read_automations_by_name("process-product-on-upload")
+    product = client.read_deployment_by_name("product-request/process-product")
+    assert automation.actions[0].deployment_id == product.id  # type: ignore[union-attr]
+    client.delete_resource_owned_automations(f"prefect.deployment.{product.id}")
+
+
+# -- the sensor -----------------------------------------------------------------------------
+
+
+@pytest.mark.s3
+def test_sensor_emits_one_event_per_new_upload(
+    s3_env: SeaweedServer, s3_store: S3Store, client: SyncPrefectClient
+) -> None:
+    skus = [f"EV-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    s3_store.put(f"incoming/{skus[0]}.jpg", b"first photo", "image/jpeg")
+    s3_store.put(f"incoming/{skus[1]}/front.png", b"second photo", "image/png")
+    s3_store.put("incoming/README.txt", b"not a photo")
+    url = f"s3://{s3_store.bucket}"
+
+    first = sense_uploads(store=url)
+
+    assert sorted(u.sku for u in first) == sorted(skus)
+    events = _eventually(
+        lambda: (found := _events_for(client, skus)) and len(found) == 2 and found,
+        timeout=30,
+        what="two product.uploaded events",
+    )
+    by_sku = {e.payload["sku"]: e for e in events}
+    assert set(by_sku) == set(skus)
+    event = by_sku[skus[0]]
+    assert event.resource.id == f"product.{skus[0]}"
+    assert event.payload["source"] == f"{url}/incoming/{skus[0]}.jpg"
+    assert event.payload["store"] == url
+    assert event.payload["etag"] and event.payload["idempotency_key"].endswith(
+        event.payload["etag"]
+    )
+    assert any(r.role == "flow-run" for r in event.related)  # linked to the sensor's run
+    assert s3_store.exists(CURSOR_KEY)
+
+    assert sense_uploads(store=url) == []  # nothing new: no event
+    s3_store.put(f"incoming/{skus[0]}/back.jpg", b"another photo", "image/jpeg")
+    [later] = sense_uploads(store=url)
+    assert later.key == f"incoming/{skus[0]}/back.jpg"
+
+
+def test_a_repeated_emission_has_the_same_event_id(
+    tmp_path: Path, client: SyncPrefectClient
+) -> None:
+    """Same id: the server's trigger engine acts once on an event id it has seen."""
+    store = LocalStore(tmp_path / "store")
+    sku = f"RE-{uuid.uuid4().hex[:8]}"
+    store.put(f"incoming/{sku}.jpg", b"photo")
+    [upload] = sense_uploads(store=str(tmp_path / "store"))
+    [again] = emit_upload_events(store.url, [upload])  # a crash before the cursor was saved
+    found = _eventually(lambda: _events_for(client, [sku]), timeout=30, what="the event")
+    assert [e.id for e in found] == [again.id]
+
+
+# -- idempotency of the triggered flow ------------------------------------------------------
+
+
+def test_the_same_upload_is_made_once(photo: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "out")
+    params = ProductParameters(sku="ONCE-1", source=str(photo), platforms=["amazon"])
+    key = "ONCE-1/etag-0123"
+
+    first = process_product_deployment(params=params, idempotency_key=key, store=store)
+    second = process_product_deployment(params=params, idempotency_key=key, store=store)
+
+    assert (first.status, second.status) == ("done", "unchanged")
+    assert second.reason == "already_processed"
+    out = LocalStore(tmp_path / "out")
+    marker = UploadMarker.model_validate_json(out.get(processed_key(key)))
+    assert marker.state == "done" and marker.run_id
+    assert Manifest.model_validate_json(out.get("ONCE-1/manifest.json")).sku == "ONCE-1"
+    # Without an idempotency key (the Run form) the marker is not consulted.
+    forced = params.model_copy(update={"force": True})
+    assert process_product_deployment(params=forced, store=store).status == "done"
+
+
+def test_a_failed_upload_can_be_tried_again(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    store = str(tmp_path / "out")
+    params = ProductParameters(sku="FAIL-1", source=str(bad), platforms=["amazon"])
+    with pytest.raises(Exception, match="bad"):
+        process_product_deployment(params=params, idempotency_key="FAIL-1/etag-1", store=store)
+    assert not LocalStore(tmp_path / "out").exists(processed_key("FAIL-1/etag-1"))
+
+
+def test_refresh_without_a_catalog_remakes_every_product(photo: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "out")
+    params = ProductParameters(sku="REF-1", source=str(photo), platforms=["amazon"])
+    process_product_deployment(params=params, store=store)
+
+    assert [(r.sku, r.status) for r in refresh_catalog(store=store).results] == [
+        ("REF-1", "unchanged")
+    ]
+    assert [(r.sku, r.status) for r in refresh_catalog(store=store, force=True).results] == [
+        ("REF-1", "done")
+    ]
+
+
+# -- the serve command ----------------------------------------------------------------------
+
+
+def test_serve_needs_a_server() -> None:
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        result = CliRunner().invoke(serve, [])
+    assert result.exit_code == 1
+    assert "prefect server start" in result.output
+    assert "export PREFECT_API_URL=http://127.0.0.1:4200/api" in result.output
+
+
+def test_serve_polls_often_unless_told_otherwise() -> None:
+    assert _poll_seconds() == POLL_SECONDS == 1.0
+    with temporary_settings(updates={PREFECT_RUNNER_POLL_FREQUENCY: 7}):
+        assert _poll_seconds() == 7
+
+
+def _runs_of(client: SyncPrefectClient, deployment: str, sku: str) -> list[FlowRun]:
+    try:
+        deployment_id = client.read_deployment_by_name(deployment).id
+    except Exception:
+        return []
+    runs = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+    )
+    return [r for r in runs if r.parameters.get("params", {}).get("sku") == sku]
+
+
+@pytest.fixture
+def served(tmp_path: Path, s3_env: SeaweedServer, s3_store: S3Store) -> Iterator[S3Store]:
+    """`python -m cli.serve` against this session's API and bucket; stopped afterwards."""
+    env: dict[str, Any] = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PRODUCT_IMAGES_STORE": f"s3://{s3_store.bucket}",
+        "PRODUCT_IMAGES_PLATFORMS": '["amazon"]',
+        "PRODUCT_IMAGES_BACKEND": "local",
+        "PRODUCT_IMAGES_SENSOR_INTERVAL_SECONDS": "5",
+    }
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        yield s3_store
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        print((tmp_path / "serve.log").read_text(errors="replace")[-4000:])
+
+
+def _served(client: SyncPrefectClient, name: str) -> uuid.UUID | None:
+    """The deployment's id once `serve` registered it and is polling for its runs."""
+    try:
+        deployment = client.read_deployment_by_name(name)
+    except Exception:
+        return None
+    return deployment.id if deployment.status and deployment.status.value == "READY" else None
+
+
+def test_an_upload_becomes_a_finished_flow_run(
+    served: S3Store, photo: Path, client: SyncPrefectClient
+) -> None:
+    """upload -> sensor run -> event -> automation -> process-product run, all served.
+
+    The test harness's server runs the event, trigger and action services but not the
+    scheduler, so the sensor's interval never fires here: the test starts a sensor run
+    itself, as the schedule would.
+    """
+    sku = f"E2E-{uuid.uuid4().hex[:8]}"
+    served.put(f"incoming/{sku}.jpg", photo.read_bytes(), "image/jpeg")
+    sensor = _eventually(
+        lambda: _served(client, "sense-uploads/upload-sensor"), timeout=45, what="serve to start"
+    )
+    _eventually(
+        lambda: _served(client, "product-request/process-product"), timeout=15, what="serve"
+    )
+    client.create_flow_run_from_deployment(sensor)
+
+    def finished() -> list[FlowRun]:
+        runs = _runs_of(client, "product-request/process-product", sku)
+        failed = [r for r in runs if r.state and r.state.is_final() and not r.state.is_completed()]
+        assert not failed, f"run failed: {failed[0].state}"
+        return [r for r in runs if r.state and r.state.is_completed()]
+
+    [run] = _eventually(finished, timeout=60, what="the upload's flow run to complete")
+    assert Manifest.model_validate_json(served.get(f"{sku}/manifest.json")).sku == sku
+    key = run.parameters["idempotency_key"]
+    marker = UploadMarker.model_validate_json(served.get(processed_key(key)))
+    assert (marker.state, marker.run_id) == ("done", str(run.id))
+
+    # The same upload announced again (a sensor that crashed before saving its cursor, or
+    # an event sent by hand) starts a run that finds the marker and makes nothing.
+    [event] = _events_for(client, [sku])
+    repeat = event.model_dump(mode="json", include={"event", "resource", "payload"})
+    repeat |= {"id": str(uuid.uuid4()), "occurred": event.occurred.isoformat()}
+    client.request("POST", "/events", json=[repeat])
+    runs = _eventually(
+        lambda: (done := finished()) and len(done) == 2 and done,
+        timeout=60,
+        what="the repeated upload's run",
+    )
+    assert len(runs) == 2
+    assert UploadMarker.model_validate_json(served.get(processed_key(key))).run_id == str(run.id)
