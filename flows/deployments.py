@@ -21,7 +21,7 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.runtime import flow_run
 from prefect.schedules import Cron, Interval
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from flows.process_catalog import process_catalog
 from flows.process_product import process_product
@@ -88,18 +88,6 @@ class ProductParameters(BaseModel):
         "since its manifest (otherwise it is reported 'unchanged').",
     )
 
-    @field_validator("variants")
-    @classmethod
-    def _variants_not_yet(cls, value: list[Variant] | None) -> list[Variant] | None:
-        # The pipeline derives the masters from the platforms' slots; choosing them needs
-        # support in product_images.pipeline first.
-        if value:
-            raise ValueError(
-                "choosing variants is not supported yet; leave it empty (the masters the "
-                "chosen platforms need are made)"
-            )
-        return value
-
 
 def _make(params: ProductParameters, store_url: str) -> ProductResult:
     return process_product(
@@ -110,6 +98,7 @@ def _make(params: ProductParameters, store_url: str) -> ProductResult:
         backend=params.backend,
         budget_usd=params.budget_usd,
         force=params.force,
+        variants=params.variants,
     )
 
 

@@ -28,6 +28,7 @@ def process_product(
     scene_hint: str = "",
     tag: str = "",
     force: bool = False,
+    variants: list[Literal["white", "scene", "detail"]] | None = None,
 ) -> ProductResult:
     """Make one product's masters and marketplace images and publish its manifest."""
     settings = get_settings()
@@ -42,6 +43,7 @@ def process_product(
         scene_hint=scene_hint,
         tag=tag,
         run_id=str(flow_run.get_id() or ""),
+        variants=variants,
     )
     store_url = store or settings.store
     return make_product_task(request, store_url, force)

@@ -29,6 +29,7 @@ from product_images.errors import (
     NoProductFoundError,
     ObjectNotFoundError,
     ProductError,
+    RenderError,
 )
 from product_images.imaging.check import check_image
 from product_images.imaging.compose import Master
@@ -86,6 +87,11 @@ class ProductRequest(BaseModel):
     run_id: str = Field(default="", description="Run this product belongs to (shared budget).")
     budget_usd: float | None = Field(
         default=None, gt=0, description="The run's spending cap; unset = the setting."
+    )
+    variants: list[Variant] | None = Field(
+        default=None,
+        description="Masters to make (and the slots showing them); unset = all the chosen "
+        "platforms need.",
     )
     tag: str = Field(default="", description="Catalog tag recorded in the cost ledger.")
 
@@ -198,9 +204,7 @@ def _in_parallel(call: Callable[[_T], _R], items: list[_T], threads: int) -> lis
 def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -> PreparedProduct:
     """Load the source, cut the product out, and store one master per needed variant."""
     sku = check_sku(request.sku)
-    variants: list[Variant] = sorted(
-        {v for p in platforms_of(request, settings) for v in p.variants()}
-    )
+    variants = _variants(request, settings)
     source = load_source(request, settings)
     product = cut_out(source, request.source, settings)
     generative = generative_backend(settings, request.backend)
@@ -242,6 +246,17 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         needs_review=flags + [flag for _, fs in made for flag in fs],
         calls=list(context.calls),
     )
+
+
+def _variants(request: ProductRequest, settings: Settings) -> list[Variant]:
+    """The masters to make: what the platforms' slots show, narrowed to `request.variants`."""
+    needed = {v for p in platforms_of(request, settings) for v in p.variants()}
+    chosen = needed & set(request.variants) if request.variants else needed
+    if not chosen:
+        raise RenderError(
+            f"none of the variants {request.variants} is shown by the platforms {request.platforms}"
+        )
+    return sorted(chosen)
 
 
 def _source_info(request: ProductRequest, source: SourceImage) -> SourceInfo:
@@ -312,7 +327,12 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
     impossible byte budget) leaves the product's published outputs untouched.
     """
     masters = {m.variant: (m, _open_master(store, m)) for m in prepared.masters}
-    jobs = [(p, s) for p in platforms_of(prepared.request, settings) for s in p.slots]
+    jobs = [
+        (p, s)
+        for p in platforms_of(prepared.request, settings)
+        for s in p.slots
+        if s.variant in masters  # only the chosen variants were made
+    ]
     sku = prepared.request.sku
     rendered = _in_parallel(
         lambda job: _render_slot(sku, job[0], job[1], masters[job[1].variant]),

@@ -141,10 +141,10 @@ def test_work_pool_deployments_use_priority_queues() -> None:
     assert built["catalog-refresh"].work_queue_name == "refresh"
 
 
-def test_variants_are_refused_until_the_pipeline_supports_them() -> None:
-    assert ProductParameters(sku="S", source="s.jpg", variants=[]).variants == []
-    with pytest.raises(ValueError, match="not supported yet"):
-        ProductParameters(sku="S", source="s.jpg", variants=["white"])
+def test_variants_are_typed_on_the_form() -> None:
+    assert ProductParameters(sku="S", source="s.jpg", variants=["white"]).variants == ["white"]
+    with pytest.raises(ValueError):
+        ProductParameters(sku="S", source="s.jpg", variants=["sepia"])
 
 
 def test_prefect_yaml_mirrors_the_deployments() -> None:

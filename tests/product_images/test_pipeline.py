@@ -150,3 +150,19 @@ def test_a_slot_that_cannot_be_made_fails_the_product_without_touching_its_outpu
     assert result.status == "failed" and result.reason == "render_failed"
     assert (store.get("SKU-1/amazon/main.jpg"), store.get("SKU-1/manifest.json")) == before
     assert not store.exists("SKU-1/tiny/main.jpg")
+
+
+def test_chosen_variants_limit_masters_and_slots(photo, tmp_path):
+    store = LocalStore(tmp_path / "out")
+    request = ProductRequest(sku="V-1", source=str(photo), platforms=["amazon"], variants=["white"])
+    result = run_product(request, _settings(store.url), store)
+    assert result.status == "done"
+    manifest = Manifest.model_validate_json(store.get("V-1/manifest.json"))
+    assert [m.variant for m in manifest.masters] == ["white"]
+    assert [o.slot for o in manifest.outputs] == ["main"]
+
+
+def test_empty_variants_mean_every_variant_the_platforms_need(photo, tmp_path):
+    store = LocalStore(tmp_path / "out")
+    request = ProductRequest(sku="V-2", source=str(photo), platforms=["amazon"], variants=[])
+    assert run_product(request, _settings(store.url), store).status == "done"  # empty = all
