@@ -264,6 +264,40 @@ def test_prefect_deploy_registers_prefect_yaml(
     client.delete_resource_owned_automations(f"prefect.deployment.{product.id}")
 
 
+def test_a_process_worker_runs_a_deployment(
+    client: SyncPrefectClient, process_pool: str, photo: Path, tmp_path: Path
+) -> None:
+    [product, *_] = deployments(Settings(), work_pool=True)
+    deployment_id = product.apply()
+    store = tmp_path / "out"
+    parameters = {
+        "params": {"sku": "W-1", "source": str(photo), "platforms": ["amazon"]},
+        "store": str(store),
+    }
+    run = client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", process_pool, "--run-once"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = worker.communicate(timeout=180)
+    finally:
+        worker.kill()
+    state = client.read_flow_run(run.id).state
+    assert state is not None and state.is_completed(), output[-3000:]
+    manifest = Manifest.model_validate_json((store / "W-1" / "manifest.json").read_text())
+    assert {o.slot for o in manifest.outputs} == {"main", "lifestyle", "detail"}
+
+
 # -- the sensor -----------------------------------------------------------------------------
 
 
