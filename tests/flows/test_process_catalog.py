@@ -55,3 +55,26 @@ def test_catalog_flow_on_a_dask_cluster(catalog, tmp_path):
         catalog=str(catalog), platforms=["amazon"], store=str(tmp_path / "out")
     )
     assert summary.done == 3 and len(summary.failed) == 2
+
+
+def test_a_refresh_redoes_only_products_whose_spec_file_changed(catalog, tmp_path, monkeypatch):
+    from product_images.settings import get_settings
+    from product_images.specs import BUILTIN_SPECS_DIR
+
+    store = str(tmp_path / "out")
+    process_catalog(catalog=str(catalog), platforms=["amazon"], store=store)
+    process_catalog(catalog=str(catalog), platforms=["ebay"], store=str(tmp_path / "other"))
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    amazon = (BUILTIN_SPECS_DIR / "amazon.yaml").read_text()
+    (specs / "amazon.yaml").write_text(amazon.replace("quality: 90", "quality: 87", 1))
+    monkeypatch.setenv("PRODUCT_IMAGES_SPECS_DIR", str(specs))
+    get_settings.cache_clear()
+    try:
+        redone = process_catalog(catalog=str(catalog), platforms=["amazon"], store=store)
+        untouched = process_catalog(
+            catalog=str(catalog), platforms=["ebay"], store=str(tmp_path / "other")
+        )
+    finally:
+        get_settings.cache_clear()
+    assert redone.done == 3 and untouched.unchanged == 3
