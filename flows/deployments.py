@@ -69,8 +69,8 @@ class ProductParameters(BaseModel):
     )
     variants: list[Variant] | None = Field(
         default=None,
-        description="Masters to make (white, scene, detail). Not supported yet: leave empty; "
-        "every master the platforms need is made.",
+        description="Masters to make (white, scene, detail), and only the slots showing them; "
+        "empty = every master the platforms need.",
     )
     backend: Literal["auto", "local", "gemini", "openai"] | None = Field(
         default=None,
