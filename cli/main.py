@@ -426,4 +426,5 @@ def demo(out_dir: Path, count: int, platforms: str | None) -> None:
     click.echo(f"contact sheet: {sheet.resolve()}  (open it in a browser)")
     sys.exit(1 if summary.failed else 0)
 
+
 main.add_command(serve)
