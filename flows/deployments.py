@@ -139,7 +139,10 @@ def process_product_deployment(
 
 @flow(name="refresh-catalog")
 def refresh_catalog(
-    catalog: str | None = None, store: str | None = None, force: bool = False
+    catalog: str | None = None,
+    store: str | None = None,
+    force: bool = False,
+    batch_mode: bool = False,
 ) -> CatalogSummary:
     """Re-make a catalog's products; no catalog = every product with a manifest in the store.
 
@@ -148,6 +151,7 @@ def refresh_catalog(
             setting, else every product in the store.
         store: Store for outputs; empty = the `store` setting.
         force: Re-make products even when nothing changed.
+        batch_mode: Make the generations with the Gemini Batch API first (half price).
     """
     settings = get_settings()
     store_url = store or settings.store
@@ -157,7 +161,7 @@ def refresh_catalog(
         for key in written.unreadable:
             get_run_logger().warning("not refreshed: unreadable manifest %s", key)
         location = written.location
-    return process_catalog(catalog=location, store=store_url, force=force)
+    return process_catalog(catalog=location, store=store_url, force=force, batch_mode=batch_mode)
 
 
 def upload_trigger() -> DeploymentEventTrigger:
