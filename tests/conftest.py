@@ -49,3 +49,14 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("photo") / "photo.jpg"
     draw_product(size=(900, 700))[0].save(path, quality=92)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Settings are read once per process; a test that changes the environment must not leave
+    its settings cached for the next test."""
+    from product_images.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -229,7 +229,7 @@ def _check_clutter(spread: float) -> tuple[float, str]:
 
 def _check_components(components: int) -> tuple[float, str]:
     if components > 1:
-        return 0.6, f"{components} separate objects found"
+        return 0.5, f"{components} separate objects found"
     return 1.0, ""
 
 
