@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -46,15 +46,12 @@ from product_images.errors import (
 )
 from product_images.generative.base import GenerationRequest, GenerationResult
 from product_images.generative.gemini import (
-    DEFAULT_BASE_URL,
-    DEFAULT_MODEL,
     GeminiClient,
     build_request_body,
     parse_usage,
 )
 from product_images.generative.retry import (
     AttemptInfo,
-    RandomSource,
     error_message,
     transport_error,
 )
@@ -236,44 +233,18 @@ class GeminiBatchClient(GeminiClient):
         self,
         api_key: str | SecretStr,
         *,
-        model: str = DEFAULT_MODEL,
-        base_url: str = DEFAULT_BASE_URL,
-        auth: Literal["header", "bearer"] = "header",
-        image_size: str | None = "2K",
-        connect_timeout: float = 10.0,
-        read_timeout: float = 180.0,
-        proxy: str | None = None,
-        max_attempts: int = 5,
-        base_delay: float = 1.0,
-        max_delay: float = 60.0,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: RandomSource | None = None,
         poll_initial: float = 10.0,
         poll_max: float = 300.0,
         timeout: float = 24 * 3600.0,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        **client_options: Any,
     ) -> None:
         """`poll_initial` is the first wait between polls, doubled after each poll up to
-        `poll_max`; `timeout` (seconds) bounds a whole `run`, submission included; `sleep` and
-        `clock` are injectable for tests. The other options are GeminiClient's."""
-        super().__init__(
-            api_key,
-            model=model,
-            base_url=base_url,
-            auth=auth,
-            image_size=image_size,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            proxy=proxy,
-            max_attempts=max_attempts,
-            base_delay=base_delay,
-            max_delay=max_delay,
-            transport=transport,
-            sleep=sleep,
-            rng=rng,
-        )
+        `poll_max`; `timeout` (seconds) bounds a whole `run`, submission included; `clock` is
+        injectable for tests. `client_options` are GeminiClient's (model, base_url, auth,
+        image_size, timeouts, proxy, retry policy, transport, sleep, rng)."""
+        super().__init__(api_key, **client_options)
         if not poll_initial > 0 or not poll_max >= poll_initial:
             raise SettingsError(
                 f"batch polling needs 0 < poll_initial <= poll_max, got {poll_initial} and "
