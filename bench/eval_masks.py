@@ -1,106 +1,359 @@
-"""Score the local cut-out against reference masks: IoU, boundary F (2 px) and the mean alpha
-error on the edge band, per image and per background type.
+"""Score the local cut-out against reference masks: IoU, boundary F (2 px), the mean alpha error
+on the edge band and the edge error of the white master, per image and per background type;
+then how well the confidence separates good masks (IoU >= 0.95) from bad ones.
 
-References: the transparent cut-outs in ../shared/testdata/products (object = alpha >= 128;
-their soft shadow is not the object), composited by this script over plain, gradient, white and
-textured backgrounds it draws itself.
+    .venv/bin/python bench/eval_masks.py [--data DIR] [--segmenter FILE.py] [--no-rows]
 
-    .venv/bin/python bench/eval_masks.py [--data DIR]
+The evaluation set (144 images, built here, deterministic):
+- References: the 4 transparent cut-outs in ../shared/testdata/products/masks (mug, sunglasses,
+  juice bottle, slip-on shoe). The object is alpha >= 128; their soft drop shadow is composited
+  too (real photos have shadows) but is not the object.
+- Backgrounds drawn here, 3 variants per type: white (pure; with sensor noise; with a studio
+  fall-off to the corners), plain (light grey; beige with noise; dark slate with noise),
+  gradient (vertical; radial vignette; diagonal warm-to-cool), textured (wood grain; concrete;
+  woven fabric).
+- Layouts per cut-out and background: two single placements (object 45-75 % of the short
+  side, random position) and one pair with the next cut-out side by side; frames of 1000x1000,
+  1200x900 or 900x1200. Every other image goes through JPEG (quality 90), as uploads do.
+
+`--segmenter` scores another implementation of `segment_product` (a .py file), e.g. the
+version before the cut-out work:
+    git show 67b6313:product_images/imaging/segment.py > /tmp/segment_before.py
+    .venv/bin/python bench/eval_masks.py --segmenter /tmp/segment_before.py
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import io
 import statistics
+import sys
+import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from product_images.imaging.segment import segment_product
+from product_images.imaging.compose import decontaminate
+from product_images.imaging.mask_quality import boundary, boundary_f, edge_alpha_error, iou
+from product_images.imaging.segment import Cutout, segment_product
+from product_images.settings import Settings
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "products"
-SIDE = 1000  # composites are evaluated at this size (the cut-outs are 2160 px)
+KINDS = ("white", "plain", "gradient", "textured")
+FRAMES = ((1000, 1000), (1200, 900), (900, 1200))
+GOOD_IOU = 0.95  # a mask this close needs no review
+
+Segmenter = Callable[[Image.Image], Cutout]
 
 
-def _backgrounds(side: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(11)
-    y = np.linspace(0, 1, side, dtype=np.float32)[:, None, None]
-    gradient = np.array([235, 228, 215]) * (1 - y) + np.array([170, 180, 200]) * y
-    noise = cv2.GaussianBlur(rng.normal(0, 1, (side, side)).astype(np.float32), (0, 0), 3)
-    wood = 150 + 40 * np.sin(np.linspace(0, 60, side))[None, :] + 25 * noise
-    textured = np.stack([wood, wood * 0.8, wood * 0.6], axis=2)
-    return {
-        "white": np.full((side, side, 3), 255.0),
-        "plain": np.full((side, side, 3), (228.0, 226.0, 222.0)),
-        "gradient": np.broadcast_to(gradient, (side, side, 3)).copy(),
-        "textured": np.clip(textured, 0, 255),
-    }
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    kind: str
+    image: np.ndarray  # RGB uint8
+    truth: np.ndarray  # object alpha uint8 (shadow removed)
+    truth_white: np.ndarray  # the object on pure white, as a perfect white master shows it
 
 
-def _composite(rgba: np.ndarray, background: np.ndarray) -> np.ndarray:
-    alpha = rgba[..., 3:4].astype(np.float32) / 255
-    out = rgba[..., :3].astype(np.float32) * alpha + background * (1 - alpha)
-    return np.clip(out, 0, 255).astype(np.uint8)
+@dataclass(frozen=True)
+class Row:
+    name: str
+    kind: str
+    iou: float
+    bf: float
+    mae: float
+    halo: float
+    confidence: float
+    seconds: float
+    reasons: str
 
 
-def _boundary(mask: np.ndarray) -> np.ndarray:
-    m = mask.astype(np.uint8)
-    return (m - cv2.erode(m, np.ones((3, 3), np.uint8))).astype(bool)
+# --------------------------------------------------------------------------- backgrounds
 
 
-def _boundary_f(ours: np.ndarray, ref: np.ndarray, tolerance: int = 2) -> float:
-    kernel = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
-    b_ours, b_ref = _boundary(ours), _boundary(ref)
-    near_ref = cv2.dilate(b_ref.astype(np.uint8), kernel).astype(bool)
-    near_ours = cv2.dilate(b_ours.astype(np.uint8), kernel).astype(bool)
-    precision = (b_ours & near_ref).sum() / max(1, b_ours.sum())
-    recall = (b_ref & near_ours).sum() / max(1, b_ref.sum())
-    return float(2 * precision * recall / max(1e-9, precision + recall))
+def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    field = rng.normal(0, 1, shape).astype(np.float32)
+    blurred = cv2.GaussianBlur(field, (0, 0), sigma) if sigma > 0 else field
+    return blurred / max(1e-6, float(blurred.std()))
 
 
-def _scores(alpha: np.ndarray, ref_alpha: np.ndarray) -> tuple[float, float, float]:
-    ours, ref = alpha >= 128, ref_alpha >= 128
-    iou = float((ours & ref).sum() / max(1, (ours | ref).sum()))
-    band = cv2.dilate(_boundary(ref).astype(np.uint8), np.ones((11, 11), np.uint8)).astype(bool)
-    object_alpha = np.where(ref, ref_alpha, 0).astype(np.float32)  # the shadow is not the object
-    mae = float(np.abs(alpha.astype(np.float32) - object_alpha)[band].mean() / 255)
-    return iou, _boundary_f(ours, ref), mae
+def _radial(h: int, w: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot((x - w / 2) / (w / 2), (y - h / 2) / (h / 2)) / np.sqrt(2)
+    return r[..., None]
+
+
+def _blend(a: tuple[float, ...], b: tuple[float, ...], t: np.ndarray) -> np.ndarray:
+    return np.asarray(a, np.float32) * (1 - t) + np.asarray(b, np.float32) * t
+
+
+def _white(variant: int, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    if variant == 0:
+        return np.full((h, w, 3), 255.0, np.float32)
+    if variant == 1:
+        return 252 + 1.5 * rng.normal(0, 1, (h, w, 3)).astype(np.float32)
+    return _blend((255, 255, 255), (236, 236, 238), _radial(h, w) ** 2)
+
+
+def _plain(variant: int, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    colour = ((228, 226, 222), (226, 208, 184), (58, 62, 70))[variant]
+    noise = 0.0 if variant == 0 else 2.0 * rng.normal(0, 1, (h, w, 3)).astype(np.float32)
+    return np.asarray(colour, np.float32) + noise
+
+
+def _gradient(variant: int, h: int, w: int, _rng: np.random.Generator) -> np.ndarray:
+    if variant == 0:
+        t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+        return np.broadcast_to(_blend((235, 228, 215), (170, 180, 200), t), (h, w, 3)).copy()
+    if variant == 1:
+        return _blend((225, 232, 240), (150, 160, 175), _radial(h, w))
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return _blend((250, 235, 220), (205, 215, 235), ((x / w + y / h) / 2)[..., None])
+
+
+def _textured(variant: int, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    if variant == 0:  # wood grain
+        grain = 40 * np.sin(np.linspace(0, 60, w, dtype=np.float32))[None, :]
+        wood = 150 + grain + 25 * _noise(rng, (h, w), 3)
+        return np.stack([wood, wood * 0.8, wood * 0.6], axis=2)
+    if variant == 1:  # concrete: noise at several scales
+        grey = 150 + 14 * _noise(rng, (h, w), 12) + 10 * _noise(rng, (h, w), 3)
+        grey += 8 * _noise(rng, (h, w), 0)
+        return np.repeat(grey[..., None], 3, axis=2) * np.asarray((1.0, 0.98, 0.94), np.float32)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)  # woven fabric
+    weave = 18 * np.sin(x / 2.2) * np.sin(y / 2.2) + 12 * np.sign(np.sin(x / 9) * np.sin(y / 9))
+    cloth = weave + 8 * _noise(rng, (h, w), 1)
+    return np.asarray((70, 95, 140), np.float32) + cloth[..., None]
+
+
+BACKGROUNDS = {"white": _white, "plain": _plain, "gradient": _gradient, "textured": _textured}
+
+
+# --------------------------------------------------------------------------- the set
+
+
+def _load_cutouts(data: Path) -> dict[str, np.ndarray]:
+    """Each reference cut-out cropped to its object and shadow, straight RGBA."""
+    cutouts = {}
+    for mask_path in sorted((data / "masks").glob("*_alpha.png")):
+        stem = mask_path.name.removesuffix("_alpha.png")
+        rgba = Image.open(data / "images" / f"{stem}.png").convert("RGBA")
+        rgba.putalpha(Image.open(mask_path).convert("L"))
+        cutouts[stem.split("_")[1]] = np.asarray(rgba.crop(rgba.getbbox()))
+    return cutouts
+
+
+def _scaled(rgba: np.ndarray, object_side: int, room: tuple[int, int]) -> np.ndarray:
+    """The cut-out resized so its object's longer side is `object_side`, within room (w, h)."""
+    ys, xs = np.nonzero(rgba[..., 3] >= 128)
+    scale = object_side / max(np.ptp(ys) + 1, np.ptp(xs) + 1)
+    scale = min(scale, room[0] / rgba.shape[1], room[1] / rgba.shape[0])
+    size = (max(1, round(rgba.shape[1] * scale)), max(1, round(rgba.shape[0] * scale)))
+    # Premultiplied resampling, so no dark fringe creeps into the edge.
+    image = Image.fromarray(rgba, "RGBA").convert("RGBa").resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(image.convert("RGBA"))
+
+
+def _place(layer: np.ndarray, rgba: np.ndarray, left: int, top: int) -> None:
+    h, w = rgba.shape[:2]
+    layer[top : top + h, left : left + w] = rgba
+
+
+def _layouts(
+    cutouts: dict[str, np.ndarray], first: str, frame: tuple[int, int], rng: np.random.Generator
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Two single placements and a pair, as full-frame RGBA layers."""
+    w, h = frame
+    margin = round(0.05 * min(w, h))
+    for label in ("a", "b"):
+        side = round(min(w, h) * rng.uniform(0.45, 0.75))
+        rgba = _scaled(cutouts[first], side, (w - 2 * margin, h - 2 * margin))
+        layer = np.zeros((h, w, 4), np.uint8)
+        top = int(rng.integers(margin, h - margin - rgba.shape[0] + 1))
+        left = int(rng.integers(margin, w - margin - rgba.shape[1] + 1))
+        _place(layer, rgba, left, top)
+        yield f"{first}-{label}", layer
+    names = list(cutouts)
+    second = names[(names.index(first) + 1) % len(names)]
+    layer = np.zeros((h, w, 4), np.uint8)
+    half = (w - 3 * margin) // 2
+    for index, name in enumerate((first, second)):
+        rgba = _scaled(cutouts[name], min(half, round(0.42 * h)), (half, h - 2 * margin))
+        top = (h - rgba.shape[0]) // 2
+        _place(layer, rgba, margin + index * (half + margin), top)
+    yield f"{first}+{second}", layer
+
+
+def _jpeg(rgb: np.ndarray) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=90)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def _sample(name: str, kind: str, layer: np.ndarray, background: np.ndarray, jpeg: bool) -> Sample:
+    alpha = layer[..., 3:4].astype(np.float32) / 255
+    rgb = layer[..., :3].astype(np.float32)
+    image = np.clip(rgb * alpha + background * (1 - alpha), 0, 255).round().astype(np.uint8)
+    truth = np.where(layer[..., 3] >= 128, layer[..., 3], 0).astype(np.uint8)
+    t = truth[..., None].astype(np.float32) / 255
+    white = np.clip(rgb * t + 255 * (1 - t), 0, 255).round().astype(np.uint8)
+    return Sample(name, kind, _jpeg(image) if jpeg else image, truth, white)
+
+
+def build_set(data: Path) -> list[Sample]:
+    cutouts = _load_cutouts(data)
+    samples = []
+    for k, kind in enumerate(KINDS):
+        for variant in range(3):
+            for c, first in enumerate(cutouts):
+                rng = np.random.default_rng(1000 * k + 100 * variant + c)
+                frame = FRAMES[(variant + c) % len(FRAMES)]
+                for name, layer in _layouts(cutouts, first, frame, rng):
+                    background = BACKGROUNDS[kind](variant, frame[1], frame[0], rng)
+                    jpeg = len(samples) % 2 == 1
+                    samples.append(
+                        _sample(f"{name}@{kind}{variant}", kind, layer, background, jpeg)
+                    )
+    return samples
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def white_master_edge_error(sample: Sample, cut: Cutout) -> float:
+    """Mean |ours - truth| (0-255) within 3 px of the outline, both put on pure white."""
+    clean = decontaminate(sample.image, cut.alpha, cut.background_rgb).astype(np.float32)
+    a = cut.alpha[..., None].astype(np.float32) / 255
+    ours = clean * a + 255 * (1 - a)
+    band = cv2.dilate(boundary(sample.truth >= 128).astype(np.uint8), np.ones((7, 7), np.uint8))
+    diff = np.abs(ours - sample.truth_white.astype(np.float32)).mean(axis=2)
+    return float(diff[band.astype(bool)].mean())
+
+
+def score(sample: Sample, segmenter: Segmenter) -> Row:
+    start = time.perf_counter()
+    cut = segmenter(Image.fromarray(sample.image))
+    seconds = time.perf_counter() - start
+    ours, truth = cut.alpha >= 128, sample.truth >= 128
+    return Row(
+        sample.name,
+        sample.kind,
+        iou(ours, truth),
+        boundary_f(ours, truth),
+        edge_alpha_error(cut.alpha, sample.truth),
+        white_master_edge_error(sample, cut),
+        cut.confidence,
+        seconds,
+        "; ".join(cut.reasons),
+    )
+
+
+def _load_segmenter(path: Path | None) -> Segmenter:
+    if path is None:
+        return segment_product
+    spec = importlib.util.spec_from_file_location("segmenter_under_test", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module.segment_product  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def print_rows(rows: list[Row], threshold: float) -> None:
+    print(f"{'image':28s} {'IoU':>6s} {'bF@2':>6s} {'edgeMAE':>7s} {'halo':>5s} {'conf':>5s}")
+    for r in rows:
+        mark = "review" if r.confidence < threshold else ""
+        print(
+            f"{r.name:28s} {r.iou:6.3f} {r.bf:6.3f} {r.mae:7.3f} {r.halo:5.1f} "
+            f"{r.confidence:5.2f} {mark:6s} {r.reasons[:70]}"
+        )
+
+
+def print_summary(rows: list[Row], threshold: float) -> None:
+    by_kind: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        by_kind[r.kind].append(r)
+    print(f"\nreview threshold {threshold:.2f}; halo = white-master edge error (0-255)")
+    print(
+        f"{'background':10s} {'IoU':>6s} {'minIoU':>6s} {'bF@2':>6s} {'edgeMAE':>7s} "
+        f"{'halo':>5s} {'flagged':>8s} {'unflagged<0.90':>14s}"
+    )
+    for kind in KINDS:
+        group = by_kind[kind]
+        flagged = sum(r.confidence < threshold for r in group)
+        low = sum(r.iou < 0.90 and r.confidence >= threshold for r in group)
+        print(
+            f"{kind:10s} {statistics.mean(r.iou for r in group):6.3f} "
+            f"{min(r.iou for r in group):6.3f} {statistics.mean(r.bf for r in group):6.3f} "
+            f"{statistics.mean(r.mae for r in group):7.3f} "
+            f"{statistics.mean(r.halo for r in group):5.1f} "
+            f"{flagged:>3d}/{len(group):<4d} {low:>14d}"
+        )
+    bad = sum(r.iou < 0.80 and r.confidence >= threshold for r in rows)
+    seconds = [r.seconds for r in rows]
+    print(f"unflagged masks below IoU 0.80: {bad} of {len(rows)}")
+    print(
+        f"segment time per image: mean {statistics.mean(seconds):.3f} s, max {max(seconds):.3f} s"
+    )
+
+
+def _auc(good: list[float], bad: list[float]) -> float:
+    """Probability that a good mask scores higher than a bad one (ties count half)."""
+    if not good or not bad:
+        return float("nan")
+    wins = sum((g > b) + 0.5 * (g == b) for g in good for b in bad)
+    return wins / (len(good) * len(bad))
+
+
+def _safe(rows: list[Row], t: float) -> bool:
+    """No unflagged mask under 0.80 anywhere, nor under 0.90 on a textured background."""
+    unflagged = [r for r in rows if r.confidence >= t]
+    return all(r.iou >= 0.80 and (r.kind != "textured" or r.iou >= 0.90) for r in unflagged)
+
+
+def print_calibration(rows: list[Row]) -> None:
+    good = [r.confidence for r in rows if r.iou >= GOOD_IOU]
+    bad = [r.confidence for r in rows if r.iou < GOOD_IOU]
+    print(f"\nconfidence calibration: {len(good)} good (IoU >= {GOOD_IOU}), {len(bad)} bad")
+    print(f"AUC (good scores above bad): {_auc(good, bad):.3f}")
+    print(f"{'threshold':>9s} {'good flagged':>12s} {'bad caught':>10s} {'unflagged<0.80':>14s}")
+    for t in np.arange(0.30, 0.951, 0.05):
+        low = sum(r.iou < 0.80 and r.confidence >= t for r in rows)
+        print(
+            f"{t:9.2f} {sum(c < t for c in good):>6d}/{len(good):<5d} "
+            f"{sum(c < t for c in bad):>4d}/{len(bad):<5d} {low:>14d}"
+            + ("  safe" if _safe(rows, t) else "")
+        )
+    safe = [t for t in np.arange(0.05, 1.0, 0.01) if _safe(rows, t)]
+    if safe:
+        print(f"lowest safe threshold: {min(safe):.2f}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT)
+    parser.add_argument("--segmenter", type=Path, help="a .py file with segment_product")
+    parser.add_argument("--threshold", type=float, default=Settings().review_threshold)
+    parser.add_argument("--no-rows", action="store_true", help="only the summaries")
+    parser.add_argument("--only", default="", help="score only images whose name contains this")
     args = parser.parse_args()
-    backgrounds = _backgrounds(SIDE)
-    rows, by_kind = [], defaultdict(list)
-    for mask_path in sorted((args.data / "masks").glob("*_alpha.png")):
-        stem = mask_path.name.removesuffix("_alpha.png")
-        image = Image.open(args.data / "images" / f"{stem}.png").convert("RGBA")
-        rgba = np.asarray(image.resize((SIDE, SIDE), Image.Resampling.LANCZOS))
-        ref_alpha = np.asarray(Image.open(mask_path).convert("L").resize((SIDE, SIDE)))
-        for kind, background in backgrounds.items():
-            cut = segment_product(Image.fromarray(_composite(rgba, background)))
-            iou, bf, mae = _scores(cut.alpha, ref_alpha)
-            flagged = cut.confidence < 0.6
-            rows.append((stem, kind, iou, bf, mae, cut.confidence, flagged))
-            by_kind[kind].append((iou, bf, mae, flagged))
-    head = ("image", "background", "IoU", "bF@2", "edgeMAE", "conf")
-    print("{:36s} {:10s} {:>6s} {:>6s} {:>8s} {:>5s} review".format(*head))
-    for stem, kind, iou, bf, mae, conf, flagged in rows:
-        mark = "yes" if flagged else ""
-        print(f"{stem:36s} {kind:10s} {iou:6.3f} {bf:6.3f} {mae:8.3f} {conf:5.2f} {mark}")
-    print(f"\n{'background':10s} {'IoU':>6s} {'bF@2':>6s} {'edgeMAE':>8s} flagged  (means)")
-    for kind, values in by_kind.items():
-        iou, bf, mae, flagged = zip(*values, strict=True)
-        print(
-            f"{kind:10s} {statistics.mean(iou):6.3f} {statistics.mean(bf):6.3f} "
-            f"{statistics.mean(mae):8.3f} {sum(flagged)}/{len(flagged)}"
-        )
-    bad = [r for r in rows if r[2] < 0.80 and not r[6]]
-    print(f"\nunflagged masks below IoU 0.80: {len(bad)}")
+    segmenter = _load_segmenter(args.segmenter)
+    samples = [s for s in build_set(args.data) if args.only in s.name]
+    rows = [score(sample, segmenter) for sample in samples]
+    if not args.no_rows:
+        print_rows(rows, args.threshold)
+    print_summary(rows, args.threshold)
+    print_calibration(rows)
 
 
 if __name__ == "__main__":

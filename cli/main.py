@@ -70,7 +70,7 @@ def _echo_result(result: ProductResult, store: str) -> None:
         click.echo(f"unchanged {result.sku}: outputs are current (use --force to redo)")
         return
     if result.status != "done":
-        label = "SKIPPED" if result.status == "skipped" else "FAILED"
+        label = {"skipped": "SKIPPED", "deferred": "DEFERRED"}.get(result.status, "FAILED")
         click.echo(f"{label} {result.sku}: [{result.reason}] {result.message}", err=True)
         return
     review = "  NEEDS REVIEW" if result.needs_review else ""
@@ -187,8 +187,8 @@ def batch(
     )
     summary = _guarded(lambda: _run_batch(catalog, settings, tag, force, batch_mode))
     for line in summary.lines():
-        click.echo(line, err=line.startswith("FAILED"))
-    sys.exit(1 if summary.failed else 0)
+        click.echo(line, err=line.startswith(("FAILED", "DEFERRED")))
+    sys.exit(1 if summary.failed or summary.deferred else 0)
 
 
 def _run_batch(
@@ -200,7 +200,7 @@ def _run_batch(
     if resolve_engine(settings.engine) == "prefect":
         from flows.process_catalog import catalog_flow
 
-        return catalog_flow(settings.dask_address)(
+        return catalog_flow(settings.dask_address, settings.concurrency)(
             catalog=catalog,
             platforms=settings.platforms,
             store=settings.store,
@@ -321,35 +321,41 @@ def specs_validate(paths: tuple[Path, ...]) -> None:
     sys.exit(1 if errors else 0)
 
 
+#: The last outcomes `failed` lists and `retry` runs again.
+_TO_RETRY = ("failed", "deferred")
+
+
 @main.command()
 @_store_option
 def failed(store: str | None) -> None:
-    """Products whose last run failed, with the reason."""
+    """Products whose last run failed or was deferred, with the reason."""
     from product_images.status import last_statuses
     from product_images.store import open_store
 
     settings = _settings(store=store)
-    statuses = _guarded(lambda: last_statuses(open_store(settings.store), "failed"))
+    statuses = _guarded(lambda: last_statuses(open_store(settings.store), _TO_RETRY))
     for status in statuses:
         result = status.result
         click.echo(
-            f"{result.sku}\t{status.time:%Y-%m-%d %H:%M}\t[{result.reason}] {result.message}"
+            f"{result.sku}\t{status.time:%Y-%m-%d %H:%M}\t{result.status}\t"
+            f"[{result.reason}] {result.message}"
         )
-    click.echo(f"{len(statuses)} failed product(s)", err=True)
+    deferred = sum(s.result.status == "deferred" for s in statuses)
+    click.echo(f"{len(statuses) - deferred} failed product(s), {deferred} deferred", err=True)
 
 
 @main.command()
 @_store_option
 @_engine_option
 def retry(store: str | None, engine: str | None) -> None:
-    """Run again every product whose last run failed."""
+    """Run again every product whose last run failed or was deferred."""
     from product_images.catalog import Catalog
     from product_images.status import last_statuses
     from product_images.store import open_store
     from product_images.summary import CatalogSummary
 
     settings = _settings(store=store, engine=engine)
-    statuses = _guarded(lambda: last_statuses(open_store(settings.store), "failed"))
+    statuses = _guarded(lambda: last_statuses(open_store(settings.store), _TO_RETRY))
     requests = [s.request for s in statuses]
     if resolve_engine(settings.engine) == "prefect":
         results = [run_one(r, settings, "prefect", force=True) for r in requests]
@@ -357,8 +363,8 @@ def retry(store: str | None, engine: str | None) -> None:
         results = run_catalog(Catalog(requests=requests), settings, lambda _: None, force=True)
     summary = CatalogSummary(results=results)
     for line in summary.lines():
-        click.echo(line, err=line.startswith("FAILED"))
-    sys.exit(1 if summary.failed else 0)
+        click.echo(line, err=line.startswith(("FAILED", "DEFERRED")))
+    sys.exit(1 if summary.failed or summary.deferred else 0)
 
 
 @main.command()
@@ -425,6 +431,49 @@ def demo(out_dir: Path, count: int, platforms: str | None) -> None:
     sheet = write_contact_sheet(store, manifests, out_dir / "index.html")
     click.echo(f"contact sheet: {sheet.resolve()}  (open it in a browser)")
     sys.exit(1 if summary.failed else 0)
+
+
+@main.command()
+@_store_option
+@click.option("--apply", is_flag=True, help="Delete the orphans (default: only list them).")
+@click.option(
+    "--grace",
+    type=float,
+    help="Leave orphans younger than this many seconds (default: setting gc_grace_seconds).",
+)
+def gc(store: str | None, apply: bool, grace: float | None) -> None:
+    """Find objects of crashed or superseded runs that no manifest lists; a dry run by default."""
+    from product_images.gc import collect_garbage
+    from product_images.store import open_store
+
+    settings = _settings(store=store)
+    grace = settings.gc_grace_seconds if grace is None else grace
+    report = _guarded(lambda: collect_garbage(open_store(settings.store), grace, apply))
+    for info in report.orphans:
+        click.echo(f"{'removed' if apply else 'orphan'}\t{info.size}\t{info.key}")
+    for key in report.unreadable_manifests:
+        click.echo(f"skipped (unreadable manifest): {key}", err=True)
+    verb = "removed" if apply else "found (dry run: --apply deletes them)"
+    click.echo(
+        f"{len(report.orphans)} orphan(s), {report.bytes} bytes {verb}; "
+        f"{report.kept_young} younger than {grace:g}s kept",
+        err=True,
+    )
+
+
+@main.command()
+@_store_option
+def verify(store: str | None) -> None:
+    """Check that every manifest's objects exist and match their checksums (exit 1 if not)."""
+    from product_images.gc import verify_published
+    from product_images.store import open_store
+
+    settings = _settings(store=store)
+    problems = _guarded(lambda: verify_published(open_store(settings.store)))
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"{len(problems)} problem(s) in {settings.store}", err=True)
+    sys.exit(1 if problems else 0)
 
 
 main.add_command(serve)

@@ -62,7 +62,9 @@ def serve(limit: int | None) -> None:
     from prefect import serve as prefect_serve
 
     from flows.deployments import deployments
+    from tasks.limits import ensure_concurrency_limits
 
+    ensure_concurrency_limits(get_settings())  # the generative backends' global limits
     prefect_serve(*deployments(get_settings()), limit=limit, query_seconds=_poll_seconds())
 
 

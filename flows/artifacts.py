@@ -241,6 +241,7 @@ def _markdown(
         _totals(summary),
         _products(summary.results, manifests, store),
         _listed("Failed", summary.failed),
+        _listed("Deferred", summary.deferred),
         _listed("Skipped", summary.skipped),
     ]
     lines = [line for section in sections for line in section]

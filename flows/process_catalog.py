@@ -23,7 +23,8 @@ from product_images.settings import get_settings
 from product_images.store import open_store
 from product_images.summary import CatalogSummary
 from tasks.batch import prefill_batch_task
-from tasks.product import make_product_task
+from tasks.limits import ensure_concurrency_limits
+from tasks.product import product_task
 
 __all__ = ["catalog_flow", "process_catalog"]
 
@@ -56,8 +57,12 @@ def process_catalog(
     force: bool = False,
     batch_mode: bool = False,
 ) -> CatalogSummary:
-    """Make every product of the catalog; a summary lists each product's outcome."""
+    """Make every product of the catalog; a summary lists each product's outcome.
+
+    A product deferred by its generative backend is retried after the breaker's cool-down
+    (`defer_retries` times) while the others go on; it ends done, or deferred."""
     settings = get_settings()
+    ensure_concurrency_limits(settings)  # the tasks take them strictly
     store_url = store or settings.store
     loaded = load_catalog(
         catalog,
@@ -73,7 +78,8 @@ def process_catalog(
     progress.advance(len(loaded.rejected))
     if batch_mode:  # generations at half price first; the products then find them cached
         prefill_batch_task(loaded.requests, store_url, force)
-    futures = [(r.sku, make_product_task.submit(r, store_url, force)) for r in loaded.requests]
+    make = product_task(settings)
+    futures = [(r.sku, make.submit(r, store_url, force)) for r in loaded.requests]
     results = list(loaded.rejected)
     for sku, future in futures:
         results.append(_result_of(sku, future))
@@ -86,10 +92,12 @@ def process_catalog(
     return summary
 
 
-def catalog_flow(dask_address: str | None) -> Any:
-    """`process_catalog`, on Dask workers when an address (or 'local') is given."""
+def catalog_flow(dask_address: str | None, concurrency: int | None = None) -> Any:
+    """`process_catalog` on Dask workers when an address (or 'local') is given, else on
+    `concurrency` threads (default: the setting as read now, not at import)."""
     if not dask_address:
-        return process_catalog
+        threads = concurrency or get_settings().concurrency
+        return process_catalog.with_options(task_runner=ThreadPoolTaskRunner(max_workers=threads))  # type: ignore[arg-type]
     from prefect_dask import DaskTaskRunner  # optional dependency: pip install '.[dask]'
 
     if dask_address == "local":

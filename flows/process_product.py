@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest, check_sku
 from product_images.settings import get_settings
+from tasks.limits import ensure_concurrency_limits
 from tasks.product import make_product_task
 
 __all__ = ["process_product"]
@@ -32,6 +33,7 @@ def process_product(
 ) -> ProductResult:
     """Make one product's masters and marketplace images and publish its manifest."""
     settings = get_settings()
+    ensure_concurrency_limits(settings)  # the task takes them strictly
     request = ProductRequest(
         sku=check_sku(sku),
         source=source,

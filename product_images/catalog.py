@@ -5,6 +5,7 @@ Bad rows do not stop the catalog: each becomes a failed result with its reason.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -15,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from product_images.errors import CatalogError, InvalidSkuError, StorageError
+from product_images.errors import CatalogError, InvalidSkuError, SourceError, StorageError
 from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest, check_sku, failed_result
 from product_images.store import open_store, read_url
@@ -42,12 +43,7 @@ def load_catalog(location: str, platforms: list[str], **common: Any) -> Catalog:
         return _from_prefix(location, platforms, common)
     if not location.startswith("s3://") and Path(location).is_dir():
         return _from_folder(Path(location), platforms, common)
-    try:
-        text = read_url(location).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{location}: not UTF-8 text") from exc
-    except StorageError as exc:
-        raise CatalogError(f"{location}: cannot read the catalog: {exc}") from exc
+    text = _read_text(location)
     rows = (
         _parse_json(location, text)
         if location.lower().endswith(".json")
@@ -56,18 +52,37 @@ def load_catalog(location: str, platforms: list[str], **common: Any) -> Catalog:
     return _requests(rows, _base_of(location), platforms, common)
 
 
+def _read_text(location: str) -> str:
+    try:
+        data = read_url(location)
+    except (StorageError, SourceError) as exc:
+        raise CatalogError(f"{location}: cannot read the catalog: {exc}") from exc
+    body = data.removeprefix(codecs.BOM_UTF8)  # Excel writes one
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        offset = exc.start + len(data) - len(body)
+        raise CatalogError(
+            f"{location}: not UTF-8 text: byte 0x{body[exc.start]:02x} on line {line} "
+            f"(byte offset {offset})"
+        ) from exc
+
+
 def _base_of(location: str) -> str:
-    if location.startswith("s3://"):
+    if "://" in location:  # s3://, https://: sources are relative to the catalog's "folder"
         return posixpath.dirname(location)
     return str(Path(location).resolve().parent)
 
 
 def _parse_csv(location: str, text: str) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     try:
-        reader = csv.DictReader(io.StringIO(text), strict=True)
         rows = list(reader)
     except csv.Error as exc:
-        raise CatalogError(f"{location}: not valid CSV: {exc}") from exc
+        raise CatalogError(
+            f"{location}: not valid CSV on line {reader.reader.line_num}: {exc}"
+        ) from exc
     missing = {"sku", "source"} - set(reader.fieldnames or [])
     if missing:
         raise CatalogError(f"{location}: missing column(s) {', '.join(sorted(missing))}")
@@ -86,9 +101,10 @@ def _parse_json(location: str, text: str) -> list[dict[str, Any]]:
 
 
 def _resolve(source: str, base: str) -> str:
-    if source.startswith(("s3://", "/", "http://", "https://")):
+    # Any URL is kept as written: reading it refuses what is not allowed, as that product's error.
+    if source.startswith("/") or "://" in source:
         return source
-    return posixpath.join(base, source) if base.startswith("s3://") else str(Path(base) / source)
+    return posixpath.join(base, source) if "://" in base else str(Path(base) / source)
 
 
 def _row_platforms(row: dict[str, Any], default: list[str]) -> list[str]:

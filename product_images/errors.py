@@ -8,9 +8,13 @@
     │   │   ├── CorruptImageError        truncated, empty or undecodable
     │   │   ├── ImageTooLargeError       over the pixel limit (decompression bomb guard)
     │   │   ├── ImageTooSmallError       under the minimum side length
-    │   │   └── NoProductFoundError      the cut-out found nothing that stands out
+    │   │   ├── NoProductFoundError      the cut-out found nothing that stands out
+    │   │   ├── ForbiddenSourceError     a source URL we refuse to fetch (scheme, address)
+    │   │   └── SourceFetchError         an http(s) source could not be downloaded
+    │   │       └── SourceTooLargeError  the download is over the size limit
     │   ├── InvalidSkuError        a SKU that is not safe as a storage key
     │   ├── RenderError            a slot cannot be produced within its rules
+    │   ├── StorageUnavailableError  the store failed during this product (deferred: rerun it)
     │   ├── BudgetExceededError    the next paid call could pass the run's budget (skipped)
     │   └── GenerationError        a generative backend did not give a usable image
     │       ├── RetryableGenerationError     worth trying again later
@@ -18,6 +22,8 @@
     │       │   ├── UpstreamServerError      500 / 502 / 503 / 504
     │       │   ├── GenerationTimeoutError   no answer in time
     │       │   ├── NoImageError             an answer without an image, or unreadable JSON
+    │       │   ├── BackendUnavailableError  the backend's circuit breaker is open: the
+    │       │   │                            product is deferred, retried after the cool-down
     │       │   └── BatchJobError            a batch job failed, was cancelled, expired or timed
     │       │                                out: send its requests synchronously instead
     │       └── PermanentGenerationError     the same request will fail again
@@ -33,7 +39,9 @@
         └── ObjectNotFoundError    the key does not exist
 
 `ProductError` is what a flow records against one product; everything else stops the run
-because it concerns the run itself (its catalog, specs, settings or store).
+because it concerns the run itself (its catalog, specs, settings or store). A product whose
+generation ended on a RetryableGenerationError (retries used up, or the breaker open) is
+reported "deferred", not failed: a later try, in the same run or with `retry`, can make it.
 """
 
 from __future__ import annotations
@@ -43,12 +51,14 @@ from typing import Any
 
 __all__ = [
     "AuthenticationError",
+    "BackendUnavailableError",
     "BadRequestError",
     "BatchJobError",
     "BudgetExceededError",
     "CatalogError",
     "ContentBlockedError",
     "CorruptImageError",
+    "ForbiddenSourceError",
     "GenerationError",
     "GenerationTimeoutError",
     "ImageTooLargeError",
@@ -67,8 +77,11 @@ __all__ = [
     "RetryableGenerationError",
     "SettingsError",
     "SourceError",
+    "SourceFetchError",
+    "SourceTooLargeError",
     "SpecError",
     "StorageError",
+    "StorageUnavailableError",
     "UnknownPlatformError",
     "UnsupportedImageError",
     "UpstreamServerError",
@@ -133,6 +146,32 @@ class NoProductFoundError(SourceError):
     """Nothing in the photo stands out from its background; no cut-out to build on."""
 
     reason = "no_product_found"
+
+
+class ForbiddenSourceError(SourceError):
+    """A source URL we refuse to fetch: not http(s), or a host on a loopback, link-local,
+    private or otherwise non-public address (unless a setting allows it)."""
+
+    reason = "forbidden_source"
+
+
+class SourceFetchError(SourceError):
+    """An http(s) source could not be downloaded: an HTTP error, a timeout, too many redirects."""
+
+    reason = "source_fetch_failed"
+
+
+class SourceTooLargeError(SourceFetchError):
+    """The download is bigger than `source_url_max_bytes`; it was stopped, not kept."""
+
+    reason = "source_too_large"
+
+
+class StorageUnavailableError(ProductError):
+    """The store failed while this product was being made. Nothing of it was published (the
+    manifest is written last), so the product is deferred: a later run makes it."""
+
+    reason = "storage_unavailable"
 
 
 class InvalidSkuError(ProductError):
@@ -237,6 +276,18 @@ class NoImageError(RetryableGenerationError):
     """The answer had no image (text only) or could not be read."""
 
     reason = "no_image"
+
+
+class BackendUnavailableError(RetryableGenerationError):
+    """The backend's circuit breaker is open after a run of failures: no call was made.
+
+    The product is deferred, not failed; `retry_after` is what is left of the cool-down.
+    """
+
+    reason = "backend_unavailable"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message, None, retry_after)
 
 
 class BatchJobError(RetryableGenerationError):

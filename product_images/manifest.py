@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -17,6 +18,8 @@ __all__ = [
     "ReviewFlag",
     "SourceInfo",
     "manifest_key",
+    "stable_key",
+    "versioned_key",
 ]
 
 SCHEMA_VERSION = 1
@@ -25,6 +28,26 @@ SCHEMA_VERSION = 1
 def manifest_key(sku: str) -> str:
     """Where a product's manifest lives, relative to the store root."""
     return f"{sku}/manifest.json"
+
+
+# Outputs and masters are stored under their content's checksum (`main.<sha12>.jpg`), so a
+# run never overwrites what a published manifest lists: the manifest, written last, switches
+# readers from one complete set to the next in a single atomic put.
+_VERSIONED = re.compile(r"^(?P<stem>.+)\.(?P<sha>[0-9a-f]{12})\.(?P<ext>[A-Za-z0-9]+)$")
+
+
+def versioned_key(stable: str, sha256: str) -> str:
+    """`SKU/amazon/main.jpg` + checksum -> `SKU/amazon/main.<sha12>.jpg`."""
+    stem, dot, ext = stable.rpartition(".")
+    if not dot or "/" in ext:
+        raise ValueError(f"a versioned key needs an extension: {stable!r}")
+    return f"{stem}.{sha256[:12]}.{ext}"
+
+
+def stable_key(key: str) -> str | None:
+    """The fixed key a versioned key is published under; None for any other key."""
+    match = _VERSIONED.match(key)
+    return f"{match['stem']}.{match['ext']}" if match else None
 
 
 class SourceInfo(BaseModel):
@@ -121,6 +144,9 @@ class Manifest(BaseModel):
     code_version: str
     source: SourceInfo
     masters: list[MasterRecord]
+    cutout: MasterRecord | None = Field(
+        default=None, description="RGBA cut-out on the source's pixel grid (alpha = our mask)."
+    )
     outputs: list[OutputRecord]
     needs_review: list[ReviewFlag] = Field(default_factory=list)
     spec_versions: dict[str, str] = Field(default_factory=dict)
@@ -130,6 +156,12 @@ class Manifest(BaseModel):
     def cost_usd(self) -> float:
         """What this product's generations cost."""
         return round(sum(call.cost_usd for call in self.calls), 6)
+
+    def published_keys(self) -> dict[str, str]:
+        """Every object this manifest lists (masters and outputs): key -> sha256."""
+        cutout = [self.cutout] if self.cutout else []
+        records: list[MasterRecord | OutputRecord] = [*self.masters, *cutout, *self.outputs]
+        return {record.key: record.sha256 for record in records}
 
     @property
     def all_checks_passed(self) -> bool:
@@ -141,7 +173,7 @@ class ProductResult(BaseModel):
     """How one product of a run ended; the run summary is a list of these."""
 
     sku: str
-    status: Literal["done", "failed", "skipped", "unchanged"]
+    status: Literal["done", "failed", "skipped", "unchanged", "deferred"]
     reason: str = Field(default="", description="Machine reason when failed, e.g. corrupt_image.")
     message: str = Field(default="", description="One line for a person.")
     manifest_key: str | None = None

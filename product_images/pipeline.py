@@ -30,14 +30,17 @@ from product_images.errors import (
     ObjectNotFoundError,
     ProductError,
     RenderError,
+    StorageError,
+    StorageUnavailableError,
 )
 from product_images.imaging.check import check_image
 from product_images.imaging.compose import Master
-from product_images.imaging.encode import encode_for_slot, encode_master
+from product_images.imaging.encode import SharedEncodings, encode_master
 from product_images.imaging.loading import SourceImage, decode_source
 from product_images.imaging.provenance import ai_provenance_xmp
-from product_images.imaging.render import frame_for_slot
+from product_images.imaging.render import frame_slots
 from product_images.imaging.segment import Cutout, cutout_from_alpha, segment_product
+from product_images.imaging.transparent import encode_cutout
 from product_images.manifest import (
     CallRecord,
     Manifest,
@@ -47,6 +50,8 @@ from product_images.manifest import (
     ReviewFlag,
     SourceInfo,
     manifest_key,
+    stable_key,
+    versioned_key,
 )
 from product_images.settings import Settings
 from product_images.specs import PlatformSpec, SlotSpec, Variant, load_specs, select_platforms
@@ -68,14 +73,22 @@ __all__ = [
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+_CONTENT_TYPES = {
+    "jpeg": "image/jpeg",
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+}
 
 
 class ProductRequest(BaseModel):
     """One product to make: a catalog row."""
 
     sku: str = Field(description="Stock keeping unit; becomes the product's folder.")
-    source: str = Field(description="Source photo: a path or an s3:// URL.")
+    source: str = Field(
+        description="Source photo: a path, an s3:// URL, or an http(s) URL (public addresses "
+        "only unless source_url_allow_private; size and time limited)."
+    )
     platforms: list[str] = Field(description="Marketplaces to render for.")
     name: str = Field(default="", description="Product name.")
     category: str = Field(default="", description="Product category.")
@@ -112,6 +125,7 @@ class PreparedProduct(BaseModel):
     source: SourceInfo
     backend: str
     masters: list[MasterRecord]
+    cutout: MasterRecord | None = None
     needs_review: list[ReviewFlag]
     calls: list[CallRecord] = Field(default_factory=list)
 
@@ -139,7 +153,7 @@ def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSp
 def load_source(request: ProductRequest, settings: Settings) -> SourceImage:
     """The request's source photo, decoded; a missing file is the product's error."""
     try:
-        data = read_url(request.source)
+        data = read_url(request.source, settings=settings)
     except ObjectNotFoundError:
         raise MissingSourceError(request.source, "no such file or object") from None
     return decode_source(
@@ -174,9 +188,9 @@ def _store_master(
     store: Store, sku: str, variant: str, master: Master, backend: str
 ) -> MasterRecord:
     data = encode_master(master.image)
-    key = f"{sku}/masters/{variant}.png"
-    store.put(key, data, "image/png")
     sha256 = hashlib.sha256(data).hexdigest()
+    key = versioned_key(f"{sku}/masters/{variant}.png", sha256)
+    store.put(key, data, "image/png")
     _remember(store, key, sha256, master.image)
     return MasterRecord(
         generated_by=master.generated_by,
@@ -190,6 +204,27 @@ def _store_master(
         backend=backend,
         confidence=master.confidence,
         product_box=master.product_box,
+    )
+
+
+def _store_cutout(store: Store, sku: str, product: ProductCutout) -> MasterRecord:
+    """The transparent cut-out on the upright source's pixel grid, its alpha being our mask."""
+    cut = product.cutout
+    data = encode_cutout(product.rgb, cut.alpha)
+    sha256 = hashlib.sha256(data).hexdigest()
+    key = versioned_key(f"{sku}/masters/cutout.png", sha256)
+    store.put(key, data, "image/png")
+    height, width = cut.alpha.shape
+    return MasterRecord(
+        variant="cutout",
+        key=key,
+        width=width,
+        height=height,
+        sha256=sha256,
+        backend="local",
+        confidence=cut.confidence,
+        product_box=cut.box,
+        notes=list(cut.reasons),
     )
 
 
@@ -233,7 +268,10 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
             return record.model_copy(update={"confidence": confidence}), flags
         return record, flags
 
-    made = _in_parallel(make, variants, settings.threads)
+    with ThreadPoolExecutor(max_workers=1) as side:  # the big RGBA PNG beside the masters
+        cutout = side.submit(_store_cutout, store, sku, product)
+        made = _in_parallel(make, variants, settings.threads)
+        cutout_record = cutout.result()
     records = [record for record, _ in made]
     uses_cutout = any(r.generated_by is None for r in records)
     cut = product.cutout
@@ -243,6 +281,7 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         source=_source_info(request, source),
         backend=", ".join(sorted({r.backend for r in records})),
         masters=records,
+        cutout=cutout_record,
         needs_review=flags + [flag for _, fs in made for flag in fs],
         calls=list(context.calls),
     )
@@ -297,13 +336,15 @@ def _render_slot(
     sku: str,
     platform: PlatformSpec,
     slot: SlotSpec,
-    master: tuple[MasterRecord, Image.Image],
+    framed: tuple[MasterRecord, Image.Image],
+    encodings: SharedEncodings,
 ) -> tuple[OutputRecord, bytes]:
-    """Frame, encode and check one slot's image."""
-    record, image = master
+    """Encode and check one slot's image: `framed` is its master's record and the image."""
+    record, image = framed
     xmp = ai_provenance_xmp(record.generated_by) if record.generated_by else None
-    data, encoded = encode_for_slot(frame_for_slot(image, record.product_box, slot), slot, xmp)
-    key = f"{sku}/{platform.name}/{slot.name}.{slot.extension}"
+    data, encoded = encodings.encode(image, slot, xmp)
+    sha256 = hashlib.sha256(data).hexdigest()
+    key = versioned_key(f"{sku}/{platform.name}/{slot.name}.{slot.extension}", sha256)
     checks = check_image(data, slot, key)
     output = OutputRecord(
         platform=platform.name,
@@ -314,7 +355,7 @@ def _render_slot(
         height=encoded.height,
         format=slot.format,
         bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256,
         checks=checks,
     )
     return output, data
@@ -324,7 +365,9 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
     """Every slot of every requested platform, each master decoded once, each slot checked.
 
     All slots are rendered before any is stored, so a slot that cannot be made (e.g. an
-    impossible byte budget) leaves the product's published outputs untouched.
+    impossible byte budget) leaves the product's published outputs untouched. A master's slots
+    are framed together (`frame_slots`: equal framings as one chain, largest first) and equal
+    images encoded once; one master's framed images are in memory at a time.
     """
     masters = {m.variant: (m, _open_master(store, m)) for m in prepared.masters}
     jobs = [
@@ -334,11 +377,23 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
         if s.variant in masters  # only the chosen variants were made
     ]
     sku = prepared.request.sku
-    rendered = _in_parallel(
-        lambda job: _render_slot(sku, job[0], job[1], masters[job[1].variant]),
-        jobs,
-        settings.threads,
-    )
+    done: dict[int, tuple[OutputRecord, bytes]] = {}
+    for record, image in masters.values():
+        mine = [i for i, (_, s) in enumerate(jobs) if s.variant == record.variant]
+        images = frame_slots(
+            image,
+            record.product_box,
+            [jobs[i][1] for i in mine],
+            lambda call, chains: _in_parallel(call, chains, settings.threads),
+        )
+        encodings = SharedEncodings()
+        made = _in_parallel(
+            lambda job: _render_slot(sku, *jobs[job[0]], job[1], job[2]),
+            [(i, (record, framed), encodings) for i, framed in zip(mine, images, strict=True)],
+            settings.threads,
+        )
+        done.update(zip(mine, made, strict=True))
+    rendered = [done[i] for i in range(len(jobs))]
     _in_parallel(
         lambda item: store.put(item[0].key, item[1], _CONTENT_TYPES[item[0].format]),
         rendered,
@@ -358,6 +413,7 @@ def publish_manifest(
         code_version=__version__,
         source=prepared.source,
         masters=prepared.masters,
+        cutout=prepared.cutout,
         outputs=outputs,
         needs_review=prepared.needs_review,
         spec_versions={s.name: s.version for s in specs},
@@ -366,24 +422,48 @@ def publish_manifest(
     key = manifest_key(prepared.request.sku)
     store.put(key, manifest.model_dump_json(indent=2).encode(), "application/json")
     failed = [f"{o.platform}/{o.slot}" for o in outputs if not o.passed]
+    notes = [f"checks failed: {', '.join(failed)}"] if failed else []
+    if settings.stable_keys:
+        notes += _copy_to_stable_keys(manifest, store, settings)
     return ProductResult(
         sku=prepared.request.sku,
         status="done",
         manifest_key=key,
         outputs=len(outputs),
         needs_review=bool(prepared.needs_review),
-        message=f"checks failed: {', '.join(failed)}" if failed else "",
+        message="; ".join(notes),
         paid_calls=sum(c.outcome != "cached" for c in prepared.calls),
         cost_usd=manifest.cost_usd,
     )
 
 
+def _copy_to_stable_keys(manifest: Manifest, store: Store, settings: Settings) -> list[str]:
+    """Copy what the manifest lists to the fixed keys; a failure here unpublishes nothing."""
+
+    def copy(key: str) -> None:
+        target = stable_key(key)
+        if target is not None:
+            extension = key.rpartition(".")[2]
+            store.copy(key, target, _CONTENT_TYPES.get(extension, "image/jpeg"))
+
+    try:
+        _in_parallel(copy, list(manifest.published_keys()), settings.threads)
+    except StorageError as error:
+        return [f"published, but the stable keys were not all updated: {error}"]
+    return []
+
+
 def failed_result(sku: str, error: ProductError) -> ProductResult:
-    """How a product that could not be made is reported; over budget is 'skipped', not failed."""
-    skipped = isinstance(error, BudgetExceededError)
-    return ProductResult(
-        sku=sku, status="skipped" if skipped else "failed", reason=error.reason, message=str(error)
-    )
+    """How a product that could not be made is reported: over budget is 'skipped', a backend
+    or store in trouble 'deferred' (see product_images.deferral), anything else 'failed'."""
+    from product_images.deferral import is_deferred
+
+    status: Literal["skipped", "deferred", "failed"] = "failed"
+    if isinstance(error, BudgetExceededError):
+        status = "skipped"
+    elif is_deferred(error):
+        status = "deferred"
+    return ProductResult(sku=sku, status=status, reason=error.reason, message=str(error))
 
 
 def make_product(
@@ -391,36 +471,65 @@ def make_product(
 ) -> ProductResult:
     """One product end to end: skipped when nothing changed (unless `force`), otherwise
     prepare -> render -> publish. Its outcome is recorded for `failed`/`retry`; a product
-    error is recorded, then raised."""
-    from product_images.refresh import refresh_reasons
+    error is recorded, then raised. A store failure on the way becomes the product's
+    StorageUnavailableError (deferred): the other products of the run go on."""
     from product_images.status import record_status
 
     check_sku(request.sku)
-    if not force and not refresh_reasons(request, store, settings):
-        result = ProductResult(
-            sku=request.sku, status="unchanged", manifest_key=manifest_key(request.sku)
-        )
-        record_status(store, request, result)
-        return result
     try:
-        prepared = prepare_masters(request, store, settings)
-        outputs = render_slots(prepared, store, settings)
-        result = publish_manifest(prepared, outputs, store, settings)
+        try:
+            result = _unchanged(request, store, settings, force) or _make(request, store, settings)
+            record_status(store, request, result)
+        except StorageError as error:
+            raise StorageUnavailableError(f"{request.sku}: {error}") from error
     except ProductError as error:
-        record_status(store, request, failed_result(request.sku, error))
+        _record_failure(store, request, error)
         raise
-    record_status(store, request, result)
     return result
+
+
+def _unchanged(
+    request: ProductRequest, store: Store, settings: Settings, force: bool
+) -> ProductResult | None:
+    from product_images.refresh import refresh_reasons
+
+    if force or refresh_reasons(request, store, settings):
+        return None
+    return ProductResult(
+        sku=request.sku, status="unchanged", manifest_key=manifest_key(request.sku)
+    )
+
+
+def _make(request: ProductRequest, store: Store, settings: Settings) -> ProductResult:
+    """prepare -> render -> publish."""
+    prepared = prepare_masters(request, store, settings)
+    outputs = render_slots(prepared, store, settings)
+    return publish_manifest(prepared, outputs, store, settings)
+
+
+def _record_failure(store: Store, request: ProductRequest, error: ProductError) -> None:
+    """Record the outcome for `failed`/`retry`, unless the store is what failed."""
+    from product_images.status import record_status
+
+    try:
+        record_status(store, request, failed_result(request.sku, error))
+    except StorageError:
+        if not isinstance(error, StorageUnavailableError):
+            raise
 
 
 def run_product(
     request: ProductRequest, settings: Settings, store: Store | None = None, force: bool = True
 ) -> ProductResult:
     """The inline engine: the same steps as the Prefect flows, in this process; product errors
-    become failed (or, over budget, skipped) results."""
+    become failed (or skipped, or deferred) results. A product deferred by its generative
+    backend is tried again after the breaker's cool-down, `defer_retries` times at most."""
+    from product_images.deferral import retry_deferred
+
     store = store or open_store(settings.store)
+    target = store
     try:
-        return make_product(request, store, settings, force)
+        return retry_deferred(lambda: make_product(request, target, settings, force), settings)
     except ProductError as error:
         return failed_result(request.sku, error)
 

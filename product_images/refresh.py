@@ -27,7 +27,7 @@ def refresh_reasons(request: ProductRequest, store: Store, settings: Settings) -
     except ObjectNotFoundError:
         return ["new product"]
     try:
-        source_sha = hashlib.sha256(read_url(request.source)).hexdigest()
+        source_sha = hashlib.sha256(read_url(request.source, settings=settings)).hexdigest()
     except ObjectNotFoundError:
         return ["source photo missing"]  # let the run report it with its typed error
     reasons = _input_changes(manifest, request, source_sha, settings)

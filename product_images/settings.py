@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from product_images.specs import BUILTIN_SPECS_DIR
@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     store: str = Field(
         default="./out",
         description="Where outputs go: a local folder or s3://bucket/prefix.",
+    )
+    stable_keys: bool = Field(
+        default=True,
+        description="After a product's manifest is published, also copy each output and master "
+        "to its fixed key (SKU/amazon/main.jpg, SKU/masters/cutout.png) for shops that want "
+        "stable URLs. The manifest lists the checksummed keys (main.<sha12>.jpg), which a run "
+        "never overwrites; only those are guaranteed to match it.",
+    )
+    gc_grace_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="`product-images gc` leaves unlisted objects younger than this alone: they "
+        "may belong to a run still in progress.",
     )
     specs_dir: Path | None = Field(
         default=None,
@@ -97,6 +110,17 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OPENAI_API_KEY", "PRODUCT_IMAGES_OPENAI_API_KEY"),
         description="Key for the OpenAI-compatible images API (env OPENAI_API_KEY).",
     )
+    gemini_api_key_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the Gemini API key, read by the "
+        "flows and tasks when GEMINI_API_KEY is not set (workers then need no key in their "
+        "environment).",
+    )
+    openai_api_key_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the OpenAI-compatible API key, "
+        "read by the flows and tasks when OPENAI_API_KEY is not set.",
+    )
     openai_base_url: str = Field(
         default="https://api.openai.com",
         validation_alias=AliasChoices("OPENAI_BASE_URL", "PRODUCT_IMAGES_OPENAI_BASE_URL"),
@@ -122,6 +146,51 @@ class Settings(BaseSettings):
     )
     retry_max_delay: float = Field(
         default=60.0, ge=0, description="Longest backoff delay (s), RetryInfo hints included."
+    )
+    breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Consecutive retryable failures (429, 5xx, timeouts, answers without an "
+        "image) of one backend and model after which its circuit breaker opens: no more calls, "
+        "waiting products are deferred.",
+    )
+    breaker_cooldown: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds an open circuit breaker waits before letting one probe call "
+        "through; the probe's success closes it, its failure opens it again.",
+    )
+    defer_retries: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="Times a deferred product is tried again within the same run, each after "
+        "the breaker's cool-down (Prefect task retries, or the inline engine's loop).",
+    )
+    gemini_rpm: float = Field(
+        default=300.0,
+        gt=0,
+        description="Gemini requests per minute, across all workers (a Prefect global rate "
+        "limit when a Prefect API is configured, else per process); bursts of up to 10 "
+        "seconds' worth. Google no longer publishes the image models' limits: set your "
+        "project's (AI Studio shows it).",
+    )
+    gemini_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Gemini requests in flight at once, across all workers (a Prefect global "
+        "concurrency limit when a Prefect API is configured, else per process).",
+    )
+    openai_rpm: float = Field(
+        default=300.0,
+        gt=0,
+        description="Requests per minute to the OpenAI-compatible API, like gemini_rpm.",
+    )
+    openai_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Requests in flight at once to the OpenAI-compatible API, like "
+        "gemini_concurrency.",
     )
     prices: dict[str, ModelPrice] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES),
@@ -180,6 +249,36 @@ class Settings(BaseSettings):
     )
     max_source_bytes: int = Field(
         default=200_000_000, gt=0, description="Largest source file accepted, in bytes."
+    )
+    source_url_max_bytes: int = Field(
+        default=50_000_000,
+        gt=0,
+        description="Largest http(s) source download, in bytes: checked against Content-Length "
+        "and while streaming (after decompression); a bigger one is stopped and refused.",
+    )
+    source_url_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds an http(s) source may take to connect, between two reads, and "
+        "for the whole download.",
+    )
+    source_url_max_redirects: int = Field(
+        default=5,
+        ge=0,
+        le=20,
+        description="Redirects followed for an http(s) source; each hop is checked again "
+        "(http(s) only, public addresses only).",
+    )
+    source_url_allow_private: bool = Field(
+        default=False,
+        description="Allow http(s) sources on loopback, link-local and private addresses "
+        "(off: a catalog row cannot make the pipeline probe the internal network or a cloud "
+        "metadata service). Multicast, unspecified and reserved addresses are always refused.",
+    )
+    source_url_allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description='Networks (CIDR, e.g. ["10.1.2.0/24"]) whose http(s) sources are allowed '
+        "even with source_url_allow_private off: an internal image server, say.",
     )
     working_side: int = Field(
         default=400,

@@ -1,8 +1,9 @@
 """The last outcome of every product, kept in the store: what `product-images failed` lists and
-`product-images retry` re-runs."""
+`product-images retry` re-runs (failed and deferred products)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
@@ -32,11 +33,13 @@ def record_status(store: Store, request: ProductRequest, result: ProductResult) 
     )
 
 
-def last_statuses(store: Store, status: str | None = None) -> list[ProductStatus]:
-    """Every product's last outcome (optionally only those with `status`), by SKU."""
+def last_statuses(store: Store, status: str | Collection[str] | None = None) -> list[ProductStatus]:
+    """Every product's last outcome (optionally only those with `status`, one or several,
+    e.g. ("failed", "deferred")), by SKU."""
+    wanted = {status} if isinstance(status, str) else set(status or ())
     found = [
         ProductStatus.model_validate_json(store.get(key))
         for key in store.list(f"{STATUS_PREFIX}/")
         if key.endswith(".json")
     ]
-    return [s for s in found if status is None or s.result.status == status]
+    return [s for s in found if not wanted or s.result.status in wanted]

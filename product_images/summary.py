@@ -1,4 +1,4 @@
-"""The end-of-run summary of a catalog: what was done, what failed and why."""
+"""The end-of-run summary of a catalog: what was done, what failed or was deferred, and why."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ class CatalogSummary(BaseModel):
         return [r for r in self.results if r.status == "skipped"]
 
     @property
+    def deferred(self) -> list[ProductResult]:
+        """Products put off because their backend (or the store) was in trouble: not failed,
+        `product-images retry` makes them."""
+        return [r for r in self.results if r.status == "deferred"]
+
+    @property
     def unchanged(self) -> int:
         """Products skipped by an incremental run because nothing they depend on changed."""
         return sum(r.status == "unchanged" for r in self.results)
@@ -51,7 +57,7 @@ class CatalogSummary(BaseModel):
         return Counter(r.reason for r in self.failed)
 
     def lines(self) -> list[str]:
-        """A human summary: totals, then one line per failed product."""
+        """A human summary: totals, then one line per failed, deferred or skipped product."""
         head = (
             f"{len(self.results)} products: {self.done} done "
             f"({self.needs_review} need review), {len(self.failed)} failed"
@@ -60,8 +66,11 @@ class CatalogSummary(BaseModel):
             head += f", {self.unchanged} unchanged"
         if self.skipped:
             head += f", {len(self.skipped)} skipped for budget"
+        if self.deferred:
+            head += f", {len(self.deferred)} deferred"
         paid = sum(r.paid_calls for r in self.results)
         if paid or self.cost_usd:
             head += f"; {paid} paid calls, ${self.cost_usd:.4f}"
         lines = [head] + [f"FAILED {r.sku}: [{r.reason}] {r.message}" for r in self.failed]
+        lines += [f"DEFERRED {r.sku}: [{r.reason}] {r.message}" for r in self.deferred]
         return lines + [f"SKIPPED {r.sku}: {r.message}" for r in self.skipped]

@@ -2,25 +2,60 @@
 
 A catalog run uses one task per product rather than one per step: Prefect costs ~25 ms of
 client and server work per task run, and the three steps of a product always run together.
+
+A product deferred by its generative backend (circuit breaker open, or retries used up on
+429/5xx/timeouts) is retried by Prefect after the breaker's cool-down, `defer_retries` times;
+any other failure is final. Its cached generations make a retry cost nothing for the masters
+already made.
 """
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
+from typing import Any
 
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+
+from product_images.deferral import retry_in_run
 from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest, make_product
-from product_images.settings import get_settings
+from product_images.settings import Settings, get_settings
 from tasks._store import store_at
+from tasks.limits import prefect_call_limits
 
-__all__ = ["make_product_task"]
+__all__ = ["make_product_task", "product_task", "retry_if_deferred"]
 
 
-@task(name="make-product", cache_policy=NO_CACHE, task_run_name="product-{request.sku}")
+def retry_if_deferred(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect's retry_condition_fn: retry a product only when its backend deferred it."""
+    try:
+        state.result()
+    except Exception as error:
+        return retry_in_run(error)
+    return False
+
+
+@task(
+    name="make-product",
+    cache_policy=NO_CACHE,
+    task_run_name="product-{request.sku}",
+    retries=get_settings().defer_retries,
+    retry_delay_seconds=get_settings().breaker_cooldown,
+    retry_condition_fn=retry_if_deferred,
+)
 def make_product_task(
     request: ProductRequest, store_url: str, force: bool = False
 ) -> ProductResult:
     """All masters, slots and the manifest of one product, unless it is unchanged; raises
-    ProductError on bad input."""
-    return make_product(request, store_at(store_url), get_settings(), force)
+    ProductError on bad input. Generative calls take the Prefect global limits."""
+    with prefect_call_limits():
+        return make_product(request, store_at(store_url), get_settings(), force)
+
+
+def product_task(settings: Settings) -> Task[Any, ProductResult]:
+    """`make_product_task` with the deferral retries of `settings` (read now, not at import)."""
+    return make_product_task.with_options(
+        retries=settings.defer_retries, retry_delay_seconds=settings.breaker_cooldown
+    )

@@ -34,7 +34,7 @@ __all__ = [
     "route",
 ]
 
-_GENERATORS: dict[tuple[str, ...], GenerativeBackend] = {}
+_GENERATORS: dict[tuple[object, ...], GenerativeBackend] = {}
 _LOCK = threading.Lock()
 
 
@@ -62,6 +62,13 @@ def generative_backend(settings: Settings, override: str | None = None) -> Gener
         settings.openai_model,
         settings.openai_base_url,
         _fingerprint(settings),
+        # Clients carry their breaker thresholds and rate limits.
+        settings.breaker_failures,
+        settings.breaker_cooldown,
+        settings.gemini_rpm,
+        settings.gemini_concurrency,
+        settings.openai_rpm,
+        settings.openai_concurrency,
     )
     with _LOCK:
         if key not in _GENERATORS:

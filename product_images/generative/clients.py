@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
 from product_images.errors import SettingsError
 from product_images.generative.base import ImageGenerator
 from product_images.generative.batch import GeminiBatchClient
+from product_images.generative.breaker import breaker_for
 from product_images.generative.gemini import GeminiClient
+from product_images.generative.http import HttpImageGenerator
+from product_images.generative.limits import backend_limiter
 from product_images.generative.openai_images import OpenAIImagesClient
 from product_images.settings import Settings
 
 __all__ = ["make_batch_client", "make_generator"]
+
+C = TypeVar("C", bound=HttpImageGenerator)
 
 
 def _key(secret: SecretStr | None, backend: str, env: str) -> SecretStr:
@@ -36,13 +41,32 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _guarded(client: C, settings: Settings, breaker: bool = True) -> C:
+    """The client with its backend's rate limits and (unless told not to) circuit breaker."""
+    rpm, concurrency, base_url = {
+        "gemini": (settings.gemini_rpm, settings.gemini_concurrency, settings.gemini_base_url),
+        "openai": (settings.openai_rpm, settings.openai_concurrency, settings.openai_base_url),
+    }[client.name]
+    client.limiter = backend_limiter(client.name, rpm, concurrency)
+    if breaker:
+        client.breaker = breaker_for(
+            client.name,
+            base_url,
+            client.model,
+            settings.breaker_failures,
+            settings.breaker_cooldown,
+        )
+    return client
+
+
 def make_generator(settings: Settings, backend: str) -> ImageGenerator:
-    """A client for `backend` ("gemini" or "openai") configured from `settings`.
+    """A client for `backend` ("gemini" or "openai") configured from `settings`, its calls
+    rate-limited and behind the backend's circuit breaker.
 
     Raises SettingsError when the backend is unknown or its API key is not set.
     """
     if backend == "gemini":
-        return GeminiClient(
+        gemini = GeminiClient(
             _key(settings.gemini_api_key, backend, "GEMINI_API_KEY"),
             model=settings.gemini_model,
             base_url=settings.gemini_base_url,
@@ -50,18 +74,29 @@ def make_generator(settings: Settings, backend: str) -> ImageGenerator:
             image_size=settings.gemini_image_size,
             **_transport_options(settings),
         )
+        return _guarded(gemini, settings)
     if backend == "openai":
-        return OpenAIImagesClient(
+        openai = OpenAIImagesClient(
             _key(settings.openai_api_key, backend, "OPENAI_API_KEY"),
             model=settings.openai_model,
             base_url=settings.openai_base_url,
             **_transport_options(settings),
         )
+        return _guarded(openai, settings)
     raise SettingsError(f"no generative client for backend {backend!r}: use 'gemini' or 'openai'")
 
 
 def make_batch_client(settings: Settings) -> GeminiBatchClient:
-    """A Gemini client that can also run Batch API jobs (refreshes at half price)."""
+    """A Gemini client that can also run Batch API jobs (refreshes at half price).
+
+    Rate-limited like the synchronous client, but without the breaker: a failed batch is
+    already handled (its requests go through normal calls, which the breaker guards), while
+    an open breaker during polling would abandon jobs that were paid for.
+    """
+    return _guarded(_batch_client(settings), settings, breaker=False)
+
+
+def _batch_client(settings: Settings) -> GeminiBatchClient:
     return GeminiBatchClient(
         _key(settings.gemini_api_key, "gemini", "GEMINI_API_KEY"),
         model=settings.gemini_model,

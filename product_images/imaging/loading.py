@@ -23,7 +23,9 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Final
+from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import (
@@ -117,6 +119,14 @@ _HEIC_BRANDS: Final = frozenset(
 )
 _AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
 
+# What a file name's extension promises. The bytes decide the decoder; a mismatch (a PNG saved
+# as .jpg, a JPEG exported as .heic) is only noted, so someone can fix the file's name.
+_EXTENSION_FORMATS: Final = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG",
+    ".apng": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF",
+    ".bmp": "BMP", ".dib": "BMP", ".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF",
+}  # fmt: skip
+
 _FRAME_WORDS: Final = {
     "GIF": ("animated GIF", "frame"),
     "PNG": ("animated PNG", "frame"),
@@ -150,7 +160,7 @@ def decode_source(data: bytes, source: str, *, max_pixels: int, min_side: int) -
     _check_size(opened.size, source, max_pixels=max_pixels, min_side=min_side)
 
     fmt = _public_format(opened)
-    notes: list[str] = []
+    notes = _extension_notes(source, fmt)
     # Read these before any conversion drops them from `info`.
     icc = opened.info.get("icc_profile") or None
     adobe_jpeg = "adobe" in opened.info
@@ -356,6 +366,16 @@ def _stores_16_bit(opened: ImageFile.ImageFile) -> bool:
         if isinstance(rawmode, str) and ";16" in rawmode:
             return True
     return False
+
+
+def _extension_notes(source: str, fmt: str) -> list[str]:
+    """A note when the name of `source` promises another format than its bytes hold."""
+    path = urlsplit(source).path if "://" in source else source
+    suffix = PurePosixPath(path).suffix.lower()
+    promised = _EXTENSION_FORMATS.get(suffix)
+    if promised is None or promised == fmt:
+        return []
+    return [f"file name ends in {suffix} but the content is {fmt}: decoded as {fmt}"]
 
 
 # --------------------------------------------------------------------------------------------

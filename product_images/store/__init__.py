@@ -3,7 +3,7 @@
 open_store("s3://bucket/prefix")   -> S3Store
 open_store("file:///srv/out")      -> LocalStore (created if missing)
 open_store("./out")                -> LocalStore
-read_url("s3://bucket/photo.jpg")  -> bytes of one source object (or a local path)
+read_url("s3://bucket/photo.jpg")  -> bytes of one source object (or https://, or a local path)
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from product_images.errors import ObjectNotFoundError, StorageError
+from product_images.errors import ForbiddenSourceError, ObjectNotFoundError, StorageError
 from product_images.store.base import ObjectInfo, Store
 from product_images.store.local import LocalStore, read_file
 
 if TYPE_CHECKING:
+    from product_images.settings import Settings
     from product_images.store.s3 import S3Client, S3Store
 
 
@@ -73,12 +74,28 @@ def open_store(url: str) -> Store:
     return LocalStore(local_path(url))
 
 
-def read_url(url: str, client: S3Client | None = None) -> bytes:
-    """The bytes of one object: 's3://bucket/key', 'file:///path' or a plain path."""
+def read_url(url: str, client: S3Client | None = None, settings: Settings | None = None) -> bytes:
+    """The bytes of one object: 's3://bucket/key', 'http(s)://...', 'file:///path' or a path.
+
+    http(s) URLs are fetched under the checks of `product_images.sources` and `settings` (the
+    process-wide ones when None); any other scheme is a ForbiddenSourceError.
+    """
+    if any(ord(char) < 32 or ord(char) == 127 for char in url):
+        # No filesystem, bucket or server takes them; Path.read_bytes raises ValueError on NUL.
+        raise ForbiddenSourceError(repr(url), "the location contains control characters")
     if url.startswith("s3://"):
         return _read_s3(url, client)
-    if "://" in url and not url.startswith("file://"):
-        raise StorageError(f"unsupported URL: {url!r} (use s3://, file:// or a path)")
+    scheme = url.partition("://")[0].lower() if "://" in url else "file"
+    if scheme in ("http", "https"):
+        from product_images.settings import get_settings
+        from product_images.sources import fetch_url
+
+        return fetch_url(url, settings or get_settings())
+    if scheme != "file":
+        raise ForbiddenSourceError(
+            url,
+            f"unsupported URL scheme {scheme}://; use https://, http://, s3://, file:// or a path",
+        )
     return read_file(local_path(url), url)
 
 

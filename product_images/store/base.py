@@ -59,6 +59,15 @@ class Store(ABC):
     def link(self, key: str, expires_in: int = 3600) -> str:
         """A URL a browser can open: a file:// path or a presigned https URL."""
 
+    def copy(
+        self, source: str, target: str, content_type: str = "application/octet-stream"
+    ) -> None:
+        """Copy one object to another key atomically (server-side where the store can).
+
+        This default reads and writes; LocalStore hard-links and S3Store uses CopyObject.
+        """
+        self.put(target, self.get(source), content_type)
+
     def head(self, key: str) -> ObjectInfo:
         """Size, time, ETag and metadata of one object; ObjectNotFoundError when absent."""
         raise NotImplementedError(f"{type(self).__name__} cannot describe its objects")

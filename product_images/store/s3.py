@@ -126,6 +126,20 @@ class S3Store(Store):
             raise
         return True
 
+    def copy(
+        self, source: str, target: str, content_type: str = "application/octet-stream"
+    ) -> None:
+        """One server-side CopyObject: the bytes never leave the server."""
+        full, target_full = self.object_key(source), self.object_key(target)
+        with self._errors("CopyObject", source):
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=target_full,
+                CopySource={"Bucket": self.bucket, "Key": full},
+                ContentType=content_type,
+                MetadataDirective="REPLACE",
+            )
+
     def head(self, key: str) -> ObjectInfo:
         full = self.object_key(key)
         with self._errors("HeadObject", key):

@@ -131,7 +131,7 @@ def test_run_artifacts_hold_every_output_and_every_failure(run):
     assert main["checks"] == f"{len(output.checks)}/{len(output.checks)} passed"
     assert main["failed_rules"] == ""
     assert main["size"] == f"{output.width}x{output.height}" and main["bytes"] == output.bytes
-    assert main["link"] == store.link("OK-1/amazon/main.jpg")
+    assert main["link"] == store.link(output.key)
     review = [r for r in rows if r["sku"] == "REV-1"]
     assert review and all(
         r["status"] == "needs_review" and "confidence" in r["reason"] for r in review
@@ -145,9 +145,12 @@ def test_run_artifacts_hold_every_output_and_every_failure(run):
     assert found["markdown"].key == artifact_key("catalog", label, "summary")
     for sku in ("OK-1", "REV-1", "BAD-1", "LATE-1"):
         assert sku in markdown
-    assert f"]({store.link('OK-1/masters/white.png')})" in markdown
-    assert f"]({store.link('OK-1/amazon/main.jpg')})" in markdown
-    assert f"]({store.link('REV-1/masters/white.png')})" in markdown
+    review_manifest = Manifest.model_validate_json(store.get("REV-1/manifest.json"))
+    whites = [
+        next(m for m in m_.masters if m.variant == "white") for m_ in (manifest, review_manifest)
+    ]
+    for shown in (*whites, output):
+        assert f"]({store.link(shown.key)})" in markdown
     assert "`corrupt_image` × 1" in markdown and "truncated JPEG" in markdown
     assert "needs review: cutout: low contrast edge (confidence 0.41)" in markdown
     assert "| 4 | 2 | 1 | 1 | 1 | 0 | 0.0000 |" in markdown

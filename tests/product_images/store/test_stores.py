@@ -16,7 +16,7 @@ import httpx
 import pytest
 from botocore.config import Config
 
-from product_images.errors import ObjectNotFoundError, StorageError
+from product_images.errors import ForbiddenSourceError, ObjectNotFoundError, StorageError
 from product_images.store import (
     LocalStore,
     S3Store,
@@ -319,8 +319,8 @@ def test_read_url_local(tmp_path: Path) -> None:
         read_url(str(tmp_path / "missing.jpg"))
     with pytest.raises(ObjectNotFoundError):
         read_url(str(tmp_path))
-    with pytest.raises(StorageError):
-        read_url("https://example.com/x.jpg")
+    with pytest.raises(ForbiddenSourceError):
+        read_url("ftp://example.com/x.jpg")  # http(s) sources: tests/product_images/test_sources.py
 
 
 @pytest.mark.s3

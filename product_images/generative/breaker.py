@@ -1,0 +1,173 @@
+"""Circuit breakers: one per generative backend, API root and model in a process.
+
+    closed ──(`failures` retryable failures in a row)──> open
+    open ──(`cooldown` seconds later)──> half-open: one probe call goes through; the callers
+                                         arriving meanwhile wait for its outcome
+    half-open ──probe answered──> closed        half-open ──probe failed──> open again
+
+Only RetryableGenerationError counts as a failure (429, 5xx, timeouts, answers without an
+image). A permanent error (a 400, a safety block) is an answer: proof the backend is up. While
+open, a call raises BackendUnavailableError at once, without touching the network, and the
+product waiting for it is deferred instead of failed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+from product_images.errors import (
+    BackendUnavailableError,
+    GenerationError,
+    RetryableGenerationError,
+)
+
+__all__ = ["BreakerState", "CircuitBreaker", "breaker_for", "reset_breakers"]
+
+BreakerState = Literal["closed", "open", "half-open"]
+
+
+class CircuitBreaker:
+    """A thread-safe circuit breaker around the calls to one backend (see the module doc)."""
+
+    def __init__(
+        self,
+        name: str,
+        failures: int = 5,
+        cooldown: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.failures = max(1, failures)
+        self.cooldown = cooldown
+        self._clock = clock
+        self._changed = threading.Condition()
+        self._state: BreakerState = "closed"
+        self._in_a_row = 0
+        self._opened_at = 0.0
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        """closed, open or half-open, as of now."""
+        with self._changed:
+            return self._current()
+
+    def retry_after(self) -> float:
+        """Seconds left of the cool-down; 0 unless open."""
+        with self._changed:
+            if self._current() != "open":
+                return 0.0
+            return max(self.cooldown - (self._clock() - self._opened_at), 0.0)
+
+    def configure(self, failures: int, cooldown: float) -> None:
+        """New thresholds from the settings; the state is kept."""
+        with self._changed:
+            self.failures, self.cooldown = max(1, failures), cooldown
+
+    def reset(self) -> None:
+        """Closed, no failures counted."""
+        with self._changed:
+            self._state, self._in_a_row = "closed", 0
+            self._changed.notify_all()
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Let one call run, or raise BackendUnavailableError; its outcome moves the state.
+
+        Exceptions that are no GenerationError (a budget refusal before the call, a bug) say
+        nothing about the backend and leave the state alone.
+        """
+        probe = self._admit()
+        try:
+            yield
+        except RetryableGenerationError:
+            self._finish(probe, answered=False)
+            raise
+        except GenerationError:
+            self._finish(probe, answered=True)
+            raise
+        except BaseException:
+            self._finish(probe, answered=None)
+            raise
+        self._finish(probe, answered=True)
+
+    def _current(self) -> BreakerState:
+        """The state, moving open -> half-open once the cool-down is over (lock held)."""
+        if self._state == "open" and self._clock() - self._opened_at >= self.cooldown:
+            self._state = "half-open"
+        return self._state
+
+    def _admit(self) -> bool:
+        """True when this call is the half-open probe; raises while open."""
+        with self._changed:
+            while True:
+                state = self._current()
+                if state == "closed":
+                    return False
+                if state == "open":
+                    raise self._unavailable()
+                if not self._probing:
+                    self._probing = True
+                    return True
+                # Another call is the probe: its outcome decides for this one too, rather
+                # than deferring every waiting product when the backend may be back.
+                self._changed.wait(timeout=1.0)
+
+    def _finish(self, probe: bool, answered: bool | None) -> None:
+        with self._changed:
+            if probe:
+                self._probing = False
+                if answered is True:
+                    self._state, self._in_a_row = "closed", 0
+                elif answered is False:
+                    self._open()
+            elif answered is True:
+                self._in_a_row = 0
+            elif answered is False and self._state == "closed":
+                self._in_a_row += 1
+                if self._in_a_row >= self.failures:
+                    self._open()
+            self._changed.notify_all()
+
+    def _open(self) -> None:
+        self._state, self._opened_at, self._in_a_row = "open", self._clock(), 0
+
+    def _unavailable(self) -> BackendUnavailableError:
+        wait = max(self.cooldown - (self._clock() - self._opened_at), 0.0)
+        return BackendUnavailableError(
+            f"{self.name}: paused after {self.failures} failed calls in a row "
+            f"(circuit breaker open); calls resume in {wait:.1f}s",
+            retry_after=wait,
+        )
+
+
+_BREAKERS: dict[tuple[str, str, str], CircuitBreaker] = {}
+_BREAKERS_LOCK = threading.Lock()
+
+
+def breaker_for(
+    backend: str, base_url: str, model: str, failures: int, cooldown: float
+) -> CircuitBreaker:
+    """The process's breaker for this backend, API root and model, with these thresholds.
+
+    Keyed by the API root too: a relay and Google's endpoint fail independently.
+    """
+    with _BREAKERS_LOCK:
+        key = (backend, base_url, model)
+        if key not in _BREAKERS:
+            _BREAKERS[key] = CircuitBreaker(f"{backend} {model}", failures, cooldown)
+        breaker = _BREAKERS[key]
+    breaker.configure(failures, cooldown)
+    return breaker
+
+
+def reset_breakers() -> None:
+    """Close every breaker and forget its failures (tests; an operator's clean slate)."""
+    with _BREAKERS_LOCK:
+        breakers = list(_BREAKERS.values())
+    for breaker in breakers:
+        breaker.reset()

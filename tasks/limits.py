@@ -1,0 +1,126 @@
+"""Generative backends' rate and concurrency limits across workers: Prefect global
+concurrency limits, created by the project and used strictly (a missing one is an error).
+
+Per backend, two limits (names from `limit_names`):
+
+* `<backend>-requests`: a concurrency limit of `<backend>_concurrency` slots, one held
+  around each HTTP attempt;
+* `<backend>-rpm`: a rate limit of `burst_of(<backend>_rpm)` slots decaying at rpm / 60
+  a second, one taken per attempt.
+
+`ensure_concurrency_limits` creates or updates them (called by `serve` and by the flows at
+start); `prefect_call_limits` routes the product's calls through them while a task runs
+against a Prefect API, and leaves the in-process limiter in charge otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+)
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+from prefect.concurrency.sync import concurrency, rate_limit
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.settings import get_current_settings
+
+from product_images.errors import SettingsError
+from product_images.generative.limits import burst_of, cluster_limits
+from product_images.settings import Settings
+
+__all__ = [
+    "PrefectCallLimiter",
+    "ensure_concurrency_limits",
+    "limit_names",
+    "prefect_api_configured",
+    "prefect_call_limits",
+]
+
+#: Backends with limits; their settings are <backend>_rpm and <backend>_concurrency.
+BACKENDS = ("gemini", "openai")
+
+
+def limit_names(backend: str) -> tuple[str, str]:
+    """(concurrency limit, rate limit) names of a backend."""
+    return f"{backend}-requests", f"{backend}-rpm"
+
+
+def prefect_api_configured() -> bool:
+    """Whether a Prefect API URL is set (environment or profile)."""
+    return bool(get_current_settings().api.url)
+
+
+class PrefectCallLimiter:
+    """Slots from the backend's Prefect global limits, shared by every worker of the server."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.requests, self.rpm = limit_names(backend)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """A concurrency slot, then a rate slot; SettingsError when a limit does not exist."""
+        with ExitStack() as held:
+            try:
+                held.enter_context(
+                    # A slow generation must not be killed by one failed lease renewal.
+                    concurrency(self.requests, strict=True, raise_on_lease_renewal_failure=False)
+                )
+                rate_limit(self.rpm, strict=True)
+            except ConcurrencySlotAcquisitionError as error:
+                raise SettingsError(
+                    f"Prefect global concurrency limits {self.requests!r} and {self.rpm!r} are "
+                    f"needed for {self.backend} calls: `product-images serve` and the flows "
+                    f"create them (tasks.limits.ensure_concurrency_limits) ({error})"
+                ) from error
+            yield
+
+
+def _limits(settings: Settings) -> dict[str, tuple[int, float]]:
+    """Name -> (slots, decay per second) of every limit the settings ask for."""
+    wanted: dict[str, tuple[int, float]] = {}
+    for backend in BACKENDS:
+        rpm: float = getattr(settings, f"{backend}_rpm")
+        requests, per_minute = limit_names(backend)
+        wanted[requests] = (getattr(settings, f"{backend}_concurrency"), 0.0)
+        wanted[per_minute] = (burst_of(rpm), rpm / 60.0)
+    return wanted
+
+
+def _upsert(client: SyncPrefectClient, name: str, slots: int, decay: float) -> None:
+    try:
+        current = client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        create = GlobalConcurrencyLimitCreate(name=name, limit=slots, slot_decay_per_second=decay)
+        try:
+            client.create_global_concurrency_limit(create)
+            return
+        except ObjectAlreadyExists:  # another worker created it meanwhile: update it below
+            current = client.read_global_concurrency_limit_by_name(name)
+    if current.limit != slots or (current.slot_decay_per_second or 0.0) != decay:
+        update = GlobalConcurrencyLimitUpdate(limit=slots, slot_decay_per_second=decay)
+        client.update_global_concurrency_limit(name, update)
+
+
+def ensure_concurrency_limits(settings: Settings) -> list[str]:
+    """Create (or bring to the settings' values) every backend's limits; their names.
+    Nothing (an empty list) without a Prefect API: the limits are then per process."""
+    if not prefect_api_configured():
+        return []
+    wanted = _limits(settings)
+    with get_client(sync_client=True) as client:
+        for name, (slots, decay) in wanted.items():
+            _upsert(client, name, slots, decay)
+    return list(wanted)
+
+
+def prefect_call_limits() -> AbstractContextManager[None]:
+    """While the block runs, generative calls in this process take Prefect's global limits
+    when a Prefect API is configured; otherwise nothing changes (in-process limits)."""
+    if not prefect_api_configured():
+        return nullcontext()
+    return cluster_limits(PrefectCallLimiter)

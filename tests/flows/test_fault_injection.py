@@ -1,0 +1,103 @@
+"""A catalog through a flaky generative API into a real S3 server: every product completes,
+nothing is paid twice, nothing is published half-written.
+
+The stand-in answers 30% of generate calls 429/503 (a third of the 429s with RetryInfo), lets
+5% time out and 2% come back malformed or without an image. The circuit breaker may open on a
+run of failures; its products are deferred and Prefect retries them after the cool-down.
+
+The soak variant (2,000 products) runs only with PRODUCT_IMAGES_SOAK=1.
+"""
+
+import os
+from collections import Counter
+
+import pytest
+
+from flows.process_catalog import catalog_flow
+from product_images.gc import find_orphans, verify_published
+from product_images.generative.ledger import Ledger
+from product_images.manifest import Manifest
+from product_images.testing.images import draw_product
+from product_images.testing.standin import StandinServer
+
+FAULT_RATES = {
+    "429": 0.10,
+    "429-retryinfo:0.05s": 0.05,
+    "503": 0.15,
+    "timeout": 0.05,
+    "malformed": 0.01,
+    "text-only": 0.01,
+}
+SOAK = pytest.mark.skipif(
+    os.environ.get("PRODUCT_IMAGES_SOAK") != "1", reason="soak: set PRODUCT_IMAGES_SOAK=1"
+)
+
+
+def _catalog(tmp_path, count):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    colours = [(150, 40, 40), (40, 120, 60), (40, 60, 160), (160, 120, 30)]
+    for n in range(len(colours)):
+        draw_product(size=(260, 220), colour=colours[n])[0].save(photos / f"{n}.jpg")
+    # distinct products (their own SKU and name, so their own prompts and generations)
+    rows = [f"F{n:04d},{photos / f'{n % len(colours)}.jpg'},Item {n}" for n in range(count)]
+    path = tmp_path / "catalog.csv"
+    path.write_text("sku,source,name\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def flaky_api(monkeypatch):
+    with StandinServer(api_key="flaky-key", hang_seconds=2.0, seed=7) as server:
+        server.set_fault_rates(FAULT_RATES)
+        for name, value in {
+            "GEMINI_API_KEY": server.api_key,
+            "PRODUCT_IMAGES_BACKEND": "gemini",
+            "PRODUCT_IMAGES_GEMINI_BASE_URL": server.url,
+            "PRODUCT_IMAGES_MASTER_SIDE": "256",
+            "PRODUCT_IMAGES_REQUEST_TIMEOUT": "0.5",
+            "PRODUCT_IMAGES_RETRY_BASE_DELAY": "0.01",
+            "PRODUCT_IMAGES_RETRY_MAX_DELAY": "0.1",
+            "PRODUCT_IMAGES_MAX_ATTEMPTS": "4",
+            "PRODUCT_IMAGES_BREAKER_COOLDOWN": "0.5",
+            "PRODUCT_IMAGES_DEFER_RETRIES": "8",
+            "PRODUCT_IMAGES_GEMINI_RPM": "60000",  # the breaker and retries are under test
+            "PRODUCT_IMAGES_GEMINI_CONCURRENCY": "16",
+            "PRODUCT_IMAGES_THREADS": "1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+def _run_and_check(count, tmp_path, s3_store, server):
+    summary = catalog_flow(None, concurrency=8)(
+        catalog=str(_catalog(tmp_path, count)), platforms=["pinduoduo"], store=s3_store.url
+    )
+    statuses = Counter(r.status for r in summary.results)
+    assert statuses == {"done": count}, [r for r in summary.results if r.status != "done"][:5]
+
+    entries = Ledger(s3_store).entries()
+    generations = [(e.sku, e.variant) for e in entries if e.outcome == "ok"]
+    manifests = [
+        Manifest.model_validate_json(s3_store.get(f"F{n:04d}/manifest.json")) for n in range(count)
+    ]
+    generated = [(m.sku, g.variant) for m in manifests for g in m.masters if g.generated_by]
+    assert sorted(generations) == sorted(generated)  # each generation paid for exactly once
+    assert server.calls == len(entries)  # every attempt that reached the API is in the ledger
+    failures = Counter(e.outcome for e in entries if e.outcome != "ok")
+    assert failures["rate_limited"] and failures["upstream_error"] and failures["timeout"]
+
+    assert verify_published(s3_store) == []  # every listed object there, checksums match
+    assert find_orphans(s3_store, grace_seconds=0).orphans == []  # no duplicate outputs
+    return summary, entries
+
+
+@pytest.mark.s3
+def test_200_products_through_a_flaky_api_all_complete(flaky_api, tmp_path, s3_store, s3_env):
+    _run_and_check(200, tmp_path, s3_store, flaky_api)
+
+
+@SOAK
+@pytest.mark.s3
+def test_soak_2000_products_through_a_flaky_api(flaky_api, tmp_path, s3_store, s3_env):
+    _run_and_check(2000, tmp_path, s3_store, flaky_api)

@@ -1,0 +1,74 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, JpegImagePlugin
+
+from product_images.imaging.encode import SRGB_ICC, SharedEncodings, encode_for_slot
+from product_images.imaging.provenance import ai_provenance_xmp
+from product_images.specs import SlotSpec
+from product_images.testing.images import draw_product
+
+SLOT = SlotSpec(name="s", variant="scene", width=400, height=300, fit="cover", quality=88)
+
+
+def _photo():
+    return draw_product(size=(400, 300))[0]
+
+
+def test_an_image_that_fits_is_encoded_once_at_the_slot_quality_with_420_chroma():
+    image = _photo()
+    data, encoded = encode_for_slot(image, SLOT)
+    reference = io.BytesIO()
+    image.save(reference, "JPEG", quality=88, subsampling="4:2:0", icc_profile=SRGB_ICC)
+    assert data == reference.getvalue() and encoded is image
+    decoded = Image.open(io.BytesIO(data))
+    assert JpegImagePlugin.get_sampling(decoded) == 2  # 4:2:0
+    assert decoded.info["icc_profile"] == SRGB_ICC
+
+
+def test_over_budget_searches_down_to_the_highest_quality_that_fits():
+    image = _photo()
+    sizes = {}
+    for quality in range(60, 89):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality, subsampling="4:2:0", icc_profile=SRGB_ICC)
+        sizes[quality] = len(buffer.getvalue())
+    budget = (sizes[70] + sizes[71]) // 2
+    slot = SLOT.model_copy(update={"max_bytes": budget})
+    data, _ = encode_for_slot(image, slot)
+    assert len(data) == sizes[70]
+
+
+@pytest.mark.parametrize(
+    ("other", "shared"),
+    [
+        ({}, True),
+        ({"name": "other", "max_side": 5000}, True),
+        ({"quality": 80}, False),
+        ({"embed_icc": False}, False),
+        ({"max_bytes": 10_000}, False),  # 12 kB at quality 88: searched down
+    ],
+)
+def test_shared_encodings_encode_an_image_once_per_encoding_rules(other, shared):
+    image, encodings = _photo(), SharedEncodings()
+    first, _ = encodings.encode(image, SLOT)
+    second, _ = encodings.encode(image, SLOT.model_copy(update=other))
+    assert (second is first) == shared
+    if not shared:
+        assert second != first
+
+
+def test_shared_encodings_tell_images_and_provenance_apart():
+    encodings = SharedEncodings()
+    image, twin = _photo(), _photo()
+    first, _ = encodings.encode(image, SLOT)
+    assert encodings.encode(twin, SLOT)[0] is not first
+    tagged, _ = encodings.encode(image, SLOT, ai_provenance_xmp("gemini-3.1-flash-image"))
+    assert tagged != first and b"trainedAlgorithmicMedia" in tagged
+
+
+def test_shared_encodings_give_what_encode_for_slot_gives():
+    noisy = Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 400, 3), np.uint8))
+    slot = SLOT.model_copy(update={"max_bytes": 60_000, "min_quality": 10})
+    assert SharedEncodings().encode(noisy, slot)[0] == encode_for_slot(noisy, slot)[0]
