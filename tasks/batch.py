@@ -7,8 +7,8 @@ from prefect.cache_policies import NO_CACHE
 
 from product_images.batch_mode import BatchReport, prefill_refresh
 from product_images.pipeline import ProductRequest
-from product_images.settings import get_settings
 from tasks._store import store_at
+from tasks.secrets import resolved_settings
 
 __all__ = ["prefill_batch_task"]
 
@@ -16,7 +16,7 @@ __all__ = ["prefill_batch_task"]
 @task(name="prefill-batch", cache_policy=NO_CACHE)
 def prefill_batch_task(requests: list[ProductRequest], store_url: str, force: bool) -> BatchReport:
     """Batch the generations of the products this refresh will redo."""
-    report = prefill_refresh(requests, store_at(store_url), get_settings(), force)
+    report = prefill_refresh(requests, store_at(store_url), resolved_settings(), force)
     get_run_logger().info(
         "batch: %d submitted, %d made, $%.4f; left for normal calls: %s",
         report.submitted,

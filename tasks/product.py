@@ -24,6 +24,7 @@ from product_images.pipeline import ProductRequest, make_product
 from product_images.settings import Settings, get_settings
 from tasks._store import store_at
 from tasks.limits import prefect_call_limits
+from tasks.secrets import resolved_settings
 
 __all__ = ["make_product_task", "product_task", "retry_if_deferred"]
 
@@ -51,7 +52,7 @@ def make_product_task(
     """All masters, slots and the manifest of one product, unless it is unchanged; raises
     ProductError on bad input. Generative calls take the Prefect global limits."""
     with prefect_call_limits():
-        return make_product(request, store_at(store_url), get_settings(), force)
+        return make_product(request, store_at(store_url), resolved_settings(), force)
 
 
 def product_task(settings: Settings) -> Task[Any, ProductResult]:

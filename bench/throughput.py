@@ -1,0 +1,264 @@
+"""Throughput with a slow API (issue 7, item 3): generated images per hour of the catalog flow
+against a real `prefect server` and the stand-in Gemini server answering after 2.0 s.
+
+The catalog flow runs in this process (`catalog_flow(None, --products-at-once)`), with the
+Prefect global limits `gemini-requests` (--gemini-concurrency slots) and `gemini-rpm` on the
+server. Reference in the same run, before and after the flow: a bare asyncio script with a
+semaphore of the same size sending the same number of generateContent requests (the same body
+our client sends) to the same stand-in, without durability. Printed: our rate, the ideal rate
+(concurrency / latency), the reference's rate, and the ratios; the Prefect server's and this
+process's CPU.
+
+    .venv/bin/python bench/throughput.py [--products 240] [--latency 2.0] [--gemini-concurrency 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from product_images.testing.images import draw_product
+from upload_latency import _free_port, _stop, _wait_health
+
+BIN = Path(sys.executable).parent
+API_KEY = "bench-key"
+MODEL = "gemini-3.1-flash-image"
+PLATFORMS = '["pinduoduo"]'  # three 750 px slots: one per master
+HOUR = 3600.0
+
+
+def _photo(seed: int) -> bytes:
+    colour = (60 + (seed * 37) % 180, 40 + (seed * 53) % 180, 40 + (seed * 71) % 180)
+    image, _ = draw_product(size=(320, 240), colour=colour)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _catalog(folder: Path, products: int) -> Path:
+    folder.mkdir()
+    rows = ["sku,source"]
+    for i in range(products):
+        photo = folder / f"TP-{i:04d}.jpg"
+        photo.write_bytes(_photo(i))
+        rows.append(f"TP-{i:04d},{photo}")
+    catalog = folder / "catalog.csv"
+    catalog.write_text("\n".join(rows) + "\n")
+    return catalog
+
+
+def _start(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"stand-in exited with {proc.returncode}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("stand-in did not start")
+
+
+def _request_body(photo: bytes, image_size: str) -> dict[str, Any]:
+    from product_images.generative.base import GenerationRequest, ImageInput
+    from product_images.generative.gemini import build_request_body
+
+    prompt = "Lifestyle product photo of the product in the image, on a studio set."
+    request = GenerationRequest(prompt=prompt, images=(ImageInput(photo, "image/jpeg"),))
+    return build_request_body(request, MODEL, image_size)
+
+
+async def _bare_asyncio(url: str, body: dict[str, Any], calls: int, slots: int) -> float:
+    """The seed's batch generator without durability: `calls` requests, `slots` at a time;
+    returns the wall seconds."""
+    semaphore = asyncio.Semaphore(slots)
+    endpoint = f"{url}/v1beta/models/{MODEL}:generateContent"
+    headers = {"x-goog-api-key": API_KEY}
+    limits = httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def one() -> None:
+            async with semaphore:
+                answer = await client.post(endpoint, json=body, headers=headers)
+                answer.raise_for_status()
+                answer.json()["candidates"][0]["content"]["parts"]
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(calls)))
+        return time.perf_counter() - started
+
+
+def _ledger_window(store: Path) -> tuple[int, float]:
+    """(ok generations, seconds from the first one's start to the last one's end)."""
+    from product_images.generative.ledger import Ledger
+    from product_images.store import LocalStore
+
+    entries = [e for e in Ledger(LocalStore(store)).entries() if e.outcome == "ok"]
+    starts = [e.time.timestamp() - e.seconds for e in entries]
+    ends = [e.time.timestamp() for e in entries]
+    return len(entries), max(ends) - min(starts)
+
+
+def _cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _run_flow(catalog: Path, store: Path, at_once: int) -> tuple[Any, float]:
+    from flows.process_catalog import catalog_flow
+
+    started = time.perf_counter()
+    summary = catalog_flow(None, at_once)(catalog=str(catalog), store=str(store))
+    return summary, time.perf_counter() - started
+
+
+def _report(args: argparse.Namespace, flow: dict[str, float], refs: list[float]) -> None:
+    ideal = args.gemini_concurrency / args.latency
+    ref = sum(refs) / len(refs)
+    print(f"\n{'':28s} {'images/s':>9s} {'images/h':>9s} {'/ ideal':>8s} {'/ bare':>7s}")
+    print(f"{'ideal (concurrency/latency)':28s} {ideal:9.2f} {ideal * HOUR:9.0f} {1:8.2f}")
+    print(f"{'bare asyncio (mean of 2)':28s} {ref:9.2f} {ref * HOUR:9.0f} {ref / ideal:8.2f}")
+    for label in ("flow, whole run", "flow, generation window"):
+        rate = flow[label]
+        print(
+            f"{label:28s} {rate:9.2f} {rate * HOUR:9.0f} {rate / ideal:8.2f} {rate / ref:7.2f}"
+        )
+    print(f"  bare asyncio runs: {', '.join(f'{r:.2f}' for r in refs)} images/s")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=240)
+    parser.add_argument("--latency", type=float, default=2.0)
+    parser.add_argument("--gemini-concurrency", type=int, default=24)
+    parser.add_argument("--products-at-once", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--image-size", default="512")
+    parser.add_argument("--master-side", type=int, default=512)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    return parser
+
+
+def _environment(args: argparse.Namespace, api: str, standin: str, tmp: Path) -> dict[str, str]:
+    rpm = max(300.0, 3 * 60 * args.gemini_concurrency / args.latency)  # never the bottleneck
+    return {
+        "PREFECT_API_URL": api,
+        "PREFECT_HOME": str(tmp / "client-home"),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PRODUCT_IMAGES_BACKEND": "gemini",
+        "GEMINI_API_KEY": API_KEY,
+        "GEMINI_BASE_URL": standin,
+        "GEMINI_MODEL": MODEL,
+        "PRODUCT_IMAGES_GEMINI_IMAGE_SIZE": args.image_size,
+        "PRODUCT_IMAGES_GEMINI_CONCURRENCY": str(args.gemini_concurrency),
+        "PRODUCT_IMAGES_GEMINI_RPM": str(rpm),
+        "PRODUCT_IMAGES_CONCURRENCY": str(args.products_at_once),
+        "PRODUCT_IMAGES_THREADS": str(args.threads),
+        "PRODUCT_IMAGES_MASTER_SIDE": str(args.master_side),
+        "PRODUCT_IMAGES_PLATFORMS": PLATFORMS,
+        "PRODUCT_IMAGES_RETRY_BASE_DELAY": "0.2",
+    }
+
+
+def _clean_env() -> dict[str, str]:
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "PRODUCT_IMAGES_", "GEMINI_", "OPENAI_"))
+    }
+
+
+def _services(tmp: Path, latency: float) -> tuple[subprocess.Popen[bytes], ...]:
+    port, standin_port = _free_port(), _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = _clean_env() | {
+        "PREFECT_HOME": str(tmp / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_API_URL": api,
+        "PREFECT_API_URL": api,
+    }
+    server = _start(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        tmp / "prefect-server.log",
+        env,
+    )
+    standin = _start(
+        [sys.executable, "-m", "product_images.testing.standin", "--port", str(standin_port)]
+        + ["--latency", str(latency), "--api-key", API_KEY],
+        tmp / "standin.log",
+        _clean_env(),
+    )
+    os.environ["BENCH_API"] = api
+    os.environ["BENCH_STANDIN"] = f"http://127.0.0.1:{standin_port}"
+    _wait_port(standin_port, standin)
+    _wait_health(api, server)
+    return server, standin
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="throughput-"))
+    procs: tuple[subprocess.Popen[bytes], ...] = ()
+    try:
+        procs = _services(tmp, args.latency)
+        server, _ = procs
+        api, standin = os.environ.pop("BENCH_API"), os.environ.pop("BENCH_STANDIN")
+        os.environ.update(_environment(args, api, standin, tmp))
+        catalog = _catalog(tmp / "photos", args.products)
+        body = _request_body(_photo(0), args.image_size)
+        calls, slots = 2 * args.products, args.gemini_concurrency
+        print(
+            f"{args.products} products (320x240, pinduoduo, masters {args.master_side} px, "
+            f"imageSize {args.image_size}), {args.products_at_once} at once, "
+            f"{args.threads} threads each; stand-in latency {args.latency} s, "
+            f"gemini_concurrency {slots}; prefect server {api}"
+        )
+        refs = [calls / asyncio.run(_bare_asyncio(standin, body, calls, slots))]
+        me, prefect = psutil.Process(), psutil.Process(server.pid)
+        cpu_me, cpu_server = _cpu_seconds(me), _cpu_seconds(prefect)
+        summary, wall = _run_flow(catalog, tmp / "store", args.products_at_once)
+        cpu_me, cpu_server = _cpu_seconds(me) - cpu_me, _cpu_seconds(prefect) - cpu_server
+        refs.append(calls / asyncio.run(_bare_asyncio(standin, body, calls, slots)))
+        made, window = _ledger_window(tmp / "store")
+        statuses: dict[str, int] = {}
+        for result in summary.results:
+            statuses[result.status] = statuses.get(result.status, 0) + 1
+        print(
+            f"flow: {wall:.1f} s, {made} generated images, statuses {statuses}; "
+            f"CPU: flow process {cpu_me:.1f} s ({cpu_me / wall:.0%} of one core), "
+            f"prefect server {cpu_server:.1f} s ({cpu_server / wall:.0%} of one core)"
+        )
+        _report(
+            args,
+            {"flow, whole run": made / wall, "flow, generation window": made / window},
+            refs,
+        )
+    finally:
+        for proc in reversed(procs):
+            _stop(proc, proc.args[0] if isinstance(proc.args, list) else "process")
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp}")
+
+
+if __name__ == "__main__":
+    main()
