@@ -19,6 +19,7 @@ import asyncio
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,9 +29,9 @@ from typing import Any
 
 import httpx
 import psutil
+from upload_latency import _free_port, _stop, _wait_health
 
 from product_images.testing.images import draw_product
-from upload_latency import _free_port, _stop, _wait_health
 
 BIN = Path(sys.executable).parent
 API_KEY = "bench-key"
@@ -70,9 +71,9 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
         if proc.poll() is not None:
             raise RuntimeError(f"stand-in exited with {proc.returncode}")
         try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
-        except httpx.HTTPError:
+        except OSError:
             time.sleep(0.2)
     raise RuntimeError("stand-in did not start")
 
@@ -138,9 +139,7 @@ def _report(args: argparse.Namespace, flow: dict[str, float], refs: list[float])
     print(f"{'bare asyncio (mean of 2)':28s} {ref:9.2f} {ref * HOUR:9.0f} {ref / ideal:8.2f}")
     for label in ("flow, whole run", "flow, generation window"):
         rate = flow[label]
-        print(
-            f"{label:28s} {rate:9.2f} {rate * HOUR:9.0f} {rate / ideal:8.2f} {rate / ref:7.2f}"
-        )
+        print(f"{label:28s} {rate:9.2f} {rate * HOUR:9.0f} {rate / ideal:8.2f} {rate / ref:7.2f}")
     print(f"  bare asyncio runs: {', '.join(f'{r:.2f}' for r in refs)} images/s")
 
 
@@ -201,8 +200,17 @@ def _services(tmp: Path, latency: float) -> tuple[subprocess.Popen[bytes], ...]:
         env,
     )
     standin = _start(
-        [sys.executable, "-m", "product_images.testing.standin", "--port", str(standin_port)]
-        + ["--latency", str(latency), "--api-key", API_KEY],
+        [
+            sys.executable,
+            "-m",
+            "product_images.testing.standin",
+            "--port",
+            str(standin_port),
+            "--latency",
+            str(latency),
+            "--api-key",
+            API_KEY,
+        ],
         tmp / "standin.log",
         _clean_env(),
     )

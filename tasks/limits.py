@@ -15,8 +15,9 @@ against a Prefect API, and leaves the in-process limiter in charge otherwise.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import (
@@ -30,7 +31,8 @@ from prefect.settings import get_current_settings
 
 from product_images.errors import SettingsError
 from product_images.generative.limits import burst_of, cluster_limits
-from product_images.settings import Settings
+from product_images.settings import Settings, get_settings
+from tasks.slot_pool import SlotPool
 
 __all__ = [
     "PrefectCallLimiter",
@@ -55,29 +57,49 @@ def prefect_api_configured() -> bool:
 
 
 class PrefectCallLimiter:
-    """Slots from the backend's Prefect global limits, shared by every worker of the server."""
+    """Slots from the backend's Prefect global limits, shared by every worker of the server.
 
-    def __init__(self, backend: str) -> None:
+    With `local_slots` (the process's most at once, normally the limit's size), concurrency
+    slots come from this process's `SlotPool`: taken from the server once and lent to one
+    attempt after another while attempts keep coming (see tasks/slot_pool.py for why).
+    Without, each attempt takes and releases its own slot on the server.
+    """
+
+    def __init__(self, backend: str, local_slots: int | None = None) -> None:
         self.backend = backend
         self.requests, self.rpm = limit_names(backend)
+        self.pool = _pool(self.requests, local_slots) if local_slots else None
 
     @contextmanager
     def slot(self) -> Iterator[None]:
         """A concurrency slot, then a rate slot; SettingsError when a limit does not exist."""
-        with ExitStack() as held:
-            try:
-                held.enter_context(
-                    # A slow generation must not be killed by one failed lease renewal.
-                    concurrency(self.requests, strict=True, raise_on_lease_renewal_failure=False)
-                )
+        try:
+            with self.pool.lend() if self.pool else _server_slot(self.requests):
                 rate_limit(self.rpm, strict=True)
-            except ConcurrencySlotAcquisitionError as error:
-                raise SettingsError(
-                    f"Prefect global concurrency limits {self.requests!r} and {self.rpm!r} are "
-                    f"needed for {self.backend} calls: `product-images serve` and the flows "
-                    f"create them (tasks.limits.ensure_concurrency_limits) ({error})"
-                ) from error
-            yield
+                yield
+        except ConcurrencySlotAcquisitionError as error:
+            raise SettingsError(
+                f"Prefect global concurrency limits {self.requests!r} and {self.rpm!r} are "
+                f"needed for {self.backend} calls: `product-images serve` and the flows "
+                f"create them (tasks.limits.ensure_concurrency_limits) ({error})"
+            ) from error
+
+
+def _server_slot(name: str) -> AbstractContextManager[object]:
+    # A slow generation must not be killed by one failed lease renewal.
+    return concurrency(name, strict=True, raise_on_lease_renewal_failure=False)
+
+
+_POOLS: dict[tuple[str, int], SlotPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(name: str, slots: int) -> SlotPool:
+    """The process's pool of slots of limit `name` (one per limit and size)."""
+    with _POOLS_LOCK:
+        if (name, slots) not in _POOLS:
+            _POOLS[(name, slots)] = SlotPool(lambda: _server_slot(name), slots)
+        return _POOLS[(name, slots)]
 
 
 def _limits(settings: Settings) -> dict[str, tuple[int, float]]:
@@ -118,9 +140,11 @@ def ensure_concurrency_limits(settings: Settings) -> list[str]:
     return list(wanted)
 
 
-def prefect_call_limits() -> AbstractContextManager[None]:
+def prefect_call_limits(settings: Settings | None = None) -> AbstractContextManager[None]:
     """While the block runs, generative calls in this process take Prefect's global limits
-    when a Prefect API is configured; otherwise nothing changes (in-process limits)."""
+    when a Prefect API is configured (queueing locally for at most `<backend>_concurrency`
+    of them at once); otherwise nothing changes (in-process limits)."""
     if not prefect_api_configured():
         return nullcontext()
-    return cluster_limits(PrefectCallLimiter)
+    sizes = {b: getattr(settings or get_settings(), f"{b}_concurrency") for b in BACKENDS}
+    return cluster_limits(lambda backend: PrefectCallLimiter(backend, sizes.get(backend)))

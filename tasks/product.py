@@ -51,8 +51,9 @@ def make_product_task(
 ) -> ProductResult:
     """All masters, slots and the manifest of one product, unless it is unchanged; raises
     ProductError on bad input. Generative calls take the Prefect global limits."""
-    with prefect_call_limits():
-        return make_product(request, store_at(store_url), resolved_settings(), force)
+    settings = resolved_settings()
+    with prefect_call_limits(settings):
+        return make_product(request, store_at(store_url), settings, force)
 
 
 def product_task(settings: Settings) -> Task[Any, ProductResult]:

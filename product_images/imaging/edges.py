@@ -21,20 +21,23 @@ __all__ = ["refine_alpha"]
 
 _BAND = 2  # analysis px each side of the mask outline that may still move
 _SIGMA = 3.0  # analysis px: the reach of the local product and background colours
-_CLEAR = (12.0, 30.0)  # RGB distance F-B: below the first the colours decide nothing,
+_CLEAR = (20.0, 40.0)  # RGB distance F-B: below the first the colours decide nothing,
 # above the second they decide alone
 _FAINT = 8  # alpha below this (of 255) is noise that would tint a pure white background
 
 
-def refine_alpha(rgb: np.ndarray, detail: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def refine_alpha(
+    rgb: np.ndarray, detail: np.ndarray, mask: np.ndarray, threshold: float
+) -> np.ndarray:
     """Alpha (uint8) on the full-resolution `rgb` for `mask`, found on `detail` (a downscaled
-    copy of `rgb`)."""
+    copy of `rgb`); `threshold` is the colour difference that set a pixel apart from the
+    background."""
     h, w = rgb.shape[:2]
     band = _band(mask)
     alpha = _upsampled(mask.astype(np.float32), (w, h))
     ys, xs = np.nonzero(_upsampled(band.astype(np.float32), (w, h)) > 0)
     if len(ys):
-        alpha[ys, xs] = _band_alpha(rgb, detail, mask, ys, xs)
+        alpha[ys, xs] = _band_alpha(rgb, detail, mask, ys, xs, threshold)
     out = (alpha * 255 + 0.5).astype(np.uint8)
     out[out < _FAINT] = 0
     return out
@@ -53,16 +56,21 @@ def _upsampled(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _band_alpha(
-    rgb: np.ndarray, detail: np.ndarray, mask: np.ndarray, ys: np.ndarray, xs: np.ndarray
+    rgb: np.ndarray,
+    detail: np.ndarray,
+    mask: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    threshold: float,
 ) -> np.ndarray:
     """Alpha of the band pixels (ys, xs) of the full-resolution image."""
     core = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     ground = ~cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     product, product_weight = _local_mean(detail, core)
     background, background_weight = _local_mean(detail, ground)
-    prior = _upsampled(mask.astype(np.float32), (rgb.shape[1], rgb.shape[0]))[ys, xs]
     scale = (detail.shape[1] / rgb.shape[1], detail.shape[0] / rgb.shape[0])
     maps = _sample_maps(ys, xs, scale)
+    prior = _sample(mask.astype(np.float32), maps)[:, 0]  # where colours decide nothing
     f = _sample(product, maps)
     b = _sample(background, maps)
     known = np.minimum(_sample(product_weight, maps), _sample(background_weight, maps))[:, 0]
@@ -72,7 +80,12 @@ def _band_alpha(
     mixed = np.clip(np.einsum("ij,ij->i", pixel - b, span) / np.maximum(length2, 1e-3), 0, 1)
     low, high = _CLEAR
     trust = np.clip((np.sqrt(length2) - low) / (high - low), 0, 1) * (known > 0.05)
-    return (trust * mixed + (1 - trust) * prior).astype(np.float32)
+    alpha = trust * mixed + (1 - trust) * prior
+    # A pixel that no mix of the two local colours explains (a thin white rim on a blue shoe,
+    # read against the shoe's mean colour) is product as far as the mask said.
+    residual = np.linalg.norm(pixel - b - mixed[:, None] * span, axis=1)
+    unlike = residual > threshold
+    return np.where(unlike, np.maximum(alpha, prior), alpha).astype(np.float32)
 
 
 def _local_mean(image: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

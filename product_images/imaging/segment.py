@@ -58,7 +58,7 @@ def segment_product(image: Image.Image, working_side: int = 400) -> Cutout:
     cv2.setRNGSeed(20261124)
     seen = analyse(rgb, working_side)
     confidence, reasons = score_cutout(seen.rgb, seen.model, seen.diff, seen.found, seen.border)
-    alpha = refine_alpha(rgb, seen.rgb, seen.found.mask)
+    alpha = refine_alpha(rgb, seen.rgb, seen.found.mask, seen.model.threshold)
     return Cutout(alpha, _box(alpha), confidence, reasons, seen.model.rgb)
 
 

@@ -55,6 +55,7 @@ def flaky_api(monkeypatch):
             "PRODUCT_IMAGES_BACKEND": "gemini",
             "PRODUCT_IMAGES_GEMINI_BASE_URL": server.url,
             "PRODUCT_IMAGES_MASTER_SIDE": "256",
+            "PRODUCT_IMAGES_GEMINI_IMAGE_SIZE": "512",  # 2K answers would time out under load
             "PRODUCT_IMAGES_REQUEST_TIMEOUT": "0.5",
             "PRODUCT_IMAGES_RETRY_BASE_DELAY": "0.01",
             "PRODUCT_IMAGES_RETRY_MAX_DELAY": "0.1",

@@ -45,6 +45,7 @@ def standin(monkeypatch):
             "PRODUCT_IMAGES_BACKEND": "gemini",
             "PRODUCT_IMAGES_GEMINI_BASE_URL": server.url,
             "PRODUCT_IMAGES_MASTER_SIDE": "384",
+            "PRODUCT_IMAGES_GEMINI_IMAGE_SIZE": "512",
             "PRODUCT_IMAGES_RETRY_BASE_DELAY": "0",
             "PRODUCT_IMAGES_RETRY_MAX_DELAY": "0.05",
             "PRODUCT_IMAGES_MAX_ATTEMPTS": "2",

@@ -128,6 +128,7 @@ def test_sigkill_mid_batch_then_rerun_pays_nothing_twice(tmp_path):
             "GEMINI_API_KEY": server.api_key,
             "PRODUCT_IMAGES_GEMINI_BASE_URL": server.url,
             "PRODUCT_IMAGES_MASTER_SIDE": "384",
+            "PRODUCT_IMAGES_GEMINI_IMAGE_SIZE": "512",
             "PRODUCT_IMAGES_CONCURRENCY": "2",
         }
         env.pop("PREFECT_API_URL", None)
