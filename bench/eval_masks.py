@@ -290,6 +290,8 @@ def print_summary(rows: list[Row], threshold: float) -> None:
     )
     for kind in KINDS:
         group = by_kind[kind]
+        if not group:
+            continue
         flagged = sum(r.confidence < threshold for r in group)
         low = sum(r.iou < 0.90 and r.confidence >= threshold for r in group)
         print(

@@ -4,9 +4,9 @@ concurrency limits, created by the project and used strictly (a missing one is a
 Per backend, two limits (names from `limit_names`):
 
 * `<backend>-requests`: a concurrency limit of `<backend>_concurrency` slots, one held
-  around each HTTP attempt;
+  around each HTTP attempt (within a task, lent from the process's `SlotPool`);
 * `<backend>-rpm`: a rate limit of `burst_of(<backend>_rpm)` slots decaying at rpm / 60
-  a second, one taken per attempt.
+  a second, one spent per attempt (within a task, taken a few at a time: `RateTokens`).
 
 `ensure_concurrency_limits` creates or updates them (called by `serve` and by the flows at
 start); `prefect_call_limits` routes the product's calls through them while a task runs
@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import (
@@ -32,7 +33,7 @@ from prefect.settings import get_current_settings
 from product_images.errors import SettingsError
 from product_images.generative.limits import burst_of, cluster_limits
 from product_images.settings import Settings, get_settings
-from tasks.slot_pool import SlotPool
+from tasks.slot_pool import RateTokens, SlotPool
 
 __all__ = [
     "PrefectCallLimiter",
@@ -65,17 +66,21 @@ class PrefectCallLimiter:
     Without, each attempt takes and releases its own slot on the server.
     """
 
-    def __init__(self, backend: str, local_slots: int | None = None) -> None:
+    def __init__(self, backend: str, local_slots: int | None = None, rpm: float = 0.0) -> None:
         self.backend = backend
         self.requests, self.rpm = limit_names(backend)
         self.pool = _pool(self.requests, local_slots) if local_slots else None
+        self.tokens = _tokens(self.rpm, _rate_batch(rpm, local_slots)) if local_slots else None
 
     @contextmanager
     def slot(self) -> Iterator[None]:
         """A concurrency slot, then a rate slot; SettingsError when a limit does not exist."""
         try:
             with self.pool.lend() if self.pool else _server_slot(self.requests):
-                rate_limit(self.rpm, strict=True)
+                if self.tokens:
+                    self.tokens.spend()
+                else:
+                    rate_limit(self.rpm, strict=True)
                 yield
         except ConcurrencySlotAcquisitionError as error:
             raise SettingsError(
@@ -100,6 +105,28 @@ def _pool(name: str, slots: int) -> SlotPool:
         if (name, slots) not in _POOLS:
             _POOLS[(name, slots)] = SlotPool(lambda: _server_slot(name), slots)
         return _POOLS[(name, slots)]
+
+
+_TOKENS: dict[tuple[str, int], RateTokens] = {}
+
+
+def _rate_batch(rpm: float, slots: int | None) -> int:
+    """Rate slots taken per server call: a quarter second's worth, at most a quarter of the
+    concurrency slots (one a call at the default 300 rpm)."""
+    return max(1, min(round(rpm / 60 / 4), (slots or 1) // 4))
+
+
+def _tokens(name: str, batch: int) -> RateTokens:
+    """The process's saved rate slots of limit `name` (one per limit and batch size)."""
+    with _POOLS_LOCK:
+        if (name, batch) not in _TOKENS:
+            take = partial(_server_rate, name)
+            _TOKENS[(name, batch)] = RateTokens(take, batch)
+        return _TOKENS[(name, batch)]
+
+
+def _server_rate(name: str, slots: int) -> None:
+    rate_limit(name, occupy=slots, strict=True)
 
 
 def _limits(settings: Settings) -> dict[str, tuple[int, float]]:
@@ -146,5 +173,9 @@ def prefect_call_limits(settings: Settings | None = None) -> AbstractContextMana
     of them at once); otherwise nothing changes (in-process limits)."""
     if not prefect_api_configured():
         return nullcontext()
-    sizes = {b: getattr(settings or get_settings(), f"{b}_concurrency") for b in BACKENDS}
-    return cluster_limits(lambda backend: PrefectCallLimiter(backend, sizes.get(backend)))
+    chosen = settings or get_settings()
+    sizes = {b: getattr(chosen, f"{b}_concurrency") for b in BACKENDS}
+    rates = {b: getattr(chosen, f"{b}_rpm") for b in BACKENDS}
+    return cluster_limits(
+        lambda backend: PrefectCallLimiter(backend, sizes.get(backend), rates.get(backend, 0.0))
+    )

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-__all__ = ["SlotPool"]
+__all__ = ["RateTokens", "SlotPool"]
 
 
 class SlotPool:
@@ -92,3 +92,28 @@ class SlotPool:
             if self._free and not self._waiting and quiet:
                 self._free -= 1
                 return
+
+
+class RateTokens:
+    """Rate-limit slots taken from the server a few at a time (`take(n)` takes n in one call)
+    and spent by this process's attempts within `shelf` seconds, or dropped: one server write
+    serves up to `batch` attempts, and a token is never spent long after the server gave it,
+    so the rate seen by the API exceeds the limit's by at most `batch` calls in any window."""
+
+    def __init__(self, take: Callable[[int], object], batch: int, shelf: float = 1.0) -> None:
+        self.batch = max(1, batch)
+        self.shelf = shelf
+        self._take = take
+        self._lock = threading.Lock()
+        self._tokens: list[float] = []  # expiry times, oldest first
+
+    def spend(self) -> None:
+        """One token: a saved one, else a fresh batch from the server (waiting as it says)."""
+        with self._lock:  # one fetch at a time; the others find its tokens
+            now = time.monotonic()
+            while self._tokens and self._tokens[0] < now:
+                self._tokens.pop(0)
+            if not self._tokens:
+                self._take(self.batch)
+                self._tokens = [time.monotonic() + self.shelf] * self.batch
+            self._tokens.pop()

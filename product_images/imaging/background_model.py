@@ -53,6 +53,7 @@ class Difference:
 
     distance: np.ndarray  # HxW float32
     light_only: np.ndarray  # HxW bool: darker or lighter, same hue, not too far (shadow, spot)
+    darker: np.ndarray  # HxW bool: darker than the background
 
 
 def border_mask(shape: tuple[int, ...]) -> np.ndarray:
@@ -123,7 +124,7 @@ def difference(lab: np.ndarray, model: BackgroundModel) -> Difference:
     distance = np.sqrt(light**2 + hue**2).astype(np.float32)
     light_only = (light > _SHADOW_DEPTH) & (light < _HOT_SPOT)
     light_only &= hue < _SHADOW_HUE + 0.25 * np.abs(light)
-    return Difference(distance, light_only)
+    return Difference(distance, light_only, light < 0)
 
 
 def _threshold(noise: float) -> float:

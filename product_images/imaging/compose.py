@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from product_images.imaging.check import content_box
+from product_images.imaging.edges import edge_colours
 
 __all__ = [
     "Master",
@@ -40,16 +41,21 @@ def decontaminate(
     """Remove the old background's colour from semi-transparent edge pixels.
 
     An edge pixel is I = a*F + (1-a)*B; solving for F stops a grey or coloured fringe from
-    the old background showing on white. Only edge pixels are touched (a few percent).
+    the old background showing on white. B is the background's colour next to the pixel
+    (a shadow, a gradient), `background` only where none is near. Solving divides by a, so
+    faint pixels lean on the product's own colour nearby instead. Only edge pixels are
+    touched (a few percent).
     """
     ys, xs = np.nonzero((alpha > 5) & (alpha < 250))
     if len(ys) == 0:
         return rgb
     a = alpha[ys, xs].astype(np.float32)[:, None] / 255.0
-    b = np.asarray(background, np.float32)
+    near_f, near_b, f_weight, b_weight = edge_colours(rgb, alpha, ys, xs)
+    b = np.where(b_weight[:, None] > 0.05, near_b, np.asarray(background, np.float32))
     solved = (rgb[ys, xs].astype(np.float32) - (1 - a) * b) / a
+    lean = np.clip(1 - 2 * a, 0, 1) * (f_weight[:, None] > 0.05)
     out = rgb.copy()
-    out[ys, xs] = np.clip(solved, 0, 255).astype(np.uint8)
+    out[ys, xs] = np.clip(solved * (1 - lean) + near_f * lean, 0, 255).astype(np.uint8)
     return out
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["refine_alpha"]
+__all__ = ["edge_colours", "refine_alpha"]
 
 _BAND = 2  # analysis px each side of the mask outline that may still move
 _SIGMA = 3.0  # analysis px: the reach of the local product and background colours
@@ -41,6 +41,27 @@ def refine_alpha(
     out = (alpha * 255 + 0.5).astype(np.uint8)
     out[out < _FAINT] = 0
     return out
+
+
+def edge_colours(
+    rgb: np.ndarray, alpha: np.ndarray, ys: np.ndarray, xs: np.ndarray, side: int = 1024
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The local product and background colours at the pixels (ys, xs) of a cut-out, and the
+    weight each estimate rests on (near 0: no such pixels nearby). Read at `side` px."""
+    h, w = alpha.shape
+    scale = min(1.0, side / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    small_alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA) if scale < 1 else alpha
+    product, product_weight = _local_mean(small, small_alpha > 250)
+    background, background_weight = _local_mean(small, small_alpha < 5)
+    maps = _sample_maps(ys, xs, (size[0] / w, size[1] / h))
+    return (
+        _sample(product, maps),
+        _sample(background, maps),
+        _sample(product_weight, maps)[:, 0],
+        _sample(background_weight, maps)[:, 0],
+    )
 
 
 def _band(mask: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from PIL import Image, ImageCms, PngImagePlugin
 from product_images.errors import RenderError
 from product_images.specs import SlotSpec
 
-__all__ = ["SRGB_ICC", "SharedEncodings", "encode_for_slot", "encode_master"]
+__all__ = ["SRGB_ICC", "SharedEncodings", "encode_for_slot", "encode_master", "fast_png"]
 
 
 @lru_cache(maxsize=1)
@@ -133,7 +133,11 @@ def encode_master(image: Image.Image) -> bytes:
     against ~290 ms for Pillow at level 1, for a similar size (1.9 vs 2.0 MB). The UP filter
     is ~10% faster than SUB on the local masters, and ~5% smaller.
     """
-    bgr = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+    return fast_png(cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR))
+
+
+def fast_png(pixels: np.ndarray) -> bytes:
+    """BGR or BGRA pixels as a PNG with the fast settings of `encode_master`."""
     params = [
         cv2.IMWRITE_PNG_COMPRESSION,
         1,
@@ -142,7 +146,7 @@ def encode_master(image: Image.Image) -> bytes:
         cv2.IMWRITE_PNG_FILTER,
         cv2.IMWRITE_PNG_FILTER_UP,
     ]
-    ok, buffer = cv2.imencode(".png", bgr, params)
+    ok, buffer = cv2.imencode(".png", pixels, params)
     if not ok:
-        raise RenderError("could not encode a master as PNG")
+        raise RenderError(f"could not encode a {pixels.shape} image as PNG")
     return buffer.tobytes()

@@ -25,7 +25,7 @@ __all__ = ["ForegroundMask", "find_foreground"]
 _MIN_COMPONENT = 0.04  # components smaller than this share of the largest are specks
 _SOFT_SIGMA = 1.5  # px: the scale at which a shadow's ramp still looks smooth
 _MIN_HOLE = 0.001  # holes smaller than this share of the image are always filled
-_RINGED = 0.6  # a shadow-like piece is a shadow when this share of its ring is background
+_RINGED = 0.6  # a light-only piece is a shadow or a spot when this share of its ring is background
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def find_foreground(
     candidates = diff.distance > model.threshold
     if model.smooth:  # a surface that predicts the background is sharper than GrabCut
         smooth = _smooth_pixels(lab, model.noise)
-        shadow = _soft_shadows(diff.light_only & candidates, candidates, smooth)
+        shadow = _light_changes(diff, candidates, smooth)
         colour = candidates & ~shadow
         mask = colour
     else:  # on a texture, light changes are everywhere: GrabCut's colour models decide
@@ -69,18 +69,30 @@ def _smooth_pixels(lab: np.ndarray, noise: float) -> np.ndarray:
     return roughness < max(2.5, 2.0 * noise)
 
 
-def _soft_shadows(pieces: np.ndarray, candidates: np.ndarray, smooth: np.ndarray) -> np.ndarray:
-    """Changes of light only (shadows, hot spots) surrounded by background or by shadow.
+def _light_changes(diff: Difference, candidates: np.ndarray, smooth: np.ndarray) -> np.ndarray:
+    """Candidates that are the background under other light: shadows, hot spots, and seams
+    running into the frame (a plank gap, the fold of a backdrop)."""
+    light = diff.light_only & candidates
+    outside = _reaching_the_frame(~candidates) & smooth
+    shadow = _soft_shadows(light & diff.darker, candidates, smooth, outside)
+    # A white product on grey is lighter too, but its outline is rough: no allowance for it.
+    spots = _ringed_by(light & ~diff.darker, outside, np.zeros_like(light))
+    return shadow | spots | _reaching_the_frame(light)
+
+
+def _soft_shadows(
+    pieces: np.ndarray, candidates: np.ndarray, smooth: np.ndarray, outside: np.ndarray
+) -> np.ndarray:
+    """Darker pieces surrounded by background or by shadow.
 
     Edges (rough pixels) split those pixels into pieces. A cast shadow's piece is ringed by
-    smooth background; a white product part is ringed by its own outline, which is rough on
+    smooth background; a grey product part is ringed by its own outline, which is rough on
     both sides, and by the rest of the product. A weak stretch of outline lets the
     background touch a product part, but rarely along most of its ring. A shadow's core,
     too curved to pass for smooth, is ringed by the shadow's smooth outer part.
     """
-    # Rough light-only pixels (a shadow's core, a white part's outline) say nothing either way;
+    # Rough pieces' pixels (a shadow's core, a grey part's outline) say nothing either way;
     # background-coloured patches inside the product are not the background.
-    outside = _reaching_the_frame(~candidates) & smooth
     shadow = _grow(pieces & smooth, outside, pieces & ~smooth) & candidates
     return shadow | _grow(pieces & ~shadow, shadow, np.zeros_like(shadow))
 
@@ -105,7 +117,9 @@ def _grow(
     return known
 
 
-def _ringed_by(pieces: np.ndarray, known: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+def _ringed_by(
+    pieces: np.ndarray, known: np.ndarray, neutral: np.ndarray, share: float = _RINGED
+) -> np.ndarray:
     """The connected pieces whose outer ring lies mostly in `known`, not counting `neutral`
     ring pixels (as long as at least a third of the ring counts)."""
     count, labels = cv2.connectedComponents(pieces.astype(np.uint8), 8)
@@ -117,7 +131,7 @@ def _ringed_by(pieces: np.ndarray, known: np.ndarray, neutral: np.ndarray) -> np
     total = np.bincount(index, minlength=count)
     counted = total - np.bincount(index, weights=neutral[ring], minlength=count)
     inside = np.bincount(index, weights=known[ring], minlength=count)
-    ringed = (inside > _RINGED * np.maximum(counted, 1)) & (counted >= total / 3)
+    ringed = (inside > share * np.maximum(counted, 1)) & (counted >= total / 3)
     ringed[0] = False
     return ringed[labels]
 

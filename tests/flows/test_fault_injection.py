@@ -12,6 +12,8 @@ import os
 from collections import Counter
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
 from flows.process_catalog import catalog_flow
 from product_images.gc import find_orphans, verify_published
@@ -90,7 +92,24 @@ def _run_and_check(count, tmp_path, s3_store, server):
 
     assert verify_published(s3_store) == []  # every listed object there, checksums match
     assert find_orphans(s3_store, grace_seconds=0).orphans == []  # no duplicate outputs
+    tries = _task_tries()
+    print(  # the figures for the record (pytest -s shows them)
+        f"\n{count} products: {dict(statuses)}; retried by Prefect after a deferral: "
+        f"{sum(t > 1 for t in tries)} products ({sum(tries) - len(tries)} retries); "
+        f"API calls {server.calls} = ledger entries {len(entries)} = "
+        f"{len(generations)} generations + {sum(failures.values())} failed attempts "
+        f"{dict(failures)}; manifests verified {count}, problems 0, orphans 0"
+    )
     return summary, entries
+
+
+def _task_tries() -> list[int]:
+    where = TaskRunFilter(name=TaskRunFilterName(like_="product-F"))
+    tries: list[int] = []
+    with get_client(sync_client=True) as client:
+        while page := client.read_task_runs(task_run_filter=where, limit=200, offset=len(tries)):
+            tries += [run.run_count for run in page]
+    return tries
 
 
 @pytest.mark.s3

@@ -23,16 +23,15 @@ WRONG_KEY = "AIzaSy-WRONG-KEY-" + uuid.uuid4().hex
 FAULTS = ["400", "safety", "429-retryinfo:0.1s", "500", "malformed", "503", "ok", "ok"]
 
 
-@pytest.fixture
-def catalog(tmp_path):
+def _catalog(folder, name):
     rows = ["sku,source,name"]
     for n in range(4):
-        path = tmp_path / f"p{n}.jpg"
+        path = folder / f"p{n}.jpg"
         draw_product(size=(420, 360), colour=(60 + 40 * n, 90, 160))[0].save(path)
-        rows.append(f"S{n},{path},Mug {n}")
-    (tmp_path / "bad.jpg").write_bytes(b"<html>403 Forbidden</html>")
-    rows.append(f"BAD,{tmp_path / 'bad.jpg'},Broken")
-    path = tmp_path / "catalog.csv"
+        rows.append(f"S{n},{path},{name} {n}")  # the name is in the prompt: new generations
+    (folder / "bad.jpg").write_bytes(b"<html>403 Forbidden</html>")
+    rows.append(f"BAD,{folder / 'bad.jpg'},Broken")
+    path = folder / f"{name}.csv"
     path.write_text("\n".join(rows) + "\n")
     return path
 
@@ -49,6 +48,7 @@ def standin(monkeypatch):
             "PRODUCT_IMAGES_RETRY_BASE_DELAY": "0",
             "PRODUCT_IMAGES_RETRY_MAX_DELAY": "0.05",
             "PRODUCT_IMAGES_MAX_ATTEMPTS": "2",
+            "PRODUCT_IMAGES_BREAKER_COOLDOWN": "0.2",
         }.items():
             monkeypatch.setenv(name, value)
         yield server
@@ -68,12 +68,15 @@ def _prefect_texts(flow_run_ids) -> list[str]:
 
 @pytest.mark.s3
 def test_a_failing_run_leaks_no_key_anywhere(
-    catalog, standin, s3_store, s3_env, monkeypatch, caplog, capfd
+    tmp_path, standin, s3_store, s3_env, monkeypatch, caplog, capfd
 ):
     caplog.set_level(logging.DEBUG)
     standin.script(*FAULTS)
     first = process_catalog.with_options(log_prints=True)(
-        catalog=str(catalog), platforms=["amazon"], store=s3_store.url, tag="leak-check"
+        catalog=str(_catalog(tmp_path, "Mug")),
+        platforms=["amazon"],
+        store=s3_store.url,
+        tag="leak-check",
     )
     assert first.failed and first.done  # faults really happened, and work was done too
     monkeypatch.setenv("GEMINI_API_KEY", WRONG_KEY)  # now every call is refused
@@ -81,7 +84,7 @@ def test_a_failing_run_leaks_no_key_anywhere(
 
     get_settings.cache_clear()
     second = process_catalog(
-        catalog=str(catalog), platforms=["amazon"], store=s3_store.url, force=True
+        catalog=str(_catalog(tmp_path, "Cup")), platforms=["amazon"], store=s3_store.url
     )
     assert any(r.reason == "auth" for r in second.results), second.lines()
 
