@@ -216,8 +216,13 @@ def _services(tmp: Path, latency: float) -> tuple[subprocess.Popen[bytes], ...]:
     )
     os.environ["BENCH_API"] = api
     os.environ["BENCH_STANDIN"] = f"http://127.0.0.1:{standin_port}"
-    _wait_port(standin_port, standin)
-    _wait_health(api, server)
+    try:
+        _wait_port(standin_port, standin)
+        _wait_health(api, server)
+    except BaseException:
+        for proc in (standin, server):
+            _stop(proc, "service")
+        raise
     return server, standin
 
 

@@ -16,7 +16,7 @@ against a Prefect API, and leaves the in-process limiter in charge otherwise.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
 
@@ -31,7 +31,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import get_current_settings
 
 from product_images.errors import SettingsError
-from product_images.generative.limits import burst_of, cluster_limits
+from product_images.generative.limits import CallLimiter, burst_of, cluster_limits
 from product_images.settings import Settings, get_settings
 from tasks.slot_pool import RateTokens, SlotPool
 
@@ -169,13 +169,32 @@ def ensure_concurrency_limits(settings: Settings) -> list[str]:
 
 def prefect_call_limits(settings: Settings | None = None) -> AbstractContextManager[None]:
     """While the block runs, generative calls in this process take Prefect's global limits
-    when a Prefect API is configured (queueing locally for at most `<backend>_concurrency`
-    of them at once); otherwise nothing changes (in-process limits)."""
+    when a Prefect API is configured (at most `<backend>_concurrency` of them at once, from
+    the process's pools); otherwise nothing changes (in-process limits)."""
     if not prefect_api_configured():
         return nullcontext()
     chosen = settings or get_settings()
     sizes = {b: getattr(chosen, f"{b}_concurrency") for b in BACKENDS}
     rates = {b: getattr(chosen, f"{b}_rpm") for b in BACKENDS}
-    return cluster_limits(
+    return _pooled_limits(
         lambda backend: PrefectCallLimiter(backend, sizes.get(backend), rates.get(backend, 0.0))
     )
+
+
+_ACTIVE = [0]  # blocks of prefect_call_limits running in this process
+
+
+@contextmanager
+def _pooled_limits(factory: Callable[[str], CallLimiter]) -> Iterator[None]:
+    """`cluster_limits(factory)`; the last block to end gives the pools' slots back."""
+    with _POOLS_LOCK:
+        _ACTIVE[0] += 1
+    try:
+        with cluster_limits(factory):
+            yield
+    finally:
+        with _POOLS_LOCK:
+            _ACTIVE[0] -= 1
+            idle = list(_POOLS.values()) if not _ACTIVE[0] else []
+        for pool in idle:
+            pool.release_idle()

@@ -58,6 +58,17 @@ class SlotPool:
                 self._last_used = time.monotonic()
                 self._cond.notify_all()
 
+    def release_idle(self, wait: float = 10.0) -> None:
+        """Give every slot no attempt is using back to the server now (waiting up to `wait`
+        seconds for the releases): called when this process's last task using it ends, so
+        an exiting worker does not keep slots until their leases expire."""
+        deadline = time.monotonic() + wait
+        with self._cond:
+            self._last_used = float("-inf")
+            self._cond.notify_all()
+            while self._held > self._lent and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+
     def _wait_for_free(self) -> None:
         while not self._free:
             if self._errors:
@@ -83,6 +94,7 @@ class SlotPool:
         finally:
             with self._cond:
                 self._held -= 1
+                self._cond.notify_all()
 
     def _until_idle(self) -> None:
         """Return (with one free slot taken back) once no attempt used a slot for `idle` s."""

@@ -32,6 +32,7 @@ _MIN_THRESHOLD = 6.0  # Lab (OpenCV 8-bit scale): below this a change is invisib
 _SHADOW_DEPTH = -120.0  # darker than this (Lab L, 0-255) is an object, never a shadow
 _HOT_SPOT = 80.0  # lighter than this is an object, never a hot spot of the lighting
 _REFIT_DEGREE = 4  # the refit surface: x^i y^j with i + j <= 4
+_CALM = 8.0  # colour-cluster noise under which a smooth refit is still worth trying
 _SHADOW_HUE = 4.0  # light changes a and b by at most this plus a quarter of the L change
 
 
@@ -76,7 +77,7 @@ def fit_background(lab: np.ndarray, border: np.ndarray) -> BackgroundModel:
     cluster_error = _nearest(samples, centres)
     smooth_noise = float(np.percentile(surface_error[kept], 90))
     cluster_noise = float(np.percentile(cluster_error, 90))
-    smooth = smooth_noise <= max(3.0, 1.2 * cluster_noise)
+    smooth = _smooth_wins(smooth_noise, cluster_noise)
     noise = smooth_noise if smooth else cluster_noise
     if smooth:
         surface = _evaluate(coefficients, lab.shape)
@@ -92,9 +93,10 @@ def refit_background(
 
     The border alone cannot see a light fall-off or a hot spot behind the product; the
     background visible around the product can. Each round admits the pixels the previous
-    surface explains, so the fit grows inwards without taking in the product.
+    surface explains, so the fit grows inwards without taking in the product. A calm
+    background the border's quadratic missed (a strong fall-off) can turn out smooth here.
     """
-    if not model.smooth:
+    if not model.smooth and model.noise > _CALM:
         return model
     step = max(1, round(np.sqrt(lab.shape[0] * lab.shape[1] / 40_000)))  # ~40k samples
     ys, xs = np.mgrid[0 : lab.shape[0] : step, 0 : lab.shape[1] : step]
@@ -108,9 +110,19 @@ def refit_background(
         coefficients, _kept = _robust_surface(design[known], samples[known])
         error = np.linalg.norm(samples - design @ coefficients, axis=1)
         known = error < model.threshold
-    noise = float(np.percentile(error[known], 90)) if known.any() else model.noise
+    if not known.any():
+        return model
+    noise = float(np.percentile(error[known], 90))
+    if not _smooth_wins(noise, float(np.percentile(_nearest(samples[known], model.centres), 90))):
+        return model
     surface = _evaluate(coefficients, lab.shape, _REFIT_DEGREE)
-    return replace(model, surface=surface, noise=noise, threshold=_threshold(noise))
+    return replace(model, smooth=True, surface=surface, noise=noise, threshold=_threshold(noise))
+
+
+def _smooth_wins(surface_noise: float, cluster_noise: float) -> bool:
+    """A smooth surface is preferred unless colour clusters explain the background clearly
+    better (a texture repeats colours but no surface follows it)."""
+    return surface_noise <= max(3.0, 1.2 * cluster_noise)
 
 
 def difference(lab: np.ndarray, model: BackgroundModel) -> Difference:

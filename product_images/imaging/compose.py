@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from product_images.imaging.check import content_box
-from product_images.imaging.edges import edge_colours
+from product_images.imaging.edges import edge_colours, edge_pixels
 
 __all__ = [
     "Master",
@@ -46,7 +46,7 @@ def decontaminate(
     faint pixels lean on the product's own colour nearby instead. Only edge pixels are
     touched (a few percent).
     """
-    ys, xs = np.nonzero((alpha > 5) & (alpha < 250))
+    ys, xs = edge_pixels(alpha)
     if len(ys) == 0:
         return rgb
     a = alpha[ys, xs].astype(np.float32)[:, None] / 255.0

@@ -18,6 +18,9 @@ __all__ = ["score_cutout"]
 
 Check = tuple[float, str]
 
+_NEAR_OUTLINE = 0.05  # share of the band 3-10 px outside the cut-out that may differ
+_ATTACHED_SHADOW = 0.05  # share of the band 0-10 px outside that may be shadow
+
 
 @dataclass(frozen=True)
 class _Evidence:
@@ -64,11 +67,14 @@ def _check_border_touch(e: _Evidence) -> Check:
 
 def _check_clutter(e: _Evidence) -> Check:
     noise = e.model.noise
+    if e.model.smooth:
+        return 1.0, ""
     if noise > 24:
         return 0.3, f"cluttered background (border colour spread {noise:.1f})"
-    if noise > 12:
+    if noise > 6:
         return 0.5, f"textured background (border colour spread {noise:.1f})"
-    return 1.0, ""
+    # Calm but uneven (no smooth surface fits, colour clusters do): shadows cannot be told apart.
+    return 0.7, f"uneven background (border colour spread {noise:.1f})"
 
 
 def _check_components(e: _Evidence) -> Check:
@@ -78,11 +84,47 @@ def _check_components(e: _Evidence) -> Check:
 
 
 def _check_agreement(e: _Evidence) -> Check:
-    mask, rough = e.found.mask, e.found.colour
-    union = (mask | rough).sum()
-    iou = (mask & rough).sum() / union if union else 0.0
+    mask, colour = e.found.mask, e.found.colour
+    union = (mask | colour).sum()
+    iou = (mask & colour).sum() / union if union else 0.0
     if iou < 0.6:
         return 0.6, f"colour model and GrabCut disagree (IoU {iou:.2f})"
+    return 1.0, ""
+
+
+def _ring(mask: np.ndarray, inner: int, outer: int) -> np.ndarray:
+    """Pixels more than `inner` and at most `outer` px outside the mask."""
+
+    def grown(radius: int) -> np.ndarray:
+        if radius == 0:
+            return mask
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        return cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
+
+    return grown(outer) & ~grown(inner)
+
+
+def _check_near_outline(e: _Evidence) -> Check:
+    """Just outside a good cut-out lies background or its shadow; anything else there is
+    likely a part the cut-out missed (a white sole on a light floor)."""
+    ring = _ring(e.found.mask, 3, 10) & ~e.border
+    if not ring.any():
+        return 1.0, ""
+    differs = (e.diff.distance > e.model.threshold) & ~e.found.shadow
+    share = float(differs[ring].mean())
+    if share > _NEAR_OUTLINE:
+        return 0.5, f"{share:.0%} of the band around the cut-out differs from the background"
+    return 1.0, ""
+
+
+def _check_attached_shadow(e: _Evidence) -> Check:
+    """A shadow next to the product is where a grey or white part could be taken for it."""
+    ring = _ring(e.found.mask, 0, 10) & ~e.border
+    if not ring.any():
+        return 1.0, ""
+    share = float(e.found.shadow[ring].mean())
+    if share > _ATTACHED_SHADOW:
+        return 0.8, f"a shadow or light change covers {share:.0%} of the band around the cut-out"
     return 1.0, ""
 
 
@@ -122,5 +164,7 @@ _CHECKS = (
     _check_components,
     _check_agreement,
     _check_edge_contrast,
+    _check_near_outline,
+    _check_attached_shadow,
     _check_stray_edges,
 )

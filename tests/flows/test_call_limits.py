@@ -18,7 +18,12 @@ from product_images.settings import Settings, get_settings
 from product_images.store import LocalStore
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer
-from tasks.limits import PrefectCallLimiter, ensure_concurrency_limits, limit_names
+from tasks.limits import (
+    PrefectCallLimiter,
+    ensure_concurrency_limits,
+    limit_names,
+    prefect_call_limits,
+)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +99,40 @@ def test_calls_take_the_global_limits_never_more_in_flight_than_allowed(server):
     done.set()
     watcher.join()
     assert server.calls == 5 and 1 <= peak[0] <= 2
+
+
+def test_pooled_slots_keep_the_limit_and_go_back_when_the_last_task_ends(server):
+    settings = Settings(
+        gemini_api_key=server.api_key,
+        gemini_base_url=server.url,
+        gemini_image_size="512",
+        gemini_concurrency=2,
+        gemini_rpm=6000,
+    )
+    ensure_concurrency_limits(settings)
+    client = make_generator(settings.model_copy(update={"gemini_concurrency": 8}), "gemini")
+    peak, done = [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(r.status is None for r in list(server.requests)))
+            time.sleep(0.005)
+
+    def call():
+        with prefect_call_limits(settings):
+            client.generate(_request())
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    watcher = threading.Thread(target=watch)
+    for thread in [watcher, *threads]:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    done.set()
+    watcher.join()
+    assert server.calls == 6 and 1 <= peak[0] <= 2
+    with get_client(sync_client=True) as prefect:
+        assert prefect.read_global_concurrency_limit_by_name("gemini-requests").active_slots == 0
 
 
 def test_limit_names_are_per_backend():

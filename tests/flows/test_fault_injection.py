@@ -17,6 +17,7 @@ from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
 from flows.process_catalog import catalog_flow
 from product_images.gc import find_orphans, verify_published
+from product_images.generative.cache import CACHE_PREFIX
 from product_images.generative.ledger import Ledger
 from product_images.manifest import Manifest
 from product_images.testing.images import draw_product
@@ -84,8 +85,10 @@ def _run_and_check(count, tmp_path, s3_store, server):
     manifests = [
         Manifest.model_validate_json(s3_store.get(f"F{n:04d}/manifest.json")) for n in range(count)
     ]
-    generated = [(m.sku, g.variant) for m in manifests for g in m.masters if g.generated_by]
-    assert sorted(generations) == sorted(generated)  # each generation paid for exactly once
+    generated = {(m.sku, g.variant) for m in manifests for g in m.masters if g.generated_by}
+    assert set(generations) == generated  # every generated master was paid for...
+    cached = [k for k in s3_store.list(f"{CACHE_PREFIX}/") if k.endswith(".json")]
+    assert len(generations) == len(cached)  # ...and each take (regenerations too) once
     assert server.calls == len(entries)  # every attempt that reached the API is in the ledger
     failures = Counter(e.outcome for e in entries if e.outcome != "ok")
     assert failures["rate_limited"] and failures["upstream_error"] and failures["timeout"]
@@ -97,7 +100,8 @@ def _run_and_check(count, tmp_path, s3_store, server):
         f"\n{count} products: {dict(statuses)}; retried by Prefect after a deferral: "
         f"{sum(t > 1 for t in tries)} products ({sum(tries) - len(tries)} retries); "
         f"API calls {server.calls} = ledger entries {len(entries)} = "
-        f"{len(generations)} generations + {sum(failures.values())} failed attempts "
+        f"{len(generations)} generations ({len(generated)} masters) + "
+        f"{sum(failures.values())} failed attempts "
         f"{dict(failures)}; manifests verified {count}, problems 0, orphans 0"
     )
     return summary, entries
