@@ -253,7 +253,7 @@ def _measure(
 def main() -> None:
     args = _parser().parse_args()
     if args.child:
-        child(*args.child, args.products_at_once)
+        child(args.child[0], args.child[1], args.products_at_once)
         return
     tmp = Path(tempfile.mkdtemp(prefix="catalog-memory-"))
     procs: tuple[subprocess.Popen[bytes], ...] = ()

@@ -40,7 +40,9 @@ def _photos(folder: Path, count: int) -> list[Path]:
 
 
 def _requests(paths: list[Path]) -> list[ProductRequest]:
-    return [ProductRequest(sku=p.stem.upper(), source=str(p), platforms=["pinduoduo"]) for p in paths]
+    return [
+        ProductRequest(sku=p.stem.upper(), source=str(p), platforms=["pinduoduo"]) for p in paths
+    ]
 
 
 def _stable_copies_match(store, skus: list[str]) -> None:
