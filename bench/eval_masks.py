@@ -324,21 +324,30 @@ def _safe(rows: list[Row], t: float) -> bool:
 
 
 def print_calibration(rows: list[Row]) -> None:
+    print(f"\nconfidence calibration (good: IoU >= {GOOD_IOU})")
+    quality = [r for r in rows if r.kind != "textured" and "+" not in r.name]
+    for label, group in (("all images", rows), ("single products, not textured", quality)):
+        good = [r.confidence for r in group if r.iou >= GOOD_IOU]
+        bad = [r.confidence for r in group if r.iou < GOOD_IOU]
+        print(f"  {label}: {len(good)} good, {len(bad)} bad, AUC {_auc(good, bad):.3f}")
     good = [r.confidence for r in rows if r.iou >= GOOD_IOU]
     bad = [r.confidence for r in rows if r.iou < GOOD_IOU]
-    print(f"\nconfidence calibration: {len(good)} good (IoU >= {GOOD_IOU}), {len(bad)} bad")
-    print(f"AUC (good scores above bad): {_auc(good, bad):.3f}")
     print(f"{'threshold':>9s} {'good flagged':>12s} {'bad caught':>10s} {'unflagged<0.80':>14s}")
-    for t in np.arange(0.30, 0.951, 0.05):
+    for t in np.round(np.arange(0.30, 0.951, 0.05), 2):
         low = sum(r.iou < 0.80 and r.confidence >= t for r in rows)
         print(
             f"{t:9.2f} {sum(c < t for c in good):>6d}/{len(good):<5d} "
             f"{sum(c < t for c in bad):>4d}/{len(bad):<5d} {low:>14d}"
             + ("  safe" if _safe(rows, t) else "")
         )
-    safe = [t for t in np.arange(0.05, 1.0, 0.01) if _safe(rows, t)]
+    safe = [t for t in np.round(np.arange(0.05, 1.0, 0.01), 2) if _safe(rows, t)]
     if safe:
-        print(f"lowest safe threshold: {min(safe):.2f}")
+        print(
+            f"safe thresholds (no unflagged mask under 0.80, nor under 0.90 on a texture): "
+            f"{min(safe):.2f}-{max(safe):.2f}"
+        )
+    print("(every textured background and every photo with several products is flagged on")
+    print(" purpose: those are counted as 'good flagged' when their masks are good)")
 
 
 def main() -> None:

@@ -292,10 +292,11 @@ class Settings(BaseSettings):
         default=0.85, gt=0, le=1, description="Product fill of the white master."
     )
     review_threshold: float = Field(
-        default=0.6,
+        default=0.8,
         ge=0,
         le=1,
-        description="Confidence under which a cut-out is flagged needs_review.",
+        description="Confidence under which a cut-out is flagged needs_review (0.8: every "
+        "named cut-out doubt flags; calibrated with bench/eval_masks.py).",
     )
     scene_background: str | None = Field(
         default=None,

@@ -127,10 +127,8 @@ def _smooth_wins(surface_noise: float, cluster_noise: float) -> bool:
 
 def difference(lab: np.ndarray, model: BackgroundModel) -> Difference:
     """How far each pixel is from the background, and whether only the light changed."""
-    if model.smooth:
-        delta = lab - model.surface
-    else:
-        delta = lab - _nearest_centre(lab, model.centres)
+    expected = model.surface if model.smooth else _nearest_centre(lab, model.centres)
+    delta = lab - expected
     light = delta[..., 0]
     hue = np.hypot(delta[..., 1], delta[..., 2])
     distance = np.sqrt(light**2 + hue**2).astype(np.float32)
@@ -155,9 +153,7 @@ def _terms(degree: int) -> list[tuple[int, int]]:
     return [(i, d - i) for d in range(degree + 1) for i in range(d + 1)]
 
 
-def _design(
-    ys: np.ndarray, xs: np.ndarray, shape: tuple[int, ...], degree: int = 2
-) -> np.ndarray:
+def _design(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, ...], degree: int = 2) -> np.ndarray:
     """Polynomial terms x^i y^j (i + j <= degree) of coordinates normalised to -1..1."""
     px, py = _powers(xs, shape[1], degree), _powers(ys, shape[0], degree)
     return np.stack([px[:, i] * py[:, j] for i, j in _terms(degree)], axis=1)

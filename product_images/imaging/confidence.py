@@ -18,8 +18,9 @@ __all__ = ["score_cutout"]
 
 Check = tuple[float, str]
 
-_NEAR_OUTLINE = 0.05  # share of the band 3-10 px outside the cut-out that may differ
-_ATTACHED_SHADOW = 0.05  # share of the band 0-10 px outside that may be shadow
+_NEAR_OUTLINE = 0.03  # share of the band 3-10 px outside the cut-out that may differ
+_SHADOW_WITH_EDGES = 0.003  # share of that band that may be shadow with sharp detail
+_FADED = 0.15  # share of a kept light-only part's ring that may fade without an edge
 
 
 @dataclass(frozen=True)
@@ -117,14 +118,23 @@ def _check_near_outline(e: _Evidence) -> Check:
     return 1.0, ""
 
 
-def _check_attached_shadow(e: _Evidence) -> Check:
-    """A shadow next to the product is where a grey or white part could be taken for it."""
-    ring = _ring(e.found.mask, 0, 10) & ~e.border
-    if not ring.any():
+def _check_shadow_with_edges(e: _Evidence) -> Check:
+    """A cast shadow is smooth; sharp detail inside what was taken for one, just off the
+    cut-out, is more likely a part of the product (a white sole on a light floor)."""
+    ring = _ring(e.found.mask, 3, 10) & ~e.border
+    if e.found.edges is None or not ring.any():
         return 1.0, ""
-    share = float(e.found.shadow[ring].mean())
-    if share > _ATTACHED_SHADOW:
-        return 0.8, f"a shadow or light change covers {share:.0%} of the band around the cut-out"
+    share = float((e.found.shadow & e.found.edges)[ring].mean())
+    if share > _SHADOW_WITH_EDGES:
+        return 0.5, "what was taken for a shadow next to the product has sharp detail"
+    return 1.0, ""
+
+
+def _check_faded_part(e: _Evidence) -> Check:
+    """A kept part that fades into the background without an edge, as a shadow does, may be
+    one (a contact shadow joined to a white product where their shades meet)."""
+    if e.found.faded > _FADED:
+        return 0.6, f"part of the cut-out fades into the background ({e.found.faded:.0%})"
     return 1.0, ""
 
 
@@ -165,6 +175,7 @@ _CHECKS = (
     _check_agreement,
     _check_edge_contrast,
     _check_near_outline,
-    _check_attached_shadow,
+    _check_shadow_with_edges,
+    _check_faded_part,
     _check_stray_edges,
 )

@@ -37,7 +37,11 @@ def refine_alpha(
     background."""
     h, w = rgb.shape[:2]
     solid = (mask * np.uint8(255)).astype(np.uint8)
-    alpha = solid if solid.shape == (h, w) else cv2.resize(solid, (w, h), cv2.INTER_LINEAR)
+    alpha = (
+        solid
+        if solid.shape == (h, w)
+        else cv2.resize(solid, (w, h), interpolation=cv2.INTER_LINEAR)
+    )
     ys, xs = pixels_under(_band(mask), rgb.shape)
     if len(ys):
         band = _band_alpha(rgb, detail, mask, (ys, xs), threshold)

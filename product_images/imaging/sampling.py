@@ -57,9 +57,7 @@ def sample(image: np.ndarray, points: Points) -> np.ndarray:
     return values.reshape(map_x.size, -1)[:count]
 
 
-def local_mean(
-    image: np.ndarray, where: np.ndarray, sigma: float
-) -> tuple[np.ndarray, np.ndarray]:
+def local_mean(image: np.ndarray, where: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """The Gaussian-weighted mean colour of the `where` pixels near each pixel, and the weight
     it rests on (near 0: no such pixel within a few sigma)."""
     weight = where.astype(np.float32)

@@ -52,14 +52,15 @@ def cutout_from_alpha(alpha: np.ndarray) -> Cutout:
 
 def segment_product(image: Image.Image, working_side: int = 400) -> Cutout:
     """Separate the product in an RGB photo from its background."""
-    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    rgb = np.asarray(image)
     # k-means and GrabCut draw from OpenCV's per-thread RNG: seed it so the same photo always
     # gives the same cut-out (cache keys and fidelity decisions depend on it).
     cv2.setRNGSeed(20261124)
-    seen = analyse(rgb, working_side)
+    seen = analyse(_downscale(image, 2 * working_side), working_side)
     confidence, reasons = score_cutout(seen.rgb, seen.model, seen.diff, seen.found, seen.border)
     alpha = refine_alpha(rgb, seen.rgb, seen.found.mask, seen.model.threshold)
-    return Cutout(alpha, _box(alpha), confidence, reasons, seen.model.rgb)
+    return Cutout(alpha, _box_near(alpha, seen.found.mask), confidence, reasons, seen.model.rgb)
 
 
 @dataclass(frozen=True)
@@ -74,19 +75,19 @@ class Analysis:
     found: ForegroundMask
 
 
-def analyse(rgb: np.ndarray, working_side: int) -> Analysis:
-    """Background model, difference map and product mask at twice the working side.
+def analyse(detail: np.ndarray, working_side: int) -> Analysis:
+    """Background model, difference map and product mask of a photo downscaled to twice the
+    working side.
 
     Colour evidence is read at twice the working side: a soft shadow must stay several pixels
     wide to be told from a sharp product edge. GrabCut runs at the working side.
     """
-    detail = _downscale(rgb, 2 * working_side)
     lab = cv2.cvtColor(detail, cv2.COLOR_RGB2LAB).astype(np.float32)
     border = border_mask(detail.shape)
     model = fit_background(lab, border)
     model = refit_background(lab, model, _around(difference(lab, model).distance > model.threshold))
     diff = difference(lab, model)
-    found = find_foreground(detail, lab, model, diff, border, working_side)
+    found = find_foreground(detail, lab, model, diff, working_side)
     return Analysis(detail, lab, border, model, diff, found)
 
 
@@ -94,13 +95,28 @@ def _around(mask: np.ndarray) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
 
 
-def _downscale(rgb: np.ndarray, side: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    scale = side / max(h, w)
+def _downscale(image: Image.Image, side: int) -> np.ndarray:
+    """The photo with its longer side at most `side` px, area-averaged."""
+    scale = side / max(image.size)
     if scale >= 1:
-        return rgb
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        return np.asarray(image)
+    # Pillow's integer reduce() is a fast box filter; the exact size is reached on the rest.
+    factor = int(1 / scale)
+    reduced = image.reduce(factor) if factor >= 2 else image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return cv2.resize(np.asarray(reduced), size, interpolation=cv2.INTER_AREA)
+
+
+def _box_near(alpha: np.ndarray, mask: np.ndarray) -> tuple[int, int, int, int]:
+    """The product box, searched only near the analysis mask's box (a 36 MP scan is slow)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return _box(alpha)
+    sy, sx = alpha.shape[0] / mask.shape[0], alpha.shape[1] / mask.shape[1]
+    top, left = max(0, int((rows[0] - 2) * sy)), max(0, int((cols[0] - 2) * sx))
+    bottom, right = int((rows[-1] + 3) * sy), int((cols[-1] + 3) * sx)
+    x0, y0, x1, y1 = _box(alpha[top:bottom, left:right])
+    return x0 + left, y0 + top, x1 + left, y1 + top
 
 
 def _box(alpha: np.ndarray) -> tuple[int, int, int, int]:
