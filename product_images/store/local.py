@@ -160,15 +160,26 @@ def _raise_storage_error(exc: OSError) -> None:
         raise StorageError(f"cannot list {exc.filename}: {exc.strerror}") from exc
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync it, then rename it over `path`."""
-    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+def _durable_temp(folder: Path, data: bytes) -> str:
+    """A complete, fsynced temp file in `folder` (removed again if writing fails)."""
+    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fchmod(handle.fileno(), 0o644)
             os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return temp
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync it, then rename it over `path`."""
+    temp = _durable_temp(path.parent, data)
+    try:
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -179,13 +190,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def _exclusive_write(path: Path, data: bytes) -> bool:
     """Write a complete temp file, then hard-link it to `path`: the link fails if it exists."""
-    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    temp = _durable_temp(path.parent, data)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)
-            os.fsync(handle.fileno())
         try:
             os.link(temp, path)
         except FileExistsError:
