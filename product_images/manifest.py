@@ -112,6 +112,9 @@ class MasterRecord(BaseModel):
         default=None, description="Hash of the prompt template a generated master came from."
     )
     notes: list[str] = Field(default_factory=list, description="What post-processing did.")
+    shadow: str = Field(
+        default="", description="White masters: the slot shadow drawn in (its key); '' = none."
+    )
 
 
 class OutputRecord(BaseModel):

@@ -34,7 +34,7 @@ from product_images.errors import (
     StorageUnavailableError,
 )
 from product_images.imaging.check import check_image
-from product_images.imaging.compose import Master
+from product_images.imaging.compose import Master, with_shadow
 from product_images.imaging.encode import SharedEncodings, encode_master
 from product_images.imaging.loading import SourceImage, decode_source
 from product_images.imaging.provenance import ai_provenance_xmp
@@ -54,7 +54,14 @@ from product_images.manifest import (
     versioned_key,
 )
 from product_images.settings import Settings
-from product_images.specs import PlatformSpec, SlotSpec, Variant, load_specs, select_platforms
+from product_images.specs import (
+    PlatformSpec,
+    ShadowSpec,
+    SlotSpec,
+    Variant,
+    load_specs,
+    select_platforms,
+)
 from product_images.store import Store, open_store, read_url
 
 __all__ = [
@@ -185,11 +192,12 @@ def _review_flags(
 
 
 def _store_master(
-    store: Store, sku: str, variant: str, master: Master, backend: str
+    store: Store, sku: str, variant: str, master: Master, backend: str, shadow: str = ""
 ) -> MasterRecord:
     data = encode_master(master.image)
     sha256 = hashlib.sha256(data).hexdigest()
-    key = versioned_key(f"{sku}/masters/{variant}.png", sha256)
+    name = f"{variant}-shadow-{shadow}" if shadow else variant
+    key = versioned_key(f"{sku}/masters/{name}.png", sha256)
     store.put(key, data, "image/png")
     _remember(store, key, sha256, master.image)
     return MasterRecord(
@@ -197,6 +205,7 @@ def _store_master(
         template_sha256=master.template_sha256,
         notes=list(master.notes),
         variant=variant,
+        shadow=shadow,
         key=key,
         width=master.image.width,
         height=master.image.height,
@@ -258,21 +267,27 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         paid = [v for v, b in backends.items() if b is generative]
         generative.check_affordable(paid, settings, context)
 
-    def make(variant: Variant) -> tuple[MasterRecord, list[ReviewFlag]]:
+    shadows = _shadows(request, settings)
+
+    def make(variant: Variant) -> tuple[list[MasterRecord], list[ReviewFlag]]:
         backend = backends[variant]
         master = backend.make_master(variant, product, settings, context)
-        record = _store_master(store, sku, variant, master, backend.name)
+        looks = [(master, None)] if variant != "white" else _shadowed(master, shadows)
+        records = [
+            _store_master(store, sku, variant, look, backend.name, s.key if s else "")
+            for look, s in looks
+        ]
         flags = _review_flags(variant, master.confidence, master.reasons, settings)
         if master.generated_by is None:  # made from the local cut-out: its doubts apply
             confidence = min(master.confidence, product.cutout.confidence)
-            return record.model_copy(update={"confidence": confidence}), flags
-        return record, flags
+            records = [r.model_copy(update={"confidence": confidence}) for r in records]
+        return records, flags
 
     with ThreadPoolExecutor(max_workers=1) as side:  # the big RGBA PNG beside the masters
         cutout = side.submit(_store_cutout, store, sku, product)
         made = _in_parallel(make, variants, settings.threads)
         cutout_record = cutout.result()
-    records = [record for record, _ in made]
+    records = [record for records, _ in made for record in records]
     uses_cutout = any(r.generated_by is None for r in records)
     cut = product.cutout
     flags = _review_flags("cutout", cut.confidence, cut.reasons, settings) if uses_cutout else []
@@ -296,6 +311,19 @@ def _variants(request: ProductRequest, settings: Settings) -> list[Variant]:
             f"none of the variants {request.variants} is shown by the platforms {request.platforms}"
         )
     return sorted(chosen)
+
+
+def _shadows(request: ProductRequest, settings: Settings) -> list[ShadowSpec | None]:
+    """The white masters to make: the plain one (masters/white.png, kept whatever the slots
+    want), then one per distinct slot shadow."""
+    slots = [s for p in platforms_of(request, settings) for s in p.slots if s.variant == "white"]
+    return list(dict.fromkeys([None, *(s.shadow for s in slots)]))
+
+
+def _shadowed(
+    master: Master, shadows: list[ShadowSpec | None]
+) -> list[tuple[Master, ShadowSpec | None]]:
+    return [(with_shadow(master, s) if s else master, s) for s in shadows]
 
 
 def _source_info(request: ProductRequest, source: SourceImage) -> SourceInfo:
@@ -369,17 +397,21 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
     are framed together (`frame_slots`: equal framings as one chain, largest first) and equal
     images encoded once; one master's framed images are in memory at a time.
     """
-    masters = {m.variant: (m, _open_master(store, m)) for m in prepared.masters}
+    masters = {(m.variant, m.shadow): (m, _open_master(store, m)) for m in prepared.masters}
     jobs = [
         (p, s)
         for p in platforms_of(prepared.request, settings)
         for s in p.slots
-        if s.variant in masters  # only the chosen variants were made
+        if (s.variant, s.shadow_key()) in masters  # only the chosen variants were made
     ]
     sku = prepared.request.sku
     done: dict[int, tuple[OutputRecord, bytes]] = {}
     for record, image in masters.values():
-        mine = [i for i, (_, s) in enumerate(jobs) if s.variant == record.variant]
+        mine = [
+            i
+            for i, (_, s) in enumerate(jobs)
+            if (s.variant, s.shadow_key()) == (record.variant, record.shadow)
+        ]
         images = frame_slots(
             image,
             record.product_box,

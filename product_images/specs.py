@@ -21,6 +21,7 @@ from product_images.errors import SpecError, UnknownPlatformError
 __all__ = [
     "BUILTIN_SPECS_DIR",
     "PlatformSpec",
+    "ShadowSpec",
     "SlotSpec",
     "Variant",
     "load_spec_file",
@@ -39,6 +40,56 @@ MetadataKind = Literal["icc", "exif", "xmp"]
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _ASPECT = re.compile(r"^(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)$")
+
+
+class ShadowSpec(BaseModel):
+    """The shadow a slot's white image shows under the product (see imaging/floor_shadow.py).
+
+    Opacities 0..1; 0 leaves that layer out. The parameters are those the paid services
+    expose: softness, intensity (the opacities), direction and spread.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contact: float = Field(
+        default=0.0, ge=0, le=1, description="Opacity of the contact shadow under the base."
+    )
+    cast: float = Field(
+        default=0.0, ge=0, le=1, description="Opacity of the shadow cast away from the light."
+    )
+    reflection: float = Field(
+        default=0.0, ge=0, le=1, description="Opacity of a mirror reflection on the floor."
+    )
+    direction: float = Field(
+        default=60.0,
+        ge=0,
+        lt=360,
+        description="Where the cast shadow falls, degrees: 0 right, 90 away, 180 left, "
+        "270 towards the camera.",
+    )
+    length: float = Field(
+        default=0.35, ge=0, le=2, description="Cast shadow length, share of product height."
+    )
+    softness: float = Field(
+        default=0.5, ge=0, le=1, description="0 hard edges, 1 very soft (penumbra)."
+    )
+    spread: float = Field(
+        default=0.02, ge=0, le=0.2, description="Contact shadow's spread, share of width."
+    )
+    reach: float = Field(
+        default=0.06,
+        gt=0,
+        le=0.5,
+        description="Nothing is drawn farther than this share of the product's longer side "
+        "beyond its box (keeps margins and frame edges clean).",
+    )
+
+    @property
+    def key(self) -> str:
+        """A short stable name for the master this shadow makes, e.g. 'contact-3f2a9c01'."""
+        layers = [n for n in ("contact", "cast", "reflection") if getattr(self, n) > 0]
+        digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:8]
+        return f"{'+'.join(layers) or 'none'}-{digest}"
 
 
 class SlotSpec(BaseModel):
@@ -81,6 +132,9 @@ class SlotSpec(BaseModel):
     keep_metadata: list[MetadataKind] = Field(
         default_factory=list, description="Metadata kept besides the ICC profile."
     )
+    shadow: ShadowSpec | None = Field(
+        default=None, description="White slots: the product's shadow; unset = none."
+    )
 
     @field_validator("background")
     @classmethod
@@ -109,10 +163,35 @@ class SlotSpec(BaseModel):
             raise ValueError("pure_white needs background '#FFFFFF'")
         if self.min_quality > self.quality:
             raise ValueError("min_quality is above quality")
+        self._check_shadow()
         lo, hi = self.size_limits()
         if not lo <= max(self.target_size()) <= hi or min(self.target_size()) < self.min_side:
             raise ValueError(f"target size {self.target_size()} is outside min/max sides")
         return self
+
+    def _check_shadow(self) -> None:
+        """A shadow must not reach the frame edge (pure white) nor push the measured fill
+        past the slot's maximum: the product box grows by `reach` on each side at most."""
+        if self.shadow is None:
+            return
+        if self.variant != "white":
+            raise ValueError("shadow: only white slots take a shadow (scenes light their own)")
+        fill = self.fill or 1.0
+        margin = (1 / fill - 1) / 2  # frame beyond the product box, share of its long side
+        if self.fit == "pad" and self.shadow.reach >= margin - 0.01:
+            raise ValueError(
+                f"shadow.reach: {self.shadow.reach} reaches the frame edge at fill {fill} "
+                f"(keep it under {margin - 0.01:.3f})"
+            )
+        if self.max_fill is not None and fill * (1 + 2 * self.shadow.reach) > self.max_fill:
+            raise ValueError(
+                f"shadow.reach: {self.shadow.reach} can push the measured fill past "
+                f"max_fill {self.max_fill}"
+            )
+
+    def shadow_key(self) -> str:
+        """Which white master this slot shows: '' for none, else the shadow's key."""
+        return self.shadow.key if self.shadow is not None else ""
 
     def size_limits(self) -> tuple[int, int]:
         """The allowed range of the longest side."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -10,6 +10,8 @@ from PIL import Image, ImageFilter
 
 from product_images.imaging.check import content_box
 from product_images.imaging.edges import edge_colours, edge_pixels
+from product_images.imaging.floor_shadow import apply_shadow
+from product_images.specs import ShadowSpec
 
 __all__ = [
     "Master",
@@ -17,6 +19,7 @@ __all__ = [
     "compose_white",
     "crop_detail",
     "decontaminate",
+    "with_shadow",
 ]
 
 Box = tuple[int, int, int, int]
@@ -33,6 +36,9 @@ class Master:
     generated_by: str | None = None  # model id when a generative model made it
     template_sha256: str | None = None  # prompt template it was generated from
     notes: tuple[str, ...] = ()
+    # The product's mask on the master's grid (uint8), where a master knows it: shadows
+    # are drawn from it.
+    alpha: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def decontaminate(
@@ -89,7 +95,22 @@ def compose_white(rgb: np.ndarray, alpha: np.ndarray, box: Box, side: int, fill:
     canvas.paste(product, offset, mask)
     # Frame by what is visibly not white (as the fill rules are checked), not by faint alpha.
     placed = (offset[0], offset[1], offset[0] + size[0], offset[1] + size[1])
-    return Master(canvas, content_box(np.asarray(canvas), (255, 255, 255)) or placed, 1.0)
+    full = np.zeros((side, side), np.uint8)
+    full[placed[1] : placed[3], placed[0] : placed[2]] = np.asarray(mask)
+    box = content_box(np.asarray(canvas), (255, 255, 255)) or placed
+    return Master(canvas, box, 1.0, alpha=full)
+
+
+def with_shadow(master: Master, spec: ShadowSpec) -> Master:
+    """The white master with the product's shadow under it. The product box stays the
+    product's own, so slots frame and fill by the product, not by its shadow."""
+    alpha = master.alpha if master.alpha is not None else np.zeros((1, 1), np.uint8)
+    ys, xs = np.nonzero(alpha > 127)
+    if len(ys) == 0:
+        return replace(master, notes=(*master.notes, "no product mask: shadow left out"))
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    pixels = apply_shadow(np.asarray(master.image), alpha, box, spec)
+    return replace(master, image=Image.fromarray(pixels))
 
 
 def _backdrop(side: int, tint: tuple[int, int, int]) -> tuple[Image.Image, int]:

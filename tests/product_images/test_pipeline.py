@@ -158,8 +158,33 @@ def test_chosen_variants_limit_masters_and_slots(photo, tmp_path):
     result = run_product(request, _settings(store.url), store)
     assert result.status == "done"
     manifest = Manifest.model_validate_json(store.get("V-1/manifest.json"))
-    assert [m.variant for m in manifest.masters] == ["white"]
+    amazon_shadow = load_specs()["amazon"].slot("main").shadow_key()
+    assert [(m.variant, m.shadow) for m in manifest.masters] == [
+        ("white", ""),  # the plain white master is always kept
+        ("white", amazon_shadow),
+    ]
     assert [o.slot for o in manifest.outputs] == ["main"]
+
+
+def test_each_slot_shows_the_white_master_with_its_own_shadow(photo, tmp_path):
+    store = LocalStore(tmp_path / "out")
+    platforms = ["amazon", "shopify", "taobao"]  # contact only, contact + cast, none
+    request = ProductRequest(sku="S-1", source=str(photo), platforms=platforms, variants=["white"])
+    assert run_product(request, _settings(store.url), store).status == "done"
+    manifest = Manifest.model_validate_json(store.get("S-1/manifest.json"))
+    specs = load_specs()
+    wanted = {
+        specs[p].slot(o.slot).shadow_key()
+        for p in platforms
+        for o in manifest.outputs
+        if o.platform == p
+    }
+    assert {m.shadow for m in manifest.masters} == wanted | {""}
+    assert len(wanted) == 3 and all(o.passed for o in manifest.outputs)
+    plain = np.asarray(Image.open(io.BytesIO(store.get("S-1/taobao/white-bg.jpg"))).convert("L"))
+    shopify = Image.open(io.BytesIO(store.get("S-1/shopify/main.jpg"))).convert("L")
+    shaded = np.asarray(shopify.resize(plain.shape[::-1], Image.Resampling.BOX))
+    assert shaded.mean() < plain.mean() - 0.3  # the shadow darkens the floor around the product
 
 
 def test_empty_variants_mean_every_variant_the_platforms_need(photo, tmp_path):

@@ -324,3 +324,51 @@ def test_select_unknown_platform_lists_known_names() -> None:
 def test_unknown_slot_lists_known_slots() -> None:
     with pytest.raises(UnknownPlatformError, match="slots: main, lifestyle, detail"):
         load_specs()["amazon"].slot("hero")
+
+
+# --- shadows ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("slot", "shadow", "expected"),
+    [
+        (0, {"contact": 0.5, "reach": 0.2}, "shadow.reach: 0.2 reaches the frame edge"),
+        (0, {"contact": 1.5}, "slots.0.shadow.contact"),
+        (0, {"contact": 0.5, "blur": 3}, "slots.0.shadow.blur"),
+        (1, {"contact": 0.5}, "only white slots take a shadow"),
+    ],
+)
+def test_bad_shadow_names_the_file_and_field(
+    tmp_path: Path, slot: int, shadow: dict[str, Any], expected: str
+) -> None:
+    spec = minimal_spec()
+    spec["slots"][slot]["shadow"] = shadow
+    message = spec_error(write_spec(tmp_path, "acme", spec))
+    assert message.startswith("acme.yaml: slots.")
+    assert expected in message
+
+
+def test_shadow_may_not_push_the_fill_past_its_maximum(tmp_path: Path) -> None:
+    spec = minimal_spec()
+    spec["slots"][0].update(max_fill=0.9, shadow={"contact": 0.5, "reach": 0.05})
+    assert "past max_fill 0.9" in spec_error(write_spec(tmp_path, "acme", spec))
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=by_stem)
+def test_builtin_shadows_fit_their_slots(path: Path) -> None:
+    for slot in load(path).slots:
+        if slot.pure_white and path.stem != "taobao":  # Taobao: no shadow at all
+            assert slot.shadow is not None and slot.shadow.cast == 0, slot.name
+        if slot.shadow is not None:
+            assert slot.variant == "white" and slot.shadow.contact > 0
+
+
+def test_taobao_white_image_has_no_shadow() -> None:
+    assert load_specs()["taobao"].slot("white-bg").shadow is None
+
+
+def test_shadow_key_changes_with_its_parameters() -> None:
+    main = load_specs()["shopify"].slot("main")
+    assert main.shadow is not None
+    softer = main.shadow.model_copy(update={"softness": 0.9})
+    assert main.shadow_key().startswith("contact+cast-") and softer.key != main.shadow_key()
