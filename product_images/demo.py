@@ -1112,10 +1112,14 @@ def _human_bytes(size: int) -> str:
 
 
 def _master_figure(store: Store, record: MasterRecord, root: Path) -> str:
+    name = record.variant + (f" · shadow {record.shadow}" if record.shadow else "")
+    name += f" · alternative #{record.rank + 1}" if record.rank else ""
     caption = (
-        f"<b>{_e(record.variant)}</b><br>{record.width}×{record.height} · "
+        f"<b>{_e(name)}</b><br>{record.width}×{record.height} · "
         f"{_e(record.backend)} · confidence {record.confidence:.2f}"
     )
+    if record.notes:  # e.g. what a scene shows, where a detail crop comes from
+        caption += f"<br><small>{_e(record.notes[0])}</small>"
     return _picture(_image_url(store, record.key, root), record.key, caption)
 
 

@@ -115,6 +115,12 @@ class MasterRecord(BaseModel):
     shadow: str = Field(
         default="", description="White masters: the slot shadow drawn in (its key); '' = none."
     )
+    rank: int = Field(
+        default=0,
+        ge=0,
+        description="0: the master slots show; 1, 2...: ranked alternatives (detail crops) "
+        "kept for a person to choose from.",
+    )
 
 
 class OutputRecord(BaseModel):

@@ -192,11 +192,18 @@ def _review_flags(
 
 
 def _store_master(
-    store: Store, sku: str, variant: str, master: Master, backend: str, shadow: str = ""
+    store: Store,
+    sku: str,
+    variant: str,
+    master: Master,
+    backend: str,
+    shadow: str = "",
+    rank: int = 0,
 ) -> MasterRecord:
     data = encode_master(master.image)
     sha256 = hashlib.sha256(data).hexdigest()
     name = f"{variant}-shadow-{shadow}" if shadow else variant
+    name = f"{name}-{rank + 1}" if rank else name
     key = versioned_key(f"{sku}/masters/{name}.png", sha256)
     store.put(key, data, "image/png")
     _remember(store, key, sha256, master.image)
@@ -206,6 +213,7 @@ def _store_master(
         notes=list(master.notes),
         variant=variant,
         shadow=shadow,
+        rank=rank,
         key=key,
         width=master.image.width,
         height=master.image.height,
@@ -276,6 +284,9 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         records = [
             _store_master(store, sku, variant, look, backend.name, s.key if s else "")
             for look, s in looks
+        ] + [
+            _store_master(store, sku, variant, other, backend.name, rank=rank)
+            for rank, other in enumerate(master.alternates, 1)
         ]
         flags = _review_flags(variant, master.confidence, master.reasons, settings)
         if master.generated_by is None:  # made from the local cut-out: its doubts apply
@@ -397,7 +408,11 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
     are framed together (`frame_slots`: equal framings as one chain, largest first) and equal
     images encoded once; one master's framed images are in memory at a time.
     """
-    masters = {(m.variant, m.shadow): (m, _open_master(store, m)) for m in prepared.masters}
+    masters = {
+        (m.variant, m.shadow): (m, _open_master(store, m))
+        for m in prepared.masters
+        if m.rank == 0  # alternatives are for people, not slots
+    }
     jobs = [
         (p, s)
         for p in platforms_of(prepared.request, settings)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-from functools import lru_cache
-
 import numpy as np
-from PIL import Image
 
+from product_images.backends.backdrops import best_backdrop
 from product_images.backends.base import MasterBackend, MasterContext, ProductCutout
 from product_images.imaging.compose import (
     Master,
@@ -16,18 +13,12 @@ from product_images.imaging.compose import (
     crop_detail,
     decontaminate,
 )
+from product_images.imaging.scenes.sizes import real_size_cm
+from product_images.imaging.scenes.stage import tone_of
 from product_images.settings import Settings
 from product_images.specs import Variant
-from product_images.store import read_url
 
 __all__ = ["LocalBackend"]
-
-
-@lru_cache(maxsize=4)
-def _scene_background(url: str) -> Image.Image:
-    image = Image.open(io.BytesIO(read_url(url)))
-    image.load()
-    return image.convert("RGB")
 
 
 def _decontaminated(product: ProductCutout) -> np.ndarray:
@@ -58,9 +49,26 @@ class LocalBackend(MasterBackend):
             return compose_white(
                 clean, cut.alpha, cut.box, settings.master_side, settings.master_fill
             )
-        background = (
-            _scene_background(settings.scene_background) if settings.scene_background else None
-        )
-        return compose_scene(
-            clean, cut.alpha, cut.box, settings.master_side, background, settings.scene_reflection
-        )
+        return _scene(product, clean, settings, context)
+
+
+def _scene(
+    product: ProductCutout, clean: np.ndarray, settings: Settings, context: MasterContext
+) -> Master:
+    """On the user's backdrop photo that suits the product best, else on a drawn surface."""
+    cut = product.cutout
+    chosen = None
+    if settings.scene_background:
+        chosen = best_backdrop(settings.scene_background, tone_of(product.rgb, cut.alpha))
+    photo, name = chosen if chosen else (None, "")
+    size = real_size_cm(context.fields.get("name", ""), context.fields.get("category", ""))
+    return compose_scene(
+        clean,
+        cut.alpha,
+        cut.box,
+        settings.master_side,
+        photo,
+        settings.scene_reflection,
+        size,
+        name,
+    )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import cv2
 import numpy as np
 from PIL import Image, ImageFilter
 
 from product_images.imaging.check import content_box
+from product_images.imaging.details import DetailCandidate, detail_candidates
 from product_images.imaging.edges import edge_colours, edge_pixels
 from product_images.imaging.floor_shadow import apply_shadow
+from product_images.imaging.scenes.stage import stage_product
 from product_images.specs import ShadowSpec
 
 __all__ = [
@@ -39,6 +40,8 @@ class Master:
     # The product's mask on the master's grid (uint8), where a master knows it: shadows
     # are drawn from it.
     alpha: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # Other candidates a person may prefer (detail crops), best first.
+    alternates: tuple[Master, ...] = ()
 
 
 def decontaminate(
@@ -113,67 +116,6 @@ def with_shadow(master: Master, spec: ShadowSpec) -> Master:
     return replace(master, image=Image.fromarray(pixels))
 
 
-def _backdrop(side: int, tint: tuple[int, int, int]) -> tuple[Image.Image, int]:
-    """A seamless studio sweep: a lit wall fading into a floor; returns it and the horizon.
-
-    The shading is separable (a vertical profile times a horizontal vignette), so it is
-    built and softened in 1-D: blurring a 2048² float image would take a second.
-    """
-    horizon = round(side * 0.62)
-    y = np.linspace(0.0, 1.0, side, dtype=np.float32)
-    wall = 0.97 - 0.10 * y  # light falls off towards the floor
-    floor = 0.90 - 0.16 * np.clip((y - 0.62) / 0.38, 0, 1)
-    profile = cv2.GaussianBlur(np.where(y < 0.62, wall, floor)[:, None], (1, 0), side / 60)
-    x = np.linspace(-1.0, 1.0, side, dtype=np.float32)
-    vignette = 1.0 - 0.08 * x**2
-    channels = [
-        Image.fromarray(np.clip(np.outer(profile.ravel() * c, vignette), 0, 255).astype(np.uint8))
-        for c in tint
-    ]
-    return Image.merge("RGB", channels), horizon
-
-
-def _studio_tint(rgb: np.ndarray, alpha: np.ndarray) -> tuple[int, int, int]:
-    """A pale backdrop colour in harmony with the product's dominant colour."""
-    pixels = rgb[alpha > 128]
-    mean = pixels.mean(axis=0) if len(pixels) else np.array([200.0, 200.0, 200.0])
-    pale = 0.18 * mean + 0.82 * np.array([246.0, 243.0, 238.0])  # warm off-white base
-    return tuple(int(v) for v in pale)  # type: ignore[return-value]
-
-
-def _match_light(
-    product: Image.Image, backdrop_mean: np.ndarray, strength: float = 0.12
-) -> Image.Image:
-    """Pull the product's colour cast a little towards the scene's light."""
-    arr = np.asarray(product, np.float32)
-    cast = backdrop_mean / max(float(backdrop_mean.mean()), 1.0)
-    lit = arr * (1 - strength + strength * cast[None, None, :])
-    return Image.fromarray(np.clip(lit, 0, 255).astype(np.uint8))
-
-
-def _contact_shadow(side: int, placed: Box) -> tuple[Image.Image, tuple[int, int]]:
-    """A soft dark ellipse where the product meets the floor: an opacity patch and its origin."""
-    left, _top, right, bottom = placed
-    width = right - left
-    sigma = max(2.0, width / 25)
-    centre = (round((left + right) / 2), bottom - max(1, width // 60))
-    axes = (max(2, round(width * 0.48)), max(2, round(width * 0.06)))
-    pad = round(3 * sigma)
-    x0, y0 = max(0, centre[0] - axes[0] - pad), max(0, centre[1] - axes[1] - pad)
-    x1, y1 = min(side, centre[0] + axes[0] + pad), min(side, centre[1] + axes[1] + pad)
-    patch = np.zeros((y1 - y0, x1 - x0), np.float32)  # only the shadow's neighbourhood
-    cv2.ellipse(patch, (centre[0] - x0, centre[1] - y0), axes, 0, 0, 360, 0.55, -1)
-    patch = cv2.GaussianBlur(patch, (0, 0), sigma)
-    return Image.fromarray((patch * 255).astype(np.uint8)), (x0, y0)
-
-
-def _reflection(product: Image.Image, mask: Image.Image) -> tuple[Image.Image, Image.Image]:
-    flipped = product.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-    fade = np.linspace(0.22, 0.0, mask.height, dtype=np.float32)[:, None]
-    faded = np.asarray(mask.transpose(Image.Transpose.FLIP_TOP_BOTTOM), np.float32) * fade
-    return flipped, Image.fromarray(faded.astype(np.uint8))
-
-
 def compose_scene(
     rgb: np.ndarray,
     alpha: np.ndarray,
@@ -181,88 +123,61 @@ def compose_scene(
     side: int,
     background: Image.Image | None = None,
     reflection: bool = False,
+    size_cm: float = 25.0,
+    background_name: str = "",
 ) -> Master:
-    """The product standing on the floor of a studio sweep, or on a supplied background."""
-    if background is None:
-        scene, horizon = _backdrop(side, _studio_tint(rgb, alpha))
-    else:
-        scene, horizon = _cover(background.convert("RGB"), side), round(side * 0.62)
-    size = _fit(box, round(side * 0.56), round(side * 0.56))
+    """The product standing on a surface drawn to suit its colours (wood, stone, linen or a
+    paper sweep, at the scale its real size `size_cm` implies), or on a supplied backdrop
+    photo; lit like the backdrop, its shadow falling away from the backdrop's light."""
+    size = _fit(box, round(side * 0.5), round(side * 0.5))
     product, mask = _scaled(*_product_crop(rgb, alpha, box), size)
-    light = (
-        np.asarray(scene.reduce(32), np.float32).reshape(-1, 3).mean(axis=0)
-    )  # a thumbnail's mean is enough
-    product = _match_light(product, light)
-    floor_y = min(side - round(side * 0.08), max(horizon + size[1] // 3, round(side * 0.80)))
-    offset = ((side - size[0]) // 2, floor_y - size[1])
-    placed = (offset[0], offset[1], offset[0] + size[0], offset[1] + size[1])
-    shadow, origin = _contact_shadow(side, placed)
-    scene.paste(Image.new("RGB", shadow.size, (40, 36, 32)), origin, shadow)
-    if reflection:
-        flipped, faded = _reflection(product, mask)
-        scene.paste(flipped, (offset[0], placed[3]), faded)
-    scene.paste(product, offset, mask)
-    return Master(scene, placed, 1.0)
-
-
-def _cover(image: Image.Image, side: int) -> Image.Image:
-    scale = side / min(image.size)
-    size = (max(side, round(image.width * scale)), max(side, round(image.height * scale)))
-    resized = image.resize(size, Image.Resampling.LANCZOS)
-    left, top = (size[0] - side) // 2, (size[1] - side) // 2
-    return resized.crop((left, top, left + side, top + side))
-
-
-def _detail_energy(gray: np.ndarray) -> np.ndarray:
-    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-    return cv2.magnitude(gx, gy)
-
-
-def _best_window(
-    energy: np.ndarray, inside: np.ndarray, window: int
-) -> tuple[int, int, float, float]:
-    """Top-left of the window with most detail that lies (mostly) inside the product."""
-    e = cv2.integral(energy * inside)
-    m = cv2.integral(inside.astype(np.float32))
-    w = window
-    sums = e[w:, w:] - e[:-w, w:] - e[w:, :-w] + e[:-w, :-w]
-    cover = (m[w:, w:] - m[:-w, w:] - m[w:, :-w] + m[:-w, :-w]) / (w * w)
-    for need in (0.95, 0.8, 0.5):
-        score = np.where(cover >= need, sums, -1.0)
-        y, x = np.unravel_index(int(np.argmax(score)), score.shape)
-        if score[y, x] > 0:
-            return int(x), int(y), float(cover[y, x]), need
-    return 0, 0, 0.0, 0.0
-
-
-def crop_detail(rgb: np.ndarray, alpha: np.ndarray, box: Box, side: int, work: int = 400) -> Master:
-    """The most detailed square region inside the product, upscaled to `side`."""
-    scale = work / max(rgb.shape[:2])
-    scale = min(scale, 1.0)
-    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    inside = cv2.resize(alpha, (small.shape[1], small.shape[0])) > 200
-    inside = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    bw, bh = box[2] - box[0], box[3] - box[1]
-    window = max(8, round(min(bw, bh) * scale * 0.45))
-    if window >= min(small.shape[:2]) or not inside.any():
-        return _fallback_detail(rgb, box, side)
-    energy = _detail_energy(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
-    x, y, cover, need = _best_window(energy, inside, window)
-    if need == 0.0:
-        return _fallback_detail(rgb, box, side)
-    full = (
-        round(x / scale),
-        round(y / scale),
-        round((x + window) / scale),
-        round((y + window) / scale),
+    seed = int(np.asarray(product.reduce(8)).sum()) % 9973  # stable per product
+    staged = stage_product(
+        np.asarray(product),
+        np.asarray(mask),
+        side,
+        size_cm,
+        seed,
+        background,
+        background_name,
+        reflection,
     )
-    crop = Image.fromarray(rgb).crop(full)
-    # Sharpen at native resolution (cheap, and it sharpens real detail, not resampling blur).
+    scene = staged.backdrop
+    what = "studio shot on a drawn" if scene.kind == "studio" else "on the"
+    note = f"scene: {what} {scene.name}"
+    return Master(Image.fromarray(staged.image), staged.box, 1.0, notes=(note,))
+
+
+def crop_detail(
+    rgb: np.ndarray, alpha: np.ndarray, box: Box, side: int, alternates: int = 2
+) -> Master:
+    """The best detail square of the product at the source's own pixels (enlarged only when
+    under `_NATIVE_MIN`), with the next-best distinct squares as `alternates`."""
+    found, confidence = detail_candidates(rgb, alpha, box, 1 + alternates)
+    if not found:
+        return _fallback_detail(rgb, box, side)
+    best, *rest = (_detail_master(rgb, c, side, rank) for rank, c in enumerate(found))
+    if confidence < 1.0:
+        reason = f"detail crop only {found[0].cover:.0%} on the product"
+        best = replace(best, confidence=confidence, reasons=(reason,))
+    return replace(best, alternates=tuple(rest))
+
+
+_NATIVE_MIN = 800  # a detail crop smaller than this is enlarged to it (and says so)
+
+
+def _detail_master(rgb: np.ndarray, found: DetailCandidate, side: int, rank: int) -> Master:
+    crop = Image.fromarray(rgb).crop(found.box)
+    native = crop.width
+    # Sharpen at native resolution (it sharpens real detail, not resampling blur).
     crop = crop.filter(ImageFilter.UnsharpMask(radius=1.5, percent=60, threshold=2))
-    crop = crop.resize((side, side), Image.Resampling.LANCZOS)
-    reasons = () if need >= 0.95 else (f"detail crop only {cover:.0%} inside the product",)
-    return Master(crop, (0, 0, side, side), 1.0 if need >= 0.95 else 0.7, reasons)
+    out = min(side, max(native, _NATIVE_MIN))
+    if out != native:
+        crop = crop.resize((out, out), Image.Resampling.LANCZOS)
+    notes = [f"detail #{rank + 1}: {native} px of the source at {found.box}"]
+    notes += [f"holds {found.marks} whole mark(s) (text, logo, hardware)"] if found.marks else []
+    notes += [f"enlarged from {native} px"] if out > native else []
+    return Master(crop, (0, 0, out, out), 1.0, notes=tuple(notes))
 
 
 def _fallback_detail(rgb: np.ndarray, box: Box, side: int) -> Master:

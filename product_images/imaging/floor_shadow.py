@@ -134,12 +134,17 @@ def apply_shadow(
     """`image` (the product already composited over its background) with the product's
     shadow and reflection added under it: only the background share (1 - alpha) of each
     pixel changes, so the product is never shaded and pixels outside `reach` keep their
-    exact value (pure white stays 255)."""
+    exact value (pure white stays 255).
+
+    A shadow filters the light the floor gets: at full opacity the floor's colour is
+    multiplied by `colour` / 255 (on white, exactly `colour`), so a textured floor keeps its
+    texture inside the shadow."""
     opacity, reflection = floor_layers(image, alpha, box, spec)
     base = image.astype(np.float32)
     behind = (1.0 - alpha.astype(np.float32) / 255.0)[..., None]
     if reflection is not None:
         r_alpha = reflection[..., 3:4]
         base = base + behind * r_alpha * (reflection[..., :3] - base)
-    shaded = base + behind * opacity[..., None] * (np.asarray(colour, np.float32) - base)
+    filtered = 1.0 - np.asarray(colour, np.float32) / 255.0
+    shaded = base * (1.0 - behind * opacity[..., None] * filtered)
     return np.clip(np.rint(shaded), 0, 255).astype(np.uint8)

@@ -62,6 +62,22 @@ def test_detail_crop_lies_inside_the_product():
     pixels = np.asarray(master.image).astype(int)
     assert master.confidence == 1.0
     assert (pixels.sum(axis=2) < 700).mean() > 0.95  # product, not white background
+    assert len(master.alternates) >= 1  # at least two ranked candidates
+
+
+@pytest.mark.parametrize(
+    ("source", "side"), [((800, 600), 2048), ((3000, 2400), 2048), ((3000, 2400), 300)]
+)
+def test_detail_keeps_the_sources_own_pixels(source, side):
+    image, truth = draw_product(size=source, background=(255, 255, 255))
+    ys, xs = np.nonzero(truth)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    master = crop_detail(np.asarray(image), truth.astype(np.uint8) * 255, box, side=side)
+    native = int(master.notes[0].split(" px")[0].rsplit(" ", 1)[1])
+    # Native pixels when they are enough (>= 800 px), never above `side`, enlarged only from
+    # a small source (and then it says so).
+    assert master.image.width == min(side, max(native, 800))
+    assert any("enlarged" in note for note in master.notes) == (native < min(side, 800))
 
 
 def _golden(name: str, image: Image.Image) -> None:
@@ -77,6 +93,4 @@ def test_white_master_golden():
     _golden("white_master.png", compose_white(rgb, alpha, box, side=256, fill=0.85).image)
 
 
-def test_scene_master_golden():
-    rgb, alpha, box = _product()
-    _golden("scene_master.png", compose_scene(rgb, alpha, box, side=256).image)
+# scene goldens, one per surface: tests/product_images/imaging/scenes/test_scenes.py

@@ -1,0 +1,181 @@
+"""Where to crop a detail shot: the squares a merchandiser would show (a label, a logo,
+hardware, a texture), never cutting through a mark at the border, ranked.
+
+Marks are found as clusters of strong edges inside the product (letters close into words,
+a logo's strokes into one blob). A candidate square either holds a mark whole or stays clear
+of it; it lies (almost) wholly on the product; among those, squares with more detail and more
+whole marks rank first, and later candidates must differ from earlier ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["DetailCandidate", "detail_candidates", "find_marks"]
+
+Box = tuple[int, int, int, int]
+_WORK = 600  # the product's longer side while searching, px
+_SIZES = (0.4, 0.55, 0.7, 0.85)  # window sides tried, share of the product's shorter side
+_LINE = 10  # a long mark this many times longer than thick is a stripe or seam, not a word
+_COVER = 0.92  # least share of a window on the product
+_PASSES = ((_COVER, 1.0), (0.75, 0.85), (0.5, 0.6))  # (least cover, confidence) tried in turn
+_OVERLAP = 0.3  # most a later candidate may overlap (IoU) an earlier one
+_CONTRAST = 40  # grey levels across 3 px that make a mark's edge
+
+
+@dataclass(frozen=True)
+class DetailCandidate:
+    """A square crop of the source, in source pixels, and why it ranks where it does."""
+
+    box: Box
+    score: float
+    cover: float  # share on the product
+    marks: int  # marks (text, logos, hardware) it holds whole
+
+
+def find_marks(grey: np.ndarray, inside: np.ndarray) -> list[Box]:
+    """Boxes of clusters of strong local contrast inside the product (words, logos,
+    hardware). Contrast is measured as the range of a 3x3 neighbourhood: print and hardware
+    edges span tens of levels, fabric, card or brushed metal texture only a few."""
+    kernel = np.ones((3, 3), np.uint8)
+    contrast = cv2.dilate(grey, kernel).astype(np.int16) - cv2.erode(grey, kernel)
+    strong = (contrast >= _CONTRAST) & inside
+    gap = max(3, round(0.015 * max(grey.shape)))  # letters of a word merge, not words
+    # Close along lines, hardly across: a line of text stays apart from a stripe under it.
+    closed = cv2.morphologyEx(strong.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, gap), np.uint8))
+    count, _labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    area = max(1, int(inside.sum()))
+    marks = []
+    for x, y, w, h, pixels in stats[1:count]:
+        line = min(w, h) <= 6 and max(w, h) > _LINE * min(w, h)  # a stripe or seam
+        if 0.0003 * area <= pixels and w * h <= 0.3 * area and not line:
+            marks.append((int(x), int(y), int(x + w), int(y + h)))
+    return marks
+
+
+def _energy(grey: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    return cv2.magnitude(gx, gy)
+
+
+def _window_sums(values: np.ndarray, side: int, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    table = cv2.integral(values.astype(np.float32))
+    return table[ys + side, xs + side] - table[ys, xs + side] - table[ys + side, xs] + table[ys, xs]
+
+
+def _mark_terms(
+    marks: list[Box], side: int, xs: np.ndarray, ys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per window: marks held whole, their area, and whether any mark is cut by the border."""
+    held = np.zeros(xs.shape, np.float32)
+    area = np.zeros(xs.shape, np.float32)
+    cut = np.zeros(xs.shape, bool)
+    for left, top, right, bottom in marks:
+        whole = (xs <= left) & (xs + side >= right) & (ys <= top) & (ys + side >= bottom)
+        touches = (xs < right) & (xs + side > left) & (ys < bottom) & (ys + side > top)
+        held += whole
+        area += whole * (right - left) * (bottom - top)
+        cut |= touches & ~whole
+    return held, area, cut
+
+
+def _score_windows(
+    energy: np.ndarray, inside: np.ndarray, marks: list[Box], side: int, need: float
+) -> list[tuple[float, float, int, Box]]:
+    """Every allowed window of one size: (score, cover, marks, box) at work scale."""
+    height, width = inside.shape
+    step = max(1, side // 10)
+    ys, xs = np.mgrid[0 : height - side + 1 : step, 0 : width - side + 1 : step]
+    cover = _window_sums(inside, side, xs, ys) / (side * side)
+    mean_energy = float(energy[inside].mean()) if inside.any() else 1.0
+    detail = _window_sums(energy * inside, side, xs, ys) / (side * side * max(mean_energy, 1e-3))
+    held, area, cut = _mark_terms(marks, side, xs, ys)
+    score = detail + 1.5 * area / (side * side) + 0.25 * np.minimum(held, 3)
+    ok = (cover >= need) & ~cut
+    return [
+        (float(score[i]), float(cover[i]), int(held[i]), _square(xs[i], ys[i], side))
+        for i in zip(*np.nonzero(ok), strict=True)
+    ]
+
+
+def _square(x: np.integer, y: np.integer, side: int) -> Box:
+    return int(x), int(y), int(x) + side, int(y) + side
+
+
+def _iou(a: Box, b: Box) -> float:
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
+Scored = tuple[float, float, int, Box]
+
+
+def _distinct(scored: list[Scored], count: int) -> list[Scored]:
+    """The best windows, each overlapping earlier ones little; if that leaves fewer than
+    two, overlapping more (two views of one label beat a single one)."""
+    ranked = sorted(scored, key=lambda s: -s[0])
+    chosen: list[Scored] = []
+    for overlap in (_OVERLAP, 0.6):
+        for item in ranked:
+            if len(chosen) < count and all(_iou(item[3], o[3]) < overlap for o in chosen):
+                chosen.append(item)
+        if len(chosen) >= 2:
+            break
+    return chosen
+
+
+def detail_candidates(
+    rgb: np.ndarray, alpha: np.ndarray, box: Box, count: int = 3
+) -> tuple[list[DetailCandidate], float]:
+    """Up to `count` ranked square crops of the product (source pixels), best first, and
+    the confidence they deserve: 1.0 when they lie on the product, less when the product is
+    too thin for that (a lamp's arm) and more background had to be let in; empty when
+    nothing fits."""
+    left, top, right, bottom = box
+    scale = min(1.0, _WORK / max(right - left, bottom - top))
+    crop = cv2.resize(
+        rgb[top:bottom, left:right], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+    )
+    mask = cv2.resize(alpha[top:bottom, left:right], (crop.shape[1], crop.shape[0])) > 200
+    inside = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    ring = cv2.erode(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    energy, marks = _energy(grey), find_marks(grey, ring)  # the outline is not a mark
+    for need, confidence in _PASSES:
+        scored = _all_windows(energy, inside, marks, need)
+        if scored:
+            found = [
+                DetailCandidate(_to_source(b, scale, left, top), s, c, m)
+                for s, c, m, b in _distinct(scored, count)
+            ]
+            return found, confidence
+    return [], 0.0
+
+
+def _all_windows(
+    energy: np.ndarray, inside: np.ndarray, marks: list[Box], need: float
+) -> list[Scored]:
+    """Windows of each size (a share of the product's shorter side; when the product is
+    thin, of its longer side too) with at least `need` of them on the product."""
+    shorter, longer = min(inside.shape), max(inside.shape)
+    sides = {max(8, round(share * shorter)) for share in _SIZES}
+    if need < _COVER:
+        sides |= {max(8, round(share * longer)) for share in (0.2, 0.3)}
+    scored: list[Scored] = []
+    for side in sorted(sides):
+        if side < shorter:
+            scored += _score_windows(energy, inside, marks, side, need)
+    return scored
+
+
+def _to_source(box: Box, scale: float, left: int, top: int) -> Box:
+    x0, y0 = left + round(box[0] / scale), top + round(box[1] / scale)
+    side = round((box[2] - box[0]) / scale)
+    return x0, y0, x0 + side, y0 + side
