@@ -1112,7 +1112,7 @@ def _human_bytes(size: int) -> str:
 
 
 def _master_figure(store: Store, record: MasterRecord, root: Path) -> str:
-    name = record.variant + (f" · shadow {record.shadow}" if record.shadow else "")
+    name = record.variant + (f" · {record.look}" if record.look else "")
     name += f" · alternative #{record.rank + 1}" if record.rank else ""
     caption = (
         f"<b>{_e(name)}</b><br>{record.width}×{record.height} · "

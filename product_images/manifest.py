@@ -112,8 +112,10 @@ class MasterRecord(BaseModel):
         default=None, description="Hash of the prompt template a generated master came from."
     )
     notes: list[str] = Field(default_factory=list, description="What post-processing did.")
-    shadow: str = Field(
-        default="", description="White masters: the slot shadow drawn in (its key); '' = none."
+    look: str = Field(
+        default="",
+        description="Which take of the variant: '' the plain one; white: the key of the slot "
+        "shadow drawn in; detail: the aspect it is cropped at ('4x5').",
     )
     rank: int = Field(
         default=0,

@@ -10,7 +10,7 @@ import hashlib
 import io
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +21,13 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from product_images import __version__
-from product_images.backends import MasterContext, ProductCutout, generative_backend, route
+from product_images.backends import (
+    MasterBackend,
+    MasterContext,
+    ProductCutout,
+    generative_backend,
+    route,
+)
 from product_images.errors import (
     BudgetExceededError,
     InvalidSkuError,
@@ -197,12 +203,12 @@ def _store_master(
     variant: str,
     master: Master,
     backend: str,
-    shadow: str = "",
+    look: str = "",
     rank: int = 0,
 ) -> MasterRecord:
     data = encode_master(master.image)
     sha256 = hashlib.sha256(data).hexdigest()
-    name = f"{variant}-shadow-{shadow}" if shadow else variant
+    name = f"{variant}-{'shadow-' if variant == 'white' else ''}{look}" if look else variant
     name = f"{name}-{rank + 1}" if rank else name
     key = versioned_key(f"{sku}/masters/{name}.png", sha256)
     store.put(key, data, "image/png")
@@ -212,7 +218,7 @@ def _store_master(
         template_sha256=master.template_sha256,
         notes=list(master.notes),
         variant=variant,
-        shadow=shadow,
+        look=look,
         rank=rank,
         key=key,
         width=master.image.width,
@@ -275,15 +281,16 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         paid = [v for v, b in backends.items() if b is generative]
         generative.check_affordable(paid, settings, context)
 
-    shadows = _shadows(request, settings)
+    slots = [s for p in platforms_of(request, settings) for s in p.slots]
 
     def make(variant: Variant) -> tuple[list[MasterRecord], list[ReviewFlag]]:
         backend = backends[variant]
         master = backend.make_master(variant, product, settings, context)
-        looks = [(master, None)] if variant != "white" else _shadowed(master, shadows)
+        looks = _looks(variant, master, [s for s in slots if s.variant == variant])
+        if variant == "detail":
+            looks += _detail_looks(backend, slots, product, settings, context)
         records = [
-            _store_master(store, sku, variant, look, backend.name, s.key if s else "")
-            for look, s in looks
+            _store_master(store, sku, variant, look, backend.name, key) for key, look in looks
         ] + [
             _store_master(store, sku, variant, other, backend.name, rank=rank)
             for rank, other in enumerate(master.alternates, 1)
@@ -324,17 +331,31 @@ def _variants(request: ProductRequest, settings: Settings) -> list[Variant]:
     return sorted(chosen)
 
 
-def _shadows(request: ProductRequest, settings: Settings) -> list[ShadowSpec | None]:
-    """The white masters to make: the plain one (masters/white.png, kept whatever the slots
-    want), then one per distinct slot shadow."""
-    slots = [s for p in platforms_of(request, settings) for s in p.slots if s.variant == "white"]
-    return list(dict.fromkeys([None, *(s.shadow for s in slots)]))
+def _looks(variant: Variant, master: Master, slots: list[SlotSpec]) -> list[tuple[str, Master]]:
+    """The takes of a master to store, by look: the plain one (kept whatever the slots
+    want), and for white slots one per distinct shadow."""
+    shadows: dict[str, ShadowSpec] = {
+        s.shadow_key(): s.shadow for s in slots if s.shadow is not None
+    }
+    return [("", master)] + [(key, with_shadow(master, spec)) for key, spec in shadows.items()]
 
 
-def _shadowed(
-    master: Master, shadows: list[ShadowSpec | None]
-) -> list[tuple[Master, ShadowSpec | None]]:
-    return [(with_shadow(master, s) if s else master, s) for s in shadows]
+def _detail_looks(
+    backend: MasterBackend,
+    slots: list[SlotSpec],
+    product: ProductCutout,
+    settings: Settings,
+    context: MasterContext,
+) -> list[tuple[str, Master]]:
+    """Detail masters cropped at each non-square detail slot's aspect, where the backend
+    crops them itself (otherwise those slots crop the square master)."""
+    aspects = {s.master_look(): s.aspect_ratio() for s in slots if s.variant == "detail"}
+    made = [
+        (look, backend.detail_at(a, product, settings, context))
+        for look, a in aspects.items()
+        if look
+    ]
+    return [(look, master) for look, master in made if master is not None]
 
 
 def _source_info(request: ProductRequest, source: SourceImage) -> SourceInfo:
@@ -400,6 +421,15 @@ def _render_slot(
     return output, data
 
 
+def _shown_by(slot: SlotSpec, masters: Collection[tuple[str, str]]) -> str | None:
+    """The look of the master a slot shows: its own when made, else the plain one; None
+    when its variant was not made."""
+    for look in (slot.master_look(), ""):
+        if (slot.variant, look) in masters:
+            return look
+    return None
+
+
 def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) -> list[OutputRecord]:
     """Every slot of every requested platform, each master decoded once, each slot checked.
 
@@ -409,23 +439,23 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
     images encoded once; one master's framed images are in memory at a time.
     """
     masters = {
-        (m.variant, m.shadow): (m, _open_master(store, m))
+        (m.variant, m.look): (m, _open_master(store, m))
         for m in prepared.masters
         if m.rank == 0  # alternatives are for people, not slots
     }
     jobs = [
-        (p, s)
+        (p, s, look)
         for p in platforms_of(prepared.request, settings)
         for s in p.slots
-        if (s.variant, s.shadow_key()) in masters  # only the chosen variants were made
+        if (look := _shown_by(s, masters)) is not None  # only the chosen variants were made
     ]
     sku = prepared.request.sku
     done: dict[int, tuple[OutputRecord, bytes]] = {}
     for record, image in masters.values():
         mine = [
             i
-            for i, (_, s) in enumerate(jobs)
-            if (s.variant, s.shadow_key()) == (record.variant, record.shadow)
+            for i, (_, s, look) in enumerate(jobs)
+            if (s.variant, look) == (record.variant, record.look)
         ]
         images = frame_slots(
             image,
@@ -435,7 +465,7 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
         )
         encodings = SharedEncodings()
         made = _in_parallel(
-            lambda job: _render_slot(sku, *jobs[job[0]], job[1], job[2]),
+            lambda job: _render_slot(sku, *jobs[job[0]][:2], job[1], job[2]),
             [(i, (record, framed), encodings) for i, framed in zip(mine, images, strict=True)],
             settings.threads,
         )

@@ -300,11 +300,15 @@ class Settings(BaseSettings):
     )
     scene_background: str | None = Field(
         default=None,
-        description="Optional background photo (path or s3:// URL) for scene masters; "
-        "a procedural studio backdrop is drawn when unset.",
+        description="Backdrop photos for local scene masters: one photo (path or s3:// URL) "
+        "or a local folder of them (each product gets the one whose floor colour suits it "
+        "best); unset = a surface drawn in code (wood, stone, linen, paper). A generative "
+        "backend sends the photo, or a folder's first, as a reference image.",
     )
     scene_reflection: bool = Field(
-        default=False, description="Add a faint floor reflection under the product in scenes."
+        default=False,
+        description="Add a faint floor reflection under the product in scenes "
+        "(white masters take theirs from a slot's `shadow.reflection`).",
     )
     concurrency: int = Field(
         default=2, ge=1, le=64, description="Products processed at once by a catalog run."

@@ -193,6 +193,17 @@ class SlotSpec(BaseModel):
         """Which white master this slot shows: '' for none, else the shadow's key."""
         return self.shadow.key if self.shadow is not None else ""
 
+    def master_look(self) -> str:
+        """Which master of its variant this slot shows ('' = the plain one): white slots
+        the one with their shadow, non-square detail slots one cropped at their aspect
+        ('4x5'), so no later crop cuts a word."""
+        if self.variant == "white":
+            return self.shadow_key()
+        if self.variant == "detail" and self.aspect_ratio() != 1:
+            ratio = Fraction(*self.target_size())
+            return f"{ratio.numerator}x{ratio.denominator}"
+        return ""
+
     def size_limits(self) -> tuple[int, int]:
         """The allowed range of the longest side."""
         return self.min_side, self.max_side

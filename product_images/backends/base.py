@@ -51,3 +51,10 @@ class MasterBackend(ABC):
         self, variant: Variant, product: ProductCutout, settings: Settings, context: MasterContext
     ) -> Master:
         """The master for `variant`, with where the product sits and a confidence."""
+
+    def detail_at(
+        self, aspect: float, product: ProductCutout, settings: Settings, context: MasterContext
+    ) -> Master | None:
+        """A detail master cropped at `aspect` (width / height) for slots of that shape, when
+        this backend crops details itself; None: those slots crop the square one."""
+        return None

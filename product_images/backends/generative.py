@@ -17,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from product_images.backends.backdrops import backdrop_urls
 from product_images.backends.base import MasterBackend, MasterContext, ProductCutout
 from product_images.generative.base import (
     Attempt,
@@ -63,7 +64,8 @@ def _references(variant: str, settings: Settings) -> tuple[ImageInput, ...]:
     """Reference images for a variant: the configured scene background, for scenes."""
     if variant != "scene" or not settings.scene_background:
         return ()
-    return (_reference(settings.scene_background),)
+    photos = backdrop_urls(settings.scene_background)
+    return (_reference(photos[0]),) if photos else ()
 
 
 @lru_cache(maxsize=4)

@@ -51,6 +51,13 @@ class LocalBackend(MasterBackend):
             )
         return _scene(product, clean, settings, context)
 
+    def detail_at(
+        self, aspect: float, product: ProductCutout, settings: Settings, context: MasterContext
+    ) -> Master | None:
+        """The best detail crop at the slots' own aspect (no later crop can cut a word)."""
+        cut = product.cutout
+        return crop_detail(product.rgb, cut.alpha, cut.box, settings.master_side, 0, aspect)
+
 
 def _scene(
     product: ProductCutout, clean: np.ndarray, settings: Settings, context: MasterContext

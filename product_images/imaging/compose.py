@@ -149,35 +149,43 @@ def compose_scene(
 
 
 def crop_detail(
-    rgb: np.ndarray, alpha: np.ndarray, box: Box, side: int, alternates: int = 2
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    box: Box,
+    side: int,
+    alternates: int = 2,
+    aspect: float = 1.0,
 ) -> Master:
-    """The best detail square of the product at the source's own pixels (enlarged only when
-    under `_NATIVE_MIN`), with the next-best distinct squares as `alternates`."""
-    found, confidence = detail_candidates(rgb, alpha, box, 1 + alternates)
+    """The best detail crop of the product at `aspect` (width / height), at the source's own
+    pixels (enlarged only under `_NATIVE_MIN`), the next-best distinct crops as
+    `alternates`."""
+    found, confidence, reason = detail_candidates(rgb, alpha, box, 1 + alternates, aspect)
     if not found:
         return _fallback_detail(rgb, box, side)
     best, *rest = (_detail_master(rgb, c, side, rank) for rank, c in enumerate(found))
     if confidence < 1.0:
-        reason = f"detail crop only {found[0].cover:.0%} on the product"
         best = replace(best, confidence=confidence, reasons=(reason,))
     return replace(best, alternates=tuple(rest))
 
 
-_NATIVE_MIN = 800  # a detail crop smaller than this is enlarged to it (and says so)
+_NATIVE_MIN = 800  # a detail crop whose long side is under this is enlarged to it
 
 
 def _detail_master(rgb: np.ndarray, found: DetailCandidate, side: int, rank: int) -> Master:
     crop = Image.fromarray(rgb).crop(found.box)
-    native = crop.width
+    native = max(crop.size)
     # Sharpen at native resolution (it sharpens real detail, not resampling blur).
     crop = crop.filter(ImageFilter.UnsharpMask(radius=1.5, percent=60, threshold=2))
     out = min(side, max(native, _NATIVE_MIN))
     if out != native:
-        crop = crop.resize((out, out), Image.Resampling.LANCZOS)
+        k = out / native
+        crop = crop.resize(
+            (round(crop.width * k), round(crop.height * k)), Image.Resampling.LANCZOS
+        )
     notes = [f"detail #{rank + 1}: {native} px of the source at {found.box}"]
     notes += [f"holds {found.marks} whole mark(s) (text, logo, hardware)"] if found.marks else []
     notes += [f"enlarged from {native} px"] if out > native else []
-    return Master(crop, (0, 0, out, out), 1.0, notes=tuple(notes))
+    return Master(crop, (0, 0, crop.width, crop.height), 1.0, notes=tuple(notes))
 
 
 def _fallback_detail(rgb: np.ndarray, box: Box, side: int) -> Master:

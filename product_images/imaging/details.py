@@ -1,10 +1,11 @@
-"""Where to crop a detail shot: the squares a merchandiser would show (a label, a logo,
+"""Where to crop a detail shot: the windows a merchandiser would show (a label, a logo,
 hardware, a texture), never cutting through a mark at the border, ranked.
 
-Marks are found as clusters of strong edges inside the product (letters close into words,
-a logo's strokes into one blob). A candidate square either holds a mark whole or stays clear
-of it; it lies (almost) wholly on the product; among those, squares with more detail and more
-whole marks rank first, and later candidates must differ from earlier ones.
+Marks are found as clusters of strong local contrast inside the product (letters close into
+words, a logo's strokes into one blob). A candidate window, at the aspect of the slots that will
+show it (so no later crop cuts anything), either holds a mark whole or stays clear of it; it
+lies (almost) wholly on the product; among those, windows with more detail and more whole
+marks rank first, and later candidates must differ from earlier ones.
 """
 
 from __future__ import annotations
@@ -21,14 +22,20 @@ _WORK = 600  # the product's longer side while searching, px
 _SIZES = (0.4, 0.55, 0.7, 0.85)  # window sides tried, share of the product's shorter side
 _LINE = 10  # a long mark this many times longer than thick is a stripe or seam, not a word
 _COVER = 0.92  # least share of a window on the product
-_PASSES = ((_COVER, 1.0), (0.75, 0.85), (0.5, 0.6))  # (least cover, confidence) tried in turn
+# Tried in turn: least share on the product, confidence, review reason.
+_PASSES = (
+    (_COVER, 1.0, ""),
+    (0.75, 0.85, "detail crop only {cover:.0%} on the product"),
+    (0.5, 0.6, "detail crop only {cover:.0%} on the product"),
+)
 _OVERLAP = 0.3  # most a later candidate may overlap (IoU) an earlier one
 _CONTRAST = 40  # grey levels across 3 px that make a mark's edge
+Scored = tuple[float, float, int, Box]  # score, cover, marks held, window
 
 
 @dataclass(frozen=True)
 class DetailCandidate:
-    """A square crop of the source, in source pixels, and why it ranks where it does."""
+    """A crop of the source, in source pixels, and why it ranks where it does."""
 
     box: Box
     score: float
@@ -62,21 +69,25 @@ def _energy(grey: np.ndarray) -> np.ndarray:
     return cv2.magnitude(gx, gy)
 
 
-def _window_sums(values: np.ndarray, side: int, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def _window_sums(
+    values: np.ndarray, size: tuple[int, int], xs: np.ndarray, ys: np.ndarray
+) -> np.ndarray:
     table = cv2.integral(values.astype(np.float32))
-    return table[ys + side, xs + side] - table[ys, xs + side] - table[ys + side, xs] + table[ys, xs]
+    w, h = size
+    return table[ys + h, xs + w] - table[ys, xs + w] - table[ys + h, xs] + table[ys, xs]
 
 
 def _mark_terms(
-    marks: list[Box], side: int, xs: np.ndarray, ys: np.ndarray
+    marks: list[Box], size: tuple[int, int], xs: np.ndarray, ys: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per window: marks held whole, their area, and whether any mark is cut by the border."""
+    """Per window: marks held whole, their area, and whether the border cuts any mark."""
+    w, h = size
     held = np.zeros(xs.shape, np.float32)
     area = np.zeros(xs.shape, np.float32)
     cut = np.zeros(xs.shape, bool)
     for left, top, right, bottom in marks:
-        whole = (xs <= left) & (xs + side >= right) & (ys <= top) & (ys + side >= bottom)
-        touches = (xs < right) & (xs + side > left) & (ys < bottom) & (ys + side > top)
+        whole = (xs <= left) & (xs + w >= right) & (ys <= top) & (ys + h >= bottom)
+        touches = (xs < right) & (xs + w > left) & (ys < bottom) & (ys + h > top)
         held += whole
         area += whole * (right - left) * (bottom - top)
         cut |= touches & ~whole
@@ -84,26 +95,27 @@ def _mark_terms(
 
 
 def _score_windows(
-    energy: np.ndarray, inside: np.ndarray, marks: list[Box], side: int, need: float
-) -> list[tuple[float, float, int, Box]]:
+    energy: np.ndarray, inside: np.ndarray, marks: list[Box], size: tuple[int, int], need: float
+) -> list[Scored]:
     """Every allowed window of one size: (score, cover, marks, box) at work scale."""
     height, width = inside.shape
-    step = max(1, side // 10)
-    ys, xs = np.mgrid[0 : height - side + 1 : step, 0 : width - side + 1 : step]
-    cover = _window_sums(inside, side, xs, ys) / (side * side)
+    w, h = size
+    step = max(1, min(w, h) // 10)
+    ys, xs = np.mgrid[0 : height - h + 1 : step, 0 : width - w + 1 : step]
+    cover = _window_sums(inside, size, xs, ys) / (w * h)
     mean_energy = float(energy[inside].mean()) if inside.any() else 1.0
-    detail = _window_sums(energy * inside, side, xs, ys) / (side * side * max(mean_energy, 1e-3))
-    held, area, cut = _mark_terms(marks, side, xs, ys)
-    score = detail + 1.5 * area / (side * side) + 0.25 * np.minimum(held, 3)
+    detail = _window_sums(energy * inside, size, xs, ys) / (w * h * max(mean_energy, 1e-3))
+    held, area, cut = _mark_terms(marks, size, xs, ys)
+    score = detail + 1.5 * area / (w * h) + 0.25 * np.minimum(held, 3)
     ok = (cover >= need) & ~cut
     return [
-        (float(score[i]), float(cover[i]), int(held[i]), _square(xs[i], ys[i], side))
+        (float(score[i]), float(cover[i]), int(held[i]), _window(xs[i], ys[i], size))
         for i in zip(*np.nonzero(ok), strict=True)
     ]
 
 
-def _square(x: np.integer, y: np.integer, side: int) -> Box:
-    return int(x), int(y), int(x) + side, int(y) + side
+def _window(x: np.integer, y: np.integer, size: tuple[int, int]) -> Box:
+    return int(x), int(y), int(x) + size[0], int(y) + size[1]
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -112,9 +124,6 @@ def _iou(a: Box, b: Box) -> float:
     inter = w * h
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union else 0.0
-
-
-Scored = tuple[float, float, int, Box]
 
 
 def _distinct(scored: list[Scored], count: int) -> list[Scored]:
@@ -132,12 +141,11 @@ def _distinct(scored: list[Scored], count: int) -> list[Scored]:
 
 
 def detail_candidates(
-    rgb: np.ndarray, alpha: np.ndarray, box: Box, count: int = 3
-) -> tuple[list[DetailCandidate], float]:
-    """Up to `count` ranked square crops of the product (source pixels), best first, and
-    the confidence they deserve: 1.0 when they lie on the product, less when the product is
-    too thin for that (a lamp's arm) and more background had to be let in; empty when
-    nothing fits."""
+    rgb: np.ndarray, alpha: np.ndarray, box: Box, count: int = 3, aspect: float = 1.0
+) -> tuple[list[DetailCandidate], float, str]:
+    """Up to `count` ranked crops of the product of `aspect` (width / height; source
+    pixels), best first, the confidence they deserve and why not 1.0 (the product is too
+    thin, a lamp's arm, and background had to be let in); empty when nothing fits."""
     left, top, right, bottom = box
     scale = min(1.0, _WORK / max(right - left, bottom - top))
     crop = cv2.resize(
@@ -148,34 +156,34 @@ def detail_candidates(
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     ring = cv2.erode(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     energy, marks = _energy(grey), find_marks(grey, ring)  # the outline is not a mark
-    for need, confidence in _PASSES:
-        scored = _all_windows(energy, inside, marks, need)
+    for need, confidence, reason in _PASSES:
+        scored = _all_windows(energy, inside, marks, need, aspect)
         if scored:
             found = [
                 DetailCandidate(_to_source(b, scale, left, top), s, c, m)
                 for s, c, m, b in _distinct(scored, count)
             ]
-            return found, confidence
-    return [], 0.0
+            return found, confidence, reason.format(cover=found[0].cover)
+    return [], 0.0, ""
 
 
 def _all_windows(
-    energy: np.ndarray, inside: np.ndarray, marks: list[Box], need: float
+    energy: np.ndarray, inside: np.ndarray, marks: list[Box], need: float, aspect: float
 ) -> list[Scored]:
-    """Windows of each size (a share of the product's shorter side; when the product is
-    thin, of its longer side too) with at least `need` of them on the product."""
+    """Windows of each size (the shorter side a share of the product's shorter side; when
+    the product is thin, of its longer side too) with at least `need` on the product."""
     shorter, longer = min(inside.shape), max(inside.shape)
     sides = {max(8, round(share * shorter)) for share in _SIZES}
     if need < _COVER:
         sides |= {max(8, round(share * longer)) for share in (0.2, 0.3)}
     scored: list[Scored] = []
     for side in sorted(sides):
-        if side < shorter:
-            scored += _score_windows(energy, inside, marks, side, need)
+        size = (round(side * max(1.0, aspect)), round(side * max(1.0, 1 / aspect)))
+        if size[0] < inside.shape[1] and size[1] < inside.shape[0]:
+            scored += _score_windows(energy, inside, marks, size, need)
     return scored
 
 
 def _to_source(box: Box, scale: float, left: int, top: int) -> Box:
     x0, y0 = left + round(box[0] / scale), top + round(box[1] / scale)
-    side = round((box[2] - box[0]) / scale)
-    return x0, y0, x0 + side, y0 + side
+    return x0, y0, x0 + round((box[2] - box[0]) / scale), y0 + round((box[3] - box[1]) / scale)

@@ -295,7 +295,7 @@ def test_a_process_worker_runs_a_deployment(
     state = client.read_flow_run(run.id).state
     assert state is not None and state.is_completed(), output[-3000:]
     manifest = Manifest.model_validate_json((store / "W-1" / "manifest.json").read_text())
-    assert {o.slot for o in manifest.outputs} == {"main", "lifestyle", "detail"}
+    assert {o.slot for o in manifest.outputs} == {"main", "scene", "detail"}
 
 
 # -- the sensor -----------------------------------------------------------------------------

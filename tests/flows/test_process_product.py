@@ -11,7 +11,7 @@ def test_flow_publishes_a_product(photo, tmp_path):
     result = process_product(sku="P-1", source=str(photo), platforms=["amazon"], store=store)
     assert result.status == "done"
     manifest = Manifest.model_validate_json(LocalStore(tmp_path / "out").get("P-1/manifest.json"))
-    assert {o.slot for o in manifest.outputs} == {"main", "lifestyle", "detail"}
+    assert {o.slot for o in manifest.outputs} == {"main", "scene", "detail"}
 
 
 def test_flow_fails_with_the_typed_error_on_a_bad_photo(tmp_path):

@@ -159,7 +159,7 @@ def test_chosen_variants_limit_masters_and_slots(photo, tmp_path):
     assert result.status == "done"
     manifest = Manifest.model_validate_json(store.get("V-1/manifest.json"))
     amazon_shadow = load_specs()["amazon"].slot("main").shadow_key()
-    assert [(m.variant, m.shadow) for m in manifest.masters] == [
+    assert [(m.variant, m.look) for m in manifest.masters] == [
         ("white", ""),  # the plain white master is always kept
         ("white", amazon_shadow),
     ]
@@ -179,12 +179,26 @@ def test_each_slot_shows_the_white_master_with_its_own_shadow(photo, tmp_path):
         for o in manifest.outputs
         if o.platform == p
     }
-    assert {m.shadow for m in manifest.masters} == wanted | {""}
+    assert {m.look for m in manifest.masters} == wanted | {""}
     assert len(wanted) == 3 and all(o.passed for o in manifest.outputs)
     plain = np.asarray(Image.open(io.BytesIO(store.get("S-1/taobao/white-bg.jpg"))).convert("L"))
     shopify = Image.open(io.BytesIO(store.get("S-1/shopify/main.jpg"))).convert("L")
     shaded = np.asarray(shopify.resize(plain.shape[::-1], Image.Resampling.BOX))
     assert shaded.mean() < plain.mean() - 0.3  # the shadow darkens the floor around the product
+
+
+def test_non_square_detail_slots_get_a_crop_at_their_own_aspect(photo, tmp_path):
+    store = LocalStore(tmp_path / "out")
+    platforms = ["amazon", "pinterest", "instagram"]  # detail 1:1, 2:3, 4:5
+    request = ProductRequest(sku="D-1", source=str(photo), platforms=platforms, variants=["detail"])
+    assert run_product(request, _settings(store.url), store).status == "done"
+    manifest = Manifest.model_validate_json(store.get("D-1/manifest.json"))
+    details = {(m.look, m.rank): m for m in manifest.masters}
+    assert {look for look, rank in details if rank == 0} == {"", "2x3", "4x5"}
+    assert details[("2x3", 0)].width / details[("2x3", 0)].height == pytest.approx(2 / 3, 0.02)
+    assert any(rank > 0 for _, rank in details)  # ranked alternatives are kept
+    assert details[("2x3", 0)].key.startswith("D-1/masters/detail-2x3.")
+    assert all(o.passed for o in manifest.outputs)
 
 
 def test_empty_variants_mean_every_variant_the_platforms_need(photo, tmp_path):

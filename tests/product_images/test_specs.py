@@ -322,7 +322,7 @@ def test_select_unknown_platform_lists_known_names() -> None:
 
 
 def test_unknown_slot_lists_known_slots() -> None:
-    with pytest.raises(UnknownPlatformError, match="slots: main, lifestyle, detail"):
+    with pytest.raises(UnknownPlatformError, match="slots: main, scene, detail"):
         load_specs()["amazon"].slot("hero")
 
 

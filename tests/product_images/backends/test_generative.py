@@ -82,8 +82,7 @@ def test_outputs_of_generated_masters_carry_ai_provenance(server, photo, tmp_pat
     _run(settings, photo)
     store = LocalStore(Path(settings.store))
     assert (
-        digital_source_type(store.get("G-1/google-merchant/lifestyle.jpg"))
-        == TRAINED_ALGORITHMIC_MEDIA
+        digital_source_type(store.get("G-1/google-merchant/scene.jpg")) == TRAINED_ALGORITHMIC_MEDIA
     )
     assert digital_source_type(store.get("G-1/amazon/detail.jpg")) == TRAINED_ALGORITHMIC_MEDIA
     assert digital_source_type(store.get("G-1/amazon/main.jpg")) is None

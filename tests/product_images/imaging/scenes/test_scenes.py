@@ -40,7 +40,7 @@ def test_every_surface_draws_a_lit_backdrop(surface, palette):
     backdrop = draw_look(_plan(), surface, palette)
     image = backdrop.image
     assert image.shape == (256, 256, 3) and np.isfinite(image).all()
-    assert 0 <= image.min() and image.max() <= 255
+    assert image.min() >= 0 and image.max() <= 255
     assert backdrop.kind == "studio" and palette in backdrop.name
     grey = image.mean(axis=2)
     assert grey[:, :64].mean() > grey[:, -64:].mean()  # lit from the left: shadows fall right
