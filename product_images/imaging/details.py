@@ -19,9 +19,10 @@ __all__ = ["DetailCandidate", "detail_candidates", "find_marks"]
 
 Box = tuple[int, int, int, int]
 _WORK = 600  # the product's longer side while searching, px
-_SIZES = (0.4, 0.55, 0.7, 0.85)  # window sides tried, share of the product's shorter side
-_LINE = 10  # a long mark this many times longer than thick is a stripe or seam, not a word
+_SIZES = (0.4, 0.55, 0.7, 0.85, 0.95)  # window sides tried, share of the product's shorter side
+_LINE = 10  # a thin mark this many times longer than thick is an edge or seam, not a word
 _COVER = 0.92  # least share of a window on the product
+_SMALLEST = 0.12  # a window's shorter side is at least this share of the product's longer
 # Tried in turn: least share on the product, confidence, review reason.
 _PASSES = (
     (_COVER, 1.0, ""),
@@ -30,6 +31,7 @@ _PASSES = (
 )
 _OVERLAP = 0.3  # most a later candidate may overlap (IoU) an earlier one
 _CONTRAST = 40  # grey levels across 3 px that make a mark's edge
+_ROOM = 2  # px (at work scale) kept clear around a mark
 Scored = tuple[float, float, int, Box]  # score, cover, marks held, window
 
 
@@ -51,15 +53,26 @@ def find_marks(grey: np.ndarray, inside: np.ndarray) -> list[Box]:
     contrast = cv2.dilate(grey, kernel).astype(np.int16) - cv2.erode(grey, kernel)
     strong = (contrast >= _CONTRAST) & inside
     gap = max(3, round(0.015 * max(grey.shape)))  # letters of a word merge, not words
+    return _clusters(strong, gap, max(1, int(inside.sum())))
+
+
+def _clusters(strong: np.ndarray, gap: int, area: int) -> list[Box]:
+    """Clusters of `strong` pixels closed over `gap`, as boxes. A cluster too big to be one
+    mark (a watch dial whose hands touch its print and its ring) is split again with half
+    the gap, so the words on it still count."""
     # Close along lines, hardly across: a line of text stays apart from a stripe under it.
-    closed = cv2.morphologyEx(strong.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, gap), np.uint8))
-    count, _labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-    area = max(1, int(inside.sum()))
-    marks = []
-    for x, y, w, h, pixels in stats[1:count]:
-        line = min(w, h) <= 6 and max(w, h) > _LINE * min(w, h)  # a stripe or seam
-        if 0.0003 * area <= pixels and w * h <= 0.3 * area and not line:
-            marks.append((int(x), int(y), int(x + w), int(y + h)))
+    closing = np.ones((3, gap), np.uint8)
+    closed = cv2.morphologyEx(strong.astype(np.uint8), cv2.MORPH_CLOSE, closing)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    marks: list[Box] = []
+    for index, (x, y, w, h, pixels) in enumerate(stats[1:count], 1):
+        thickness = pixels / max(w, h)  # mean, along its length
+        line = thickness <= 6 and max(w, h) >= _LINE * thickness  # an edge, stripe or seam
+        if w * h > 0.3 * area and gap > 3:
+            marks += _clusters(strong & (labels == index), max(3, gap // 2), area)
+        elif 0.0003 * area <= pixels and w * h <= 0.3 * area and not line:
+            # A little room around: no word touching the border, whatever the rounding.
+            marks.append((int(x) - _ROOM, int(y) - _ROOM, int(x + w) + _ROOM, int(y + h) + _ROOM))
     return marks
 
 
@@ -146,7 +159,7 @@ def detail_candidates(
     """Up to `count` ranked crops of the product of `aspect` (width / height; source
     pixels), best first, the confidence they deserve and why not 1.0 (the product is too
     thin, a lamp's arm, and background had to be let in); empty when nothing fits."""
-    left, top, right, bottom = box
+    left, top, right, bottom = _padded(box, rgb.shape, 0.15)  # thin products: room around
     scale = min(1.0, _WORK / max(right - left, bottom - top))
     crop = cv2.resize(
         rgb[top:bottom, left:right], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
@@ -167,17 +180,32 @@ def detail_candidates(
     return [], 0.0, ""
 
 
+def _padded(box: Box, shape: tuple[int, ...], share: float) -> Box:
+    """`box` grown by `share` of its longer side, inside the image."""
+    pad = round(share * max(box[2] - box[0], box[3] - box[1]))
+    return (
+        max(0, box[0] - pad),
+        max(0, box[1] - pad),
+        min(shape[1], box[2] + pad),
+        min(shape[0], box[3] + pad),
+    )
+
+
 def _all_windows(
     energy: np.ndarray, inside: np.ndarray, marks: list[Box], need: float, aspect: float
 ) -> list[Scored]:
     """Windows of each size (the shorter side a share of the product's shorter side; when
     the product is thin, of its longer side too) with at least `need` on the product."""
-    shorter, longer = min(inside.shape), max(inside.shape)
+    ys, xs = np.nonzero(inside)
+    if len(ys) == 0:
+        return []
+    shorter = min(np.ptp(ys), np.ptp(xs)) + 1  # the product's, not the padded region's
+    longer = max(np.ptp(ys), np.ptp(xs)) + 1
     sides = {max(8, round(share * shorter)) for share in _SIZES}
     if need < _COVER:
         sides |= {max(8, round(share * longer)) for share in (0.2, 0.3)}
     scored: list[Scored] = []
-    for side in sorted(sides):
+    for side in sorted(s for s in sides if s >= _SMALLEST * longer):
         size = (round(side * max(1.0, aspect)), round(side * max(1.0, 1 / aspect)))
         if size[0] < inside.shape[1] and size[1] < inside.shape[0]:
             scored += _score_windows(energy, inside, marks, size, need)
