@@ -129,7 +129,7 @@ def compose_scene(
     """The product standing on a surface drawn to suit its colours (wood, stone, linen or a
     paper sweep, at the scale its real size `size_cm` implies), or on a supplied backdrop
     photo; lit like the backdrop, its shadow falling away from the backdrop's light."""
-    size = _fit(box, round(side * 0.5), round(side * 0.5))
+    size = _fit(box, round(side * 0.62), round(side * 0.58))  # the hero, with room around
     product, mask = _scaled(*_product_crop(rgb, alpha, box), size)
     seed = int(np.asarray(product.reduce(8)).sum()) % 9973  # stable per product
     staged = stage_product(

@@ -205,3 +205,18 @@ def test_empty_variants_mean_every_variant_the_platforms_need(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
     request = ProductRequest(sku="V-2", source=str(photo), platforms=["amazon"], variants=[])
     assert run_product(request, _settings(store.url), store).status == "done"  # empty = all
+
+
+def test_scene_on_a_folder_of_backdrop_photos_records_which(photo, tmp_path):
+    backdrops = tmp_path / "backdrops"
+    backdrops.mkdir()
+    Image.new("RGB", (800, 600), (236, 232, 224)).save(backdrops / "pale.jpg")
+    Image.new("RGB", (800, 600), (170, 30, 30)).save(backdrops / "red.jpg")  # like the product
+    store = LocalStore(tmp_path / "out")
+    settings = Settings(store=store.url, master_side=1024, scene_background=str(backdrops))
+    request = ProductRequest(sku="B-1", source=str(photo), platforms=["amazon"], variants=["scene"])
+    assert run_product(request, settings, store).status == "done"
+    manifest = Manifest.model_validate_json(store.get("B-1/manifest.json"))
+    (scene,) = manifest.masters
+    assert scene.notes == ["scene: on the backdrop photo pale.jpg"]
+    assert manifest.outputs[0].slot == "scene" and manifest.outputs[0].passed

@@ -41,7 +41,7 @@ def test_no_candidate_cuts_a_word_at_its_border(aspect):
 
 
 def test_candidates_are_ranked_distinct_and_the_best_holds_the_print():
-    rgb, alpha, box, words = _labelled()
+    rgb, alpha, box, _words = _labelled()
     found, _, _ = detail_candidates(rgb, alpha, box, count=3)
     scores = [c.score for c in found]
     assert scores == sorted(scores, reverse=True)
