@@ -24,10 +24,32 @@ Box = tuple[int, int, int, int]
 # The floor seen from a camera a little above it: a depth d on the floor spans d * this on
 # screen (a typical 20-25 degree look down at a tabletop).
 _FORESHORTEN = 0.4
+_GRID = 640  # px: the largest grid shadows are drawn on
 
 
 def shadow_opacity(alpha: np.ndarray, box: Box, spec: ShadowSpec) -> np.ndarray:
-    """The contact and cast shadows' combined opacity (0..1, float32) on `alpha`'s grid."""
+    """The contact and cast shadows' combined opacity (0..1, float32) on `alpha`'s grid.
+
+    Shadows are smooth, so they are drawn on a grid of at most `_GRID` px and enlarged:
+    their wide blurs at 2048 px would take seconds."""
+    factor = max(1.0, max(alpha.shape) / _GRID)
+    small = alpha
+    if factor > 1:
+        size = (round(alpha.shape[1] / factor), round(alpha.shape[0] / factor))
+        small = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+    small_box = (
+        int(box[0] / factor),
+        int(box[1] / factor),
+        max(int(box[0] / factor) + 1, round(box[2] / factor)),
+        max(int(box[1] / factor) + 1, round(box[3] / factor)),
+    )
+    layer = _layers(small, small_box, spec)
+    if factor > 1:
+        layer = cv2.resize(layer, (alpha.shape[1], alpha.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return layer * _window(alpha.shape, box, spec.reach)
+
+
+def _layers(alpha: np.ndarray, box: Box, spec: ShadowSpec) -> np.ndarray:
     height = max(1, box[3] - box[1])
     mask = alpha.astype(np.float32) / 255.0
     layer = np.zeros_like(mask)
@@ -36,7 +58,7 @@ def shadow_opacity(alpha: np.ndarray, box: Box, spec: ShadowSpec) -> np.ndarray:
     if spec.cast > 0:
         cast = _cast(mask, box, spec, height) * spec.cast
         layer = 1 - (1 - layer) * (1 - cast)  # two shadows darken like two filters
-    return layer * _window(alpha.shape, box, spec.reach)
+    return layer
 
 
 def _contact(mask: np.ndarray, box: Box, spec: ShadowSpec) -> np.ndarray:
@@ -139,12 +161,28 @@ def apply_shadow(
     A shadow filters the light the floor gets: at full opacity the floor's colour is
     multiplied by `colour` / 255 (on white, exactly `colour`), so a textured floor keeps its
     texture inside the shadow."""
-    opacity, reflection = floor_layers(image, alpha, box, spec)
-    base = image.astype(np.float32)
-    behind = (1.0 - alpha.astype(np.float32) / 255.0)[..., None]
+    x0, y0, x1, y1 = _reach_region(image.shape, box, spec.reach)  # nothing changes outside
+    local = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
+    part, part_alpha = image[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
+    opacity, reflection = floor_layers(part, part_alpha, local, spec)
+    base = part.astype(np.float32)
+    behind = (1.0 - part_alpha.astype(np.float32) / 255.0)[..., None]
     if reflection is not None:
         r_alpha = reflection[..., 3:4]
         base = base + behind * r_alpha * (reflection[..., :3] - base)
     filtered = 1.0 - np.asarray(colour, np.float32) / 255.0
     shaded = base * (1.0 - behind * opacity[..., None] * filtered)
-    return np.clip(np.rint(shaded), 0, 255).astype(np.uint8)
+    out = image.copy()
+    out[y0:y1, x0:x1] = np.clip(np.rint(shaded), 0, 255).astype(np.uint8)
+    return out
+
+
+def _reach_region(shape: tuple[int, ...], box: Box, reach: float) -> Box:
+    """The product box grown by `reach` of its longer side (and a pixel), in the image."""
+    pad = math.ceil(reach * max(box[2] - box[0], box[3] - box[1])) + 1
+    return (
+        max(0, box[0] - pad),
+        max(0, box[1] - pad),
+        min(shape[1], box[2] + pad),
+        min(shape[0], box[3] + pad),
+    )
