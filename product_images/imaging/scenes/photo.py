@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from product_images.imaging.scenes.base import Backdrop
 
-__all__ = ["draw", "floor_row", "light_direction"]
+__all__ = ["draw", "light_direction"]
 
 
 def draw(photo: Image.Image, side: int, name: str) -> Backdrop:
@@ -26,19 +25,6 @@ def light_direction(image: np.ndarray) -> float:
     if abs(left - right) < 4:
         return 90.0
     return 60.0 if left > right else 120.0
-
-
-def floor_row(image: np.ndarray, low: float = 0.45, high: float = 0.85) -> int | None:
-    """The row of the strongest long horizontal edge between `low` and `high` of the height
-    (a table edge, where a wall meets the floor): where a product can stand; None if none
-    stands out."""
-    grey = cv2.GaussianBlur(image.mean(axis=2).astype(np.float32), (0, 0), 2)
-    strength = np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)).mean(axis=1)
-    top, bottom = round(low * len(strength)), round(high * len(strength))
-    band = strength[top:bottom]
-    if len(band) == 0 or band.max() < 3 * np.median(strength) + 1:
-        return None
-    return top + int(np.argmax(band))
 
 
 def _cover(image: Image.Image, side: int) -> Image.Image:
