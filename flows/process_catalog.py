@@ -5,7 +5,6 @@ One product's failure never stops the others; the flow returns a summary of all 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -25,6 +24,7 @@ from product_images.summary import CatalogSummary
 from tasks.batch import prefill_batch_task
 from tasks.limits import ensure_concurrency_limits
 from tasks.product import product_task
+from tasks.quiet_errors import quiet_product_errors
 
 __all__ = ["catalog_flow", "process_catalog"]
 
@@ -41,6 +41,13 @@ def _result_of(sku: str, future: PrefectFuture[ProductResult]) -> ProductResult:
     except Exception as error:  # a crash of one product must not hide the others
         return ProductResult(sku=sku, status="failed", reason="crashed", message=repr(error)[:300])
     return ProductResult(sku=sku, status="failed", reason="crashed", message=str(state.name))
+
+
+def _run_label(tag: str) -> str:
+    """What the run's artifacts are keyed by: this run's name (unique per run, as the UI
+    shows it), with the catalog tag in front when there is one."""
+    name = str(flow_run.get_name() or "") or str(flow_run.get_id() or "")[:8]
+    return "-".join(part for part in (tag, name) if part) or "catalog"
 
 
 @flow(
@@ -61,6 +68,7 @@ def process_catalog(
 
     A product deferred by its generative backend is retried after the breaker's cool-down
     (`defer_retries` times) while the others go on; it ends done, or deferred."""
+    quiet_product_errors()  # a bad photo: one line in the log, not a traceback
     settings = get_settings()
     ensure_concurrency_limits(settings)  # the tasks take them strictly
     store_url = store or settings.store
@@ -72,7 +80,7 @@ def process_catalog(
         budget_usd=budget_usd,
         backend=backend,
     )
-    label = tag or Path(catalog).stem or "catalog"
+    label = _run_label(tag)
     progress = ProgressReporter(label)
     progress.start(len(loaded.requests) + len(loaded.rejected))
     progress.advance(len(loaded.rejected))

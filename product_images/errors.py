@@ -85,6 +85,7 @@ __all__ = [
     "UnknownPlatformError",
     "UnsupportedImageError",
     "UpstreamServerError",
+    "transient_reasons",
 ]
 
 
@@ -93,6 +94,9 @@ class ProductImagesError(Exception):
 
     #: A short machine-readable reason, recorded in manifests and summaries.
     reason = "error"
+    #: Whether the same product, unchanged, can succeed later (an outage, not bad input):
+    #: `product-images retry` runs only products that failed for such reasons (or --all).
+    transient = False
 
 
 class ProductError(ProductImagesError):
@@ -159,12 +163,14 @@ class SourceFetchError(SourceError):
     """An http(s) source could not be downloaded: an HTTP error, a timeout, too many redirects."""
 
     reason = "source_fetch_failed"
+    transient = True
 
 
 class SourceTooLargeError(SourceFetchError):
     """The download is bigger than `source_url_max_bytes`; it was stopped, not kept."""
 
     reason = "source_too_large"
+    transient = False
 
 
 class StorageUnavailableError(ProductError):
@@ -172,6 +178,7 @@ class StorageUnavailableError(ProductError):
     manifest is written last), so the product is deferred: a later run makes it."""
 
     reason = "storage_unavailable"
+    transient = True
 
 
 class InvalidSkuError(ProductError):
@@ -246,6 +253,7 @@ class RetryableGenerationError(GenerationError):
     """Worth trying again: `retry_after` (seconds) is the server's hint when it gave one."""
 
     reason = "generation_unavailable"
+    transient = True
 
     def __init__(
         self, message: str, status: int | None = None, retry_after: float | None = None
@@ -346,3 +354,15 @@ class ModelNotFoundError(PermanentGenerationError):
     """404: the configured model id does not exist (or was shut down)."""
 
     reason = "model_not_found"
+
+
+def transient_reasons() -> frozenset[str]:
+    """The `reason` of every error class whose failures a later run can fix by itself."""
+    found: set[str] = set()
+    pending: list[type[ProductImagesError]] = [ProductImagesError]
+    while pending:
+        cls = pending.pop()
+        if cls.transient:
+            found.add(cls.reason)
+        pending.extend(cls.__subclasses__())
+    return frozenset(found)

@@ -77,6 +77,10 @@ class ReviewFlag(BaseModel):
     reason: str
     confidence: float
 
+    def text(self) -> str:
+        """One line for a person: 'white: cluttered background (0.62)'."""
+        return f"{self.step}: {self.reason} ({self.confidence:.2f})"
+
 
 class CallRecord(BaseModel):
     """One call to a paid generative API (or a cache hit, which costs nothing)."""
@@ -178,6 +182,9 @@ class ProductResult(BaseModel):
     message: str = Field(default="", description="One line for a person.")
     manifest_key: str | None = None
     needs_review: bool = False
+    review_reasons: list[str] = Field(
+        default_factory=list, description="Why it needs review: 'step: reason (confidence)'."
+    )
     outputs: int = 0
     paid_calls: int = 0
     cost_usd: float = 0.0

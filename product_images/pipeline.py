@@ -58,6 +58,7 @@ from product_images.specs import PlatformSpec, SlotSpec, Variant, load_specs, se
 from product_images.store import Store, open_store, read_url
 
 __all__ = [
+    "SKU_PATTERN",
     "PreparedProduct",
     "ProductRequest",
     "check_sku",
@@ -72,7 +73,10 @@ __all__ = [
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: A SKU safe as a storage key, for both Python and JSON Schema (the Run form checks it in
+#: the browser and the server): letters, digits, '.', '_', '-', no '..', 1-128 characters.
+SKU_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_SKU = re.compile(SKU_PATTERN)
 _CONTENT_TYPES = {
     "jpeg": "image/jpeg",
     "jpg": "image/jpeg",
@@ -132,7 +136,7 @@ class PreparedProduct(BaseModel):
 
 def check_sku(sku: str) -> str:
     """The SKU if it is safe as a storage key; otherwise InvalidSkuError."""
-    if not _SKU.match(sku) or ".." in sku:
+    if not _SKU.fullmatch(sku):  # fullmatch: '$' alone would let a final newline through
         raise InvalidSkuError(
             f"SKU {sku!r} is not usable as a storage key: use letters, digits, '.', '_' "
             "and '-' (no slashes, no '..', at most 128 characters)"
@@ -431,6 +435,7 @@ def publish_manifest(
         manifest_key=key,
         outputs=len(outputs),
         needs_review=bool(prepared.needs_review),
+        review_reasons=[flag.text() for flag in prepared.needs_review],
         message="; ".join(notes),
         paid_calls=sum(c.outcome != "cached" for c in prepared.calls),
         cost_usd=manifest.cost_usd,

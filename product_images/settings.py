@@ -333,12 +333,27 @@ class Settings(BaseSettings):
         description="Where new product photos are uploaded in the store: "
         "<prefix><sku>.<ext> or <prefix><sku>/<file>, or any name with S3 metadata 'sku'.",
     )
-    sensor_interval_seconds: int = Field(
+    sensor_interval_seconds: float = Field(
+        default=1.0,
+        ge=0.2,
+        le=3600,
+        description="How often `product-images serve` looks for new uploads (s): one listing "
+        "of the incoming prefix, a HEAD per new object, and no flow run unless a photo "
+        "arrived.",
+    )
+    worker_sensor_interval_seconds: int = Field(
         default=30,
         ge=5,
         le=86_400,
-        description="How often the upload-sensor deployment looks for new uploads (s); each "
-        "look is one short flow run.",
+        description="Schedule of the upload-sensor deployment that workers run (prefect.yaml, "
+        "`deployments(settings, work_pool=True)`); each look there is one flow run.",
+    )
+    link_expiry_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=168,
+        description="Presigned links in Prefect artifacts expire after this many hours "
+        "(S3 allows at most 168, 7 days). Anyone holding a link can read that image until then.",
     )
     refresh_cron: str = Field(
         default="0 3 * * *",

@@ -1,9 +1,16 @@
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from cli.main import main
+from product_images.manifest import ProductResult
+from product_images.pipeline import ProductRequest
+from product_images.status import record_status
+from product_images.store import LocalStore
+from product_images.testing.images import draw_product
 
 
 def _invoke(*args):
@@ -21,6 +28,7 @@ def _invoke(*args):
         ["demo"],
         ["settings"],
         ["serve"],
+        ["deploy"],
         ["failed"],
         ["retry"],
         ["costs"],
@@ -149,10 +157,89 @@ def test_failed_lists_products_and_retry_reruns_just_those(photo, tmp_path):
     )
     listed = _invoke("failed", "--store", out)
     assert "B" in listed.output and "corrupt_image" in listed.output and "A\t" not in listed.output
+    assert listed.exit_code == 1  # failures exist: scripts can tell
     shutil.copy(photo, broken)
-    retried = _invoke("retry", "--store", out, "--engine", "inline")
+    # a corrupt photo is bad input: a plain retry leaves it to a person, --all runs it
+    left = _invoke("retry", "--store", out, "--engine", "inline")
+    assert "not retried B: [corrupt_image]" in left.output and "0 products" in left.output
+    retried = _invoke("retry", "--store", out, "--engine", "inline", "--all")
     assert retried.exit_code == 0 and "1 products: 1 done" in retried.output
-    assert "0 failed product(s)" in _invoke("failed", "--store", out).output
+    cleared = _invoke("failed", "--store", out)
+    assert "0 failed product(s)" in cleared.output and cleared.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "retried"),
+    [
+        ("deferred", "storage_unavailable", True),
+        ("deferred", "rate_limited", True),
+        ("failed", "source_fetch_failed", True),
+        ("failed", "upstream_error", True),
+        ("failed", "no_product_found", False),
+        ("failed", "invalid_sku", False),
+        ("failed", "content_blocked", False),
+    ],
+)
+def test_retry_runs_only_what_can_succeed(photo, tmp_path, status, reason, retried):
+    out = tmp_path / "o"
+    request = ProductRequest(sku="P", source=str(photo), platforms=["amazon"])
+    result = ProductResult(sku="P", status=status, reason=reason, message="earlier run")
+    record_status(LocalStore(out), request, result)
+    output = _invoke("retry", "--store", out, "--engine", "inline").output
+    assert ("1 products: 1 done" in output) is retried
+    assert (f"not retried P: [{reason}]" in output) is not retried
+
+
+def test_run_prints_why_a_product_needs_review(tmp_path):
+    # noise over the whole photo: a product is found, but the cut-out is not confident
+    image, _ = draw_product(size=(700, 500))
+    noise = np.random.default_rng(1).integers(-70, 70, (500, 700, 3))
+    busy = Image.fromarray(np.clip(np.asarray(image).astype(int) + noise, 0, 255).astype(np.uint8))
+    source = tmp_path / "busy.png"
+    busy.save(source)
+    result = _invoke(
+        "run",
+        source,
+        "--sku",
+        "R",
+        "--store",
+        tmp_path / "o",
+        "--platforms",
+        "amazon",
+        "--engine",
+        "inline",
+    )
+    if "NEEDS REVIEW" not in result.output:
+        pytest.fail(f"expected a review flag: {result.output}")
+    reasons = result.output.split("NEEDS REVIEW: ", 1)[1].strip()
+    assert reasons and "see the manifest" not in reasons and "(0." in reasons
+
+
+def test_batch_without_a_terminal_prints_one_plain_line_per_product(photo, tmp_path):
+    (tmp_path / "c.csv").write_text(f"sku,source\nA,{photo}\nB,{photo}\n")
+    result = _invoke(
+        "batch",
+        tmp_path / "c.csv",
+        "--store",
+        tmp_path / "o",
+        "--platforms",
+        "amazon",
+        "--engine",
+        "inline",
+    )
+    lines = result.output.splitlines()
+    assert {"[1/2] A done", "[2/2] B done"} <= set(lines) or {
+        "[1/2] B done",
+        "[2/2] A done",
+    } <= set(lines), result.output
+    assert "products" not in result.output.split("[1/2]")[0]  # no bare progress label
+
+
+def test_settings_names_the_variables_really_read():
+    output = _invoke("settings").output
+    assert "\nGEMINI_API_KEY = " in output and "PRODUCT_IMAGES_GEMINI_API_KEY =" not in output
+    assert "\nOPENAI_API_KEY = " in output and "\nGEMINI_MODEL = " in output
+    assert "PRODUCT_IMAGES_GEMINI_API_KEY_BLOCK = " in output  # no alias: its own name
 
 
 def test_batch_is_incremental_unless_forced(photo, tmp_path):

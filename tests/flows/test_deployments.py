@@ -21,9 +21,15 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from click.testing import CliRunner
+from jsonschema import Draft202012Validator
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterId,
+)
 from prefect.client.schemas.objects import FlowRun
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.events.schemas.events import ReceivedEvent
@@ -37,8 +43,11 @@ from flows.deployments import (
     refresh_catalog,
 )
 from flows.upload_sensor import UPLOAD_EVENT, emit_upload_events, sense_uploads
+from product_images.errors import InvalidSkuError
 from product_images.manifest import Manifest
+from product_images.pipeline import check_sku
 from product_images.settings import Settings
+from product_images.specs import load_specs
 from product_images.store import LocalStore, S3Store
 from product_images.testing.seaweedfs import SeaweedServer
 from product_images.uploads import CURSOR_KEY, UploadMarker, processed_key
@@ -89,19 +98,25 @@ def test_deployments_are_built_from_the_settings() -> None:
         refresh_cron="30 4 * * 1-5",
         refresh_timezone="Europe/Berlin",
         refresh_catalog="s3://shop/catalog.csv",
-        sensor_interval_seconds=45,
+        worker_sensor_interval_seconds=45,
     )
     built = {d.name: d for d in deployments(settings)}
 
-    assert {name: d.flow_name for name, d in built.items()} == NAMES
+    # serve looks for uploads in-process: no sensor deployment, no flow run per look
+    assert {name: d.flow_name for name, d in built.items()} == {
+        name: flow for name, flow in NAMES.items() if name != "upload-sensor"
+    }
     [cron] = built["catalog-refresh"].schedules
     assert (cron.schedule.cron, cron.schedule.timezone) == ("30 4 * * 1-5", "Europe/Berlin")
     assert built["catalog-refresh"].parameters == {"catalog": "s3://shop/catalog.csv"}
-    [interval] = built["upload-sensor"].schedules
-    assert interval.schedule.interval == timedelta(seconds=45)
     assert built["process-product"].schedules == []
     for deployment in built.values():
         assert deployment.work_pool_name is None and deployment.work_queue_name is None
+
+    for_workers = {d.name: d for d in deployments(settings, work_pool=True)}
+    assert {name: d.flow_name for name, d in for_workers.items()} == NAMES
+    [interval] = for_workers["upload-sensor"].schedules
+    assert interval.schedule.interval == timedelta(seconds=45)
 
     [trigger] = built["process-product"].triggers
     assert trigger.expect == {UPLOAD_EVENT}
@@ -129,8 +144,62 @@ def test_the_run_form_is_the_pydantic_model() -> None:
     for name, field in form["properties"].items():
         assert field.get("description"), f"{name} has no description"
     assert form["required"] == ["sku", "source"]
-    assert form["properties"]["budget_usd"]["default"] is None
-    assert schema["properties"]["idempotency_key"]["description"]
+
+
+def _form() -> dict[str, Any]:
+    [product] = [d for d in deployments(Settings()) if d.name == "process-product"]
+    return product._parameter_openapi_schema.model_dump(exclude_unset=True)
+
+
+def test_the_run_form_hides_internal_parameters_and_none_toggles() -> None:
+    schema = _form()
+    assert set(schema["properties"]) == {"params"}  # idempotency_key, store: set by triggers
+    for name, field in schema["definitions"]["ProductParameters"]["properties"].items():
+        assert "anyOf" not in field, f"{name} would show Prefect's 'is type None' toggle"
+        assert field.get("default") is not None or name not in ("budget_usd", "backend")
+
+
+def test_the_run_form_offers_the_known_marketplaces() -> None:
+    platforms = _form()["definitions"]["ProductParameters"]["properties"]["platforms"]
+    assert platforms["type"] == "array" and platforms["uniqueItems"] is True
+    assert platforms["items"]["enum"] == sorted(load_specs(Settings().spec_dirs()))
+    assert {"amazon", "shopify", "tiktok-shop"} <= set(platforms["items"]["enum"])
+
+
+@pytest.mark.parametrize(
+    ("sku", "valid"),
+    [
+        ("SKU-1", True),
+        ("a.b_c-9", True),
+        ("../etc", False),
+        ("a..b", False),
+        ("-x", False),
+        ("a/b", False),
+        ("x" * 129, False),
+        ("ok\n", False),
+    ],
+)
+def test_the_run_form_checks_the_sku_with_the_cli_rule(sku: str, valid: bool) -> None:
+    # What the UI and the server check (JSON Schema), what the flow checks, what the CLI checks.
+    schema = _form()
+    params = {"sku": sku, "source": "s3://b/p.jpg"}
+    errors = list(Draft202012Validator(schema).iter_errors({"params": params}))
+    assert (not errors) is valid
+    if valid:
+        assert ProductParameters(**params).sku == check_sku(sku) == sku
+    else:
+        with pytest.raises(InvalidSkuError):
+            check_sku(sku)
+        with pytest.raises(ValueError):
+            ProductParameters(**params)
+
+
+def test_a_trigger_still_passes_the_hidden_parameters() -> None:
+    # The form hides them; JSON Schema lets unlisted properties through, and the flow has them.
+    schema = _form()
+    run = {"params": {"sku": "S", "source": "s.jpg"}, "idempotency_key": "S/etag-1", "store": "x"}
+    assert not list(Draft202012Validator(schema).iter_errors(run))
+    assert schema.get("additionalProperties", True) is not False
 
 
 def test_work_pool_deployments_use_priority_queues() -> None:
@@ -161,7 +230,7 @@ def test_prefect_yaml_mirrors_the_deployments() -> None:
     }
     for name, entry in entries.items():
         module, _, attribute = entry["entrypoint"].partition(":")
-        assert module == "flows/deployments.py"
+        assert module == "flows.deployments"  # the installed package, not a checkout path
         import flows.deployments as registry
 
         assert getattr(registry, attribute) is flows[name]
@@ -171,7 +240,8 @@ def test_prefect_yaml_mirrors_the_deployments() -> None:
     [cron] = entries["catalog-refresh"]["schedules"]
     assert (cron["cron"], cron["timezone"]) == (settings.refresh_cron, settings.refresh_timezone)
     [interval] = entries["upload-sensor"]["schedules"]
-    assert interval["interval"] == settings.sensor_interval_seconds
+    assert interval["interval"] == settings.worker_sensor_interval_seconds
+    assert document["pull"] == []  # nothing of the deploying machine baked in
     [trigger] = entries["process-product"]["triggers"]
     expected = built["process-product"].triggers[0]
     assert set(trigger["expect"]) == expected.expect
@@ -434,7 +504,6 @@ def served(tmp_path: Path, s3_env: SeaweedServer, s3_store: S3Store) -> Iterator
         "PRODUCT_IMAGES_STORE": f"s3://{s3_store.bucket}",
         "PRODUCT_IMAGES_PLATFORMS": '["amazon"]',
         "PRODUCT_IMAGES_BACKEND": "local",
-        "PRODUCT_IMAGES_SENSOR_INTERVAL_SECONDS": "5",
     }
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -465,21 +534,12 @@ def _served(client: SyncPrefectClient, name: str) -> uuid.UUID | None:
 def test_an_upload_becomes_a_finished_flow_run(
     served: S3Store, photo: Path, client: SyncPrefectClient
 ) -> None:
-    """upload -> sensor run -> event -> automation -> process-product run, all served.
-
-    The test harness's server runs the event, trigger and action services but not the
-    scheduler, so the sensor's interval never fires here: the test starts a sensor run
-    itself, as the schedule would.
-    """
+    """upload -> serve's watcher -> event -> automation -> process-product run, all served."""
     sku = f"E2E-{uuid.uuid4().hex[:8]}"
-    served.put(f"incoming/{sku}.jpg", photo.read_bytes(), "image/jpeg")
-    sensor = _eventually(
-        lambda: _served(client, "sense-uploads/upload-sensor"), timeout=45, what="serve to start"
-    )
     _eventually(
-        lambda: _served(client, "product-request/process-product"), timeout=15, what="serve"
+        lambda: _served(client, "product-request/process-product"), timeout=45, what="serve"
     )
-    client.create_flow_run_from_deployment(sensor)
+    served.put(f"incoming/{sku}.jpg", photo.read_bytes(), "image/jpeg")
 
     def finished() -> list[FlowRun]:
         runs = _runs_of(client, "product-request/process-product", sku)
@@ -489,6 +549,10 @@ def test_an_upload_becomes_a_finished_flow_run(
 
     [run] = _eventually(finished, timeout=60, what="the upload's flow run to complete")
     assert Manifest.model_validate_json(served.get(f"{sku}/manifest.json")).sku == sku
+    [artifact] = client.read_artifacts(
+        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+    )
+    assert artifact.key == f"product-{sku.lower()}" and "_thumbs/" in str(artifact.data)
     key = run.parameters["idempotency_key"]
     marker = UploadMarker.model_validate_json(served.get(processed_key(key)))
     assert (marker.state, marker.run_id) == ("done", str(run.id))
