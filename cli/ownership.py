@@ -11,7 +11,7 @@ from __future__ import annotations
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
-__all__ = ["owners", "taken_elsewhere"]
+__all__ = ["is_served", "owners", "taken_elsewhere"]
 
 
 def owners(names: list[str]) -> dict[str, str | None]:
@@ -34,3 +34,14 @@ def taken_elsewhere(names: list[str], pool: str | None) -> list[str]:
             where = f"work pool {owner!r} (workers)" if owner else "`product-images serve`"
             lines.append(f"  {name}: registered for {where}")
     return lines
+
+
+def is_served(name: str) -> bool:
+    """Whether the 'flow/deployment' is registered and a runner polls for its runs (READY):
+    its triggers exist from then on."""
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return False
+    return deployment.status is not None and deployment.status.value == "READY"

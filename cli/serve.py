@@ -7,9 +7,15 @@ would vanish with it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from product_images.settings import get_settings
+from product_images.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from flows.upload_runs import UploadRuns
+    from flows.upload_sensor import UploadWatcher
 
 __all__ = ["POLL_SECONDS", "deploy", "serve"]
 
@@ -67,23 +73,46 @@ def serve(limit: int | None, take_over: bool) -> None:
         raise click.ClickException(_NO_API)
     from prefect import serve as prefect_serve
 
-    from flows.deployments import deployments
-    from flows.upload_sensor import UploadWatcher, watched_location
+    from flows.deployments import deployments, process_product_deployment
+    from flows.upload_runs import UploadRuns
     from tasks.limits import ensure_concurrency_limits
 
     settings = get_settings()
     served = deployments(settings)
     _refuse_takeover([f"{d.flow_name}/{d.name}" for d in served], None, take_over)
     ensure_concurrency_limits(settings)  # the generative backends' global limits
-    click.echo(_layout(settings.store, watched_location(settings.store, settings.incoming_prefix)))
-    watcher = UploadWatcher(
-        settings.store, settings.incoming_prefix, settings.sensor_interval_seconds
-    )
+    product = f"{served[0].flow_name}/{served[0].name}"
+    runs = UploadRuns(product, process_product_deployment, limit or settings.concurrency)
+    watcher = _watcher(settings, runs)
     watcher.start()
     try:
         prefect_serve(*served, limit=limit, query_seconds=_poll_seconds())
     finally:
         watcher.stop()
+        runs.close()
+
+
+def _watcher(settings: Settings, runs: UploadRuns) -> UploadWatcher:
+    """The upload watcher, announced with the store's layout. It starts looking once the
+    process-product deployment is served (first resuming upload runs a crash left behind),
+    and hands each upload to `runs`."""
+    from cli.ownership import is_served
+    from flows.upload_sensor import UploadWatcher, watched_location
+
+    def ready() -> bool:
+        if not is_served(runs.deployment):
+            return False
+        runs.resume()
+        return True
+
+    click.echo(_layout(settings.store, watched_location(settings.store, settings.incoming_prefix)))
+    return UploadWatcher(
+        settings.store,
+        settings.incoming_prefix,
+        settings.sensor_interval_seconds,
+        ready=ready,
+        announce=runs.submit,
+    )
 
 
 def _refuse_takeover(names: list[str], pool: str | None, take_over: bool) -> None:

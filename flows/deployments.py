@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, field_validator
 from flows.process_catalog import process_catalog
 from flows.process_product import make_in_run
 from flows.upload_sensor import UPLOAD_EVENT, sense_uploads
+from product_images.errors import InvalidSkuError
 from product_images.manifest import ProductResult
 from product_images.pipeline import SKU_PATTERN, ProductRequest, check_sku
 from product_images.settings import Settings, get_settings
@@ -97,7 +98,10 @@ class ProductParameters(BaseModel):
     @field_validator("sku")
     @classmethod
     def _safe_sku(cls, value: str) -> str:
-        return check_sku(value)  # the CLI's rule, also for runs started through the API
+        try:  # the CLI's rule, also for runs started through the API
+            return check_sku(value)
+        except InvalidSkuError as error:
+            raise ValueError(str(error)) from None  # pydantic reports ValueErrors per field
 
 
 #: Parameters the upload trigger sets and a person never should: not on the Run form.

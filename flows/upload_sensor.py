@@ -7,8 +7,10 @@ never loses one. Polling rather than bucket notifications also means nothing is 
 the server or `serve` is down: the next look catches up.
 
 Two ways to look: `product-images serve` runs an `UploadWatcher` thread that looks every
-`sensor_interval_seconds` (1 s) with no flow run per look; workers without `serve` run the
-`upload-sensor` deployment every `worker_sensor_interval_seconds` (30 s), a flow run each.
+`sensor_interval_seconds` (1 s) with no flow run per look, and hands each upload straight to
+a run in its own process (flows/upload_runs.py); workers without `serve` run the
+`upload-sensor` deployment every `worker_sensor_interval_seconds` (30 s), a flow run each,
+which emits the events.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,18 +114,30 @@ def _log_skipped(skipped: list[Skipped], logger: LoggerLike) -> None:
             logger.info("skipped %s: %s", item.key, item.reason)
 
 
-def sense_once(
-    target: Store, prefix: str, logger: LoggerLike, *, limit: int = 200, quiet: bool = False
-) -> list[Upload]:
-    """One look: emit an event per new upload under `prefix`, then advance the cursor.
+Announce = Callable[[str, list[Upload]], object]
 
-    With `quiet`, a look that found nothing logs nothing (serve looks every second).
+
+def sense_once(
+    target: Store,
+    prefix: str,
+    logger: LoggerLike,
+    *,
+    limit: int = 200,
+    quiet: bool = False,
+    announce: Announce = emit_upload_events,
+) -> list[Upload]:
+    """One look: announce the new uploads under `prefix`, then advance the cursor.
+
+    `announce(store_url, uploads)` must return only once they are safe (events accepted by
+    the API, or runs created): the cursor then moves past them. With `quiet`, a look that
+    found nothing logs nothing (serve looks every second).
     """
     cursor = UploadCursor.load(target)
     skipped: list[Skipped] = []
     uploads = scan_new_uploads(target, prefix, cursor, limit=limit, skipped=skipped)
     _log_skipped(skipped, logger)
-    emit_upload_events(target.url, uploads)
+    if uploads:
+        announce(target.url, uploads)
     if uploads or skipped:
         cursor.advance([*uploads, *skipped]).save(target)
     if uploads or not quiet:
@@ -152,8 +167,19 @@ class UploadWatcher:
     look here is one listing. Store or API errors are logged once and retried next look.
     """
 
-    def __init__(self, store_url: str, prefix: str, interval: float) -> None:
+    def __init__(
+        self,
+        store_url: str,
+        prefix: str,
+        interval: float,
+        ready: Callable[[], bool],
+        announce: Announce = emit_upload_events,
+    ) -> None:
+        """`ready` says when whatever `announce` hands uploads to exists (the deployment and
+        its trigger): announced before, an upload would start nothing, and the cursor would
+        pass it by."""
         self.store_url, self.prefix, self.interval = store_url, prefix, interval
+        self._ready, self._announce = ready, announce
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="upload-watcher", daemon=True)
         self._logger = get_logger("upload-watcher")
@@ -168,14 +194,22 @@ class UploadWatcher:
 
     def _loop(self) -> None:
         target = open_store(self.store_url)
+        while not self._stop.is_set() and not self._safe_ready():
+            self._stop.wait(0.5)
         while not self._stop.is_set():
             started = time.monotonic()
             self._look(target)
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
+    def _safe_ready(self) -> bool:
+        try:
+            return self._ready()
+        except Exception:  # the server is still starting: ask again
+            return False
+
     def _look(self, target: Store) -> None:
         try:
-            sense_once(target, self.prefix, self._logger, quiet=True)
+            sense_once(target, self.prefix, self._logger, quiet=True, announce=self._announce)
         except Exception as error:  # keep watching: the next look catches up
             where = watched_location(self.store_url, self.prefix)
             text = f"looking for uploads under {where} failed: {error!r}"

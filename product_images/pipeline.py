@@ -75,7 +75,8 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 #: A SKU safe as a storage key, for both Python and JSON Schema (the Run form checks it in
 #: the browser and the server): letters, digits, '.', '_', '-', no '..', 1-128 characters.
-SKU_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+#: It ends in (?![\s\S]) rather than $, which in Python also matches before a final newline.
+SKU_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?![\s\S])"
 _SKU = re.compile(SKU_PATTERN)
 _CONTENT_TYPES = {
     "jpeg": "image/jpeg",
@@ -136,7 +137,7 @@ class PreparedProduct(BaseModel):
 
 def check_sku(sku: str) -> str:
     """The SKU if it is safe as a storage key; otherwise InvalidSkuError."""
-    if not _SKU.fullmatch(sku):  # fullmatch: '$' alone would let a final newline through
+    if not _SKU.match(sku):
         raise InvalidSkuError(
             f"SKU {sku!r} is not usable as a storage key: use letters, digits, '.', '_' "
             "and '-' (no slashes, no '..', at most 128 characters)"

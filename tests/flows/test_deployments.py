@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -156,7 +156,10 @@ def test_the_run_form_hides_internal_parameters_and_none_toggles() -> None:
     assert set(schema["properties"]) == {"params"}  # idempotency_key, store: set by triggers
     for name, field in schema["definitions"]["ProductParameters"]["properties"].items():
         assert "anyOf" not in field, f"{name} would show Prefect's 'is type None' toggle"
-        assert field.get("default") is not None or name not in ("budget_usd", "backend")
+    form = schema["definitions"]["ProductParameters"]["properties"]
+    for name in ("platforms", "variants", "backend", "budget_usd"):
+        assert "default" not in form[name]  # left empty: not sent, the model's None applies
+    assert ProductParameters(sku="S", source="s.jpg").backend is None
 
 
 def test_the_run_form_offers_the_known_marketplaces() -> None:
@@ -557,11 +560,22 @@ def test_an_upload_becomes_a_finished_flow_run(
     marker = UploadMarker.model_validate_json(served.get(processed_key(key)))
     assert (marker.state, marker.run_id) == ("done", str(run.id))
 
-    # The same upload announced again (a sensor that crashed before saving its cursor, or
-    # an event sent by hand) starts a run that finds the marker and makes nothing.
-    [event] = _events_for(client, [sku])
-    repeat = event.model_dump(mode="json", include={"event", "resource", "payload"})
-    repeat |= {"id": str(uuid.uuid4()), "occurred": event.occurred.isoformat()}
+    assert "upload" in run.tags  # run in serve's own process, no process started for it
+
+    # The same upload announced as an event too (a worker's sensor, or sent by hand): the
+    # trigger starts a run that finds the marker and makes nothing.
+    repeat = {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": UPLOAD_EVENT,
+        "resource": {"prefect.resource.id": f"product.{sku}"},
+        "payload": {
+            "sku": sku,
+            "source": run.parameters["params"]["source"],
+            "idempotency_key": key,
+            "store": run.parameters["store"],
+        },
+    }
     client.request("POST", "/events", json=[repeat])
     runs = _eventually(
         lambda: (done := finished()) and len(done) == 2 and done,
