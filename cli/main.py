@@ -14,6 +14,7 @@ import click
 from pydantic import AliasChoices
 
 from cli.engine import resolve_engine, run_catalog, run_one
+from cli.local_s3 import local_s3, upload
 from cli.serve import deploy, serve
 from product_images.errors import ProductImagesError
 from product_images.manifest import ProductResult
@@ -528,3 +529,5 @@ def verify(store: str | None) -> None:
 
 main.add_command(serve)
 main.add_command(deploy)
+main.add_command(local_s3)
+main.add_command(upload)

@@ -337,25 +337,61 @@ def test_prefect_deploy_registers_prefect_yaml(
     client.delete_resource_owned_automations(f"prefect.deployment.{product.id}")
 
 
-def test_a_process_worker_runs_a_deployment(
-    client: SyncPrefectClient, process_pool: str, photo: Path, tmp_path: Path
+@pytest.fixture
+def installed_package(tmp_path: Path) -> Path:
+    """This project built as a wheel and installed (not editable) into a folder of its own."""
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = wheels.glob("product_images-*.whl")
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    return site
+
+
+def test_a_worker_runs_a_deployment_from_an_installed_package(
+    client: SyncPrefectClient,
+    process_pool: str,
+    photo: Path,
+    tmp_path: Path,
+    installed_package: Path,
 ) -> None:
+    # The worker runs in another folder, with the wheel's copy of the code first on its path
+    # (the editable install's finder comes after it): no checkout, no deploying machine's path.
     [product, *_] = deployments(Settings(), work_pool=True)
     deployment_id = product.apply()
     store = tmp_path / "out"
-    parameters = {
-        "params": {"sku": "W-1", "source": str(photo), "platforms": ["amazon"]},
-        "store": str(store),
-    }
-    run = client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+    parameters = {"params": {"sku": "W-1", "source": str(photo), "platforms": ["amazon"]}}
+    run = client.create_flow_run_from_deployment(
+        deployment_id, parameters=parameters | {"store": str(store)}
+    )
+    elsewhere = tmp_path / "worker"
+    elsewhere.mkdir()
     env = {
         **os.environ,
+        "PYTHONPATH": str(installed_package),
         "PREFECT_API_URL": PREFECT_API_URL.value(),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
+    where = subprocess.run(
+        [sys.executable, "-c", "import flows.deployments as d; print(d.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.startswith(str(installed_package)), where.stdout
     worker = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", process_pool, "--run-once"],
-        cwd=ROOT,
+        cwd=elsewhere,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -369,6 +405,8 @@ def test_a_process_worker_runs_a_deployment(
     assert state is not None and state.is_completed(), output[-3000:]
     manifest = Manifest.model_validate_json((store / "W-1" / "manifest.json").read_text())
     assert {o.slot for o in manifest.outputs} == {"main", "lifestyle", "detail"}
+    registered = client.read_deployment(deployment_id)
+    assert registered.path is None and not registered.pull_steps  # nothing machine-bound
 
 
 # -- the sensor -----------------------------------------------------------------------------
