@@ -28,7 +28,10 @@ __all__ = [
     "select_platforms",
 ]
 
-BUILTIN_SPECS_DIR = Path(__file__).resolve().parent.parent / "platform_specs"
+#: The built-in marketplace files. `product_images/platform_specs` links to the checkout's
+#: top-level `platform_specs/`, so a wheel carries them as package data: an installed worker
+#: has no checkout to find them in.
+BUILTIN_SPECS_DIR = Path(__file__).resolve().parent / "platform_specs"
 
 Variant = Literal["white", "scene", "detail"]
 Fit = Literal["pad", "contain", "cover"]
