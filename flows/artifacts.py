@@ -173,17 +173,20 @@ def _link(store: Store, key: str | None) -> str:
         return ""
 
 
-def _picture(store: Store, sku: str, record: MasterRecord | OutputRecord, title: str) -> str:
-    """A thumbnail linking to the full image; "" when either cannot be had."""
+def _picture(
+    store: Store, sku: str, record: MasterRecord | OutputRecord, title: str
+) -> tuple[str, str] | None:
+    """A thumbnail and a link to the full image, as markdown; None when either cannot be
+    had. Two cells, not an image inside a link: the UI's markdown shows that as text."""
     try:
         thumb = _link(store, ensure_thumbnail(store, sku, record))
     except Exception as error:
         _logger().warning("artifacts: no thumbnail of %s: %r", record.key, error)
-        return ""
+        return None
     full = _link(store, record.key)
     if not (thumb and full):
-        return ""
-    return f"[![{_text(sku)} {_text(title)}]({_url(thumb)})]({_url(full)})"
+        return None
+    return f"![{_text(sku)} {_text(title)}]({_url(thumb)})", f"[full size]({_url(full)})"
 
 
 # ---------------------------------------------------------------------------- table rows
@@ -333,15 +336,16 @@ def _thumbnails(sku: str, manifest: Manifest, store: Store) -> list[str]:
 def _picture_row(
     store: Store, sku: str, cells: list[tuple[str, MasterRecord | OutputRecord]]
 ) -> list[str]:
-    """A one-row markdown table of thumbnails under their titles."""
+    """A markdown table of thumbnails under their titles, links to the full images below."""
     shown = [(title, _picture(store, sku, record, title)) for title, record in cells]
-    shown = [(title, picture) for title, picture in shown if picture]
-    if not shown:
+    pictures = [(title, picture) for title, picture in shown if picture]
+    if not pictures:
         return []
     return [
-        "| " + " | ".join(_text(title) for title, _ in shown) + " |",
-        "|" + "---|" * len(shown),
-        "| " + " | ".join(picture for _, picture in shown) + " |",
+        "| " + " | ".join(_text(title) for title, _ in pictures) + " |",
+        "|" + "---|" * len(pictures),
+        "| " + " | ".join(image for _, (image, _) in pictures) + " |",
+        "| " + " | ".join(link for _, (_, link) in pictures) + " |",
         "",
     ]
 
@@ -378,8 +382,10 @@ def _product_page(result: ProductResult, store: Store) -> str:
 
 
 def _manifest_section(sku: str, manifest: Manifest, store: Store) -> list[str]:
+    order = {"white": 0, "scene": 1, "detail": 2}
+    masters = sorted(manifest.masters, key=lambda m: order.get(m.variant, len(order)))
     cells: list[tuple[str, MasterRecord | OutputRecord]] = [
-        (f"{m.variant} master", m) for m in manifest.masters
+        (f"{m.variant} master", m) for m in masters
     ]
     lines = _picture_row(store, sku, cells)
     lines += [f"- needs review: {_text(text)}" for text in _flag_texts(manifest)]

@@ -1,7 +1,7 @@
 """Small previews of a product's images, for places that show many at once (Prefect UI).
 
 A master is 2048 px and ~2 MB: a browser asked to show it in a run's artifact fetches it
-whole and the page clips it. A thumbnail is a 320 px JPEG of a few tens of KB, stored once
+whole and the page clips it. A thumbnail is a 200 px JPEG of a few tens of KB, stored once
 per master content under `_thumbs/<sku>/<variant>-<sha12>.jpg`: no SKU starts with '_', and
 `gc` never considers a key without a `.<sha12>.` part, so thumbnails are neither products
 nor orphans. The same master (a rerun) reuses its thumbnail.
@@ -20,8 +20,8 @@ from product_images.store import Store
 __all__ = ["THUMBNAIL_PREFIX", "THUMBNAIL_SIDE", "ensure_thumbnail", "thumbnail", "thumbnail_key"]
 
 THUMBNAIL_PREFIX = "_thumbs/"
-#: Longest side: two per row fit a laptop-width artifact pane.
-THUMBNAIL_SIDE = 320
+#: Longest side: a product's three masters side by side fit the UI's artifact pane.
+THUMBNAIL_SIDE = 200
 
 
 def thumbnail_key(sku: str, record: MasterRecord | OutputRecord) -> str:
