@@ -38,6 +38,7 @@ def process_product(
     variants: list[Literal["white", "scene", "detail"]] | None = None,
 ) -> ProductResult:
     """Make one product's masters and marketplace images and publish its manifest."""
+    quiet_product_errors()  # from the first check on: bad input is one line, not tracebacks
     settings = get_settings()
     request = ProductRequest(
         sku=check_sku(sku),
