@@ -11,7 +11,7 @@ from __future__ import annotations
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
-__all__ = ["is_served", "owners", "taken_elsewhere"]
+__all__ = ["is_served", "owners", "release_from_pools", "taken_elsewhere"]
 
 
 def owners(names: list[str]) -> dict[str, str | None]:
@@ -45,3 +45,21 @@ def is_served(name: str) -> bool:
         except ObjectNotFound:
             return False
     return deployment.status is not None and deployment.status.value == "READY"
+
+
+def release_from_pools(names: list[str]) -> list[str]:
+    """Delete the deployments among `names` that belong to a work pool, so that `serve` can
+    register them afresh: registering again without a pool keeps the old one. Their past
+    runs stay. Returns the names deleted."""
+    deleted = []
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                deployment = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            if deployment.work_pool_name:
+                client.delete_resource_owned_automations(f"prefect.deployment.{deployment.id}")
+                client.delete_deployment(deployment.id)
+                deleted.append(name)
+    return deleted

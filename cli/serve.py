@@ -55,7 +55,9 @@ def _poll_seconds() -> float:
     "--limit",
     type=click.IntRange(min=1),
     default=None,
-    help="Most flow runs at once (each is a Python process of ~200 MB); default: no limit.",
+    help="Most flow runs at once: form and scheduled runs (a Python process of ~200 MB each; "
+    "default: no limit), and uploads, which run in this process (default: the concurrency "
+    "setting).",
 )
 @click.option(
     "--take-over",
@@ -79,7 +81,7 @@ def serve(limit: int | None, take_over: bool) -> None:
 
     settings = get_settings()
     served = deployments(settings)
-    _refuse_takeover([f"{d.flow_name}/{d.name}" for d in served], None, take_over)
+    _claim([f"{d.flow_name}/{d.name}" for d in served], None, take_over)
     ensure_concurrency_limits(settings)  # the generative backends' global limits
     product = f"{served[0].flow_name}/{served[0].name}"
     runs = UploadRuns(product, process_product_deployment, limit or settings.concurrency)
@@ -115,10 +117,15 @@ def _watcher(settings: Settings, runs: UploadRuns) -> UploadWatcher:
     )
 
 
-def _refuse_takeover(names: list[str], pool: str | None, take_over: bool) -> None:
-    """Stop with the names when registering would move deployments from the other mode."""
-    from cli.ownership import taken_elsewhere  # imports Prefect: only for serve and deploy
+def _claim(names: list[str], pool: str | None, take_over: bool) -> None:
+    """Stop with the names when registering would move deployments from the other mode;
+    with `take_over`, make way instead (for serve, `pool` None: registering again without
+    a pool would keep the old pool, so the pool's deployments are deleted first)."""
+    from cli.ownership import release_from_pools, taken_elsewhere  # Prefect: serve/deploy only
 
+    if take_over and pool is None:
+        for name in release_from_pools(names):
+            click.echo(f"serve: took over {name} from its work pool")
     lines = [] if take_over else taken_elsewhere(names, pool)
     if lines:
         raise click.ClickException(
@@ -155,7 +162,7 @@ def deploy(pool: str | None, take_over: bool) -> None:
 
     settings = get_settings().model_copy(update={"work_pool": pool} if pool else {})
     built = deployments(settings, work_pool=True)
-    _refuse_takeover([f"{d.flow_name}/{d.name}" for d in built], settings.work_pool, take_over)
+    _claim([f"{d.flow_name}/{d.name}" for d in built], settings.work_pool, take_over)
     for deployment in built:
         deployment.apply()
         click.echo(f"registered {deployment.flow_name}/{deployment.name} -> {settings.work_pool}")

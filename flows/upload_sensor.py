@@ -106,12 +106,14 @@ def watched_location(store_url: str, prefix: str) -> str:
     return f"{store_url.rstrip('/')}/{prefix}"
 
 
-def _log_skipped(skipped: list[Skipped], logger: LoggerLike) -> None:
+def _log_skipped(skipped: list[Skipped], logger: LoggerLike, store_url: str) -> None:
+    """One line per object passed over, by its full location (store URL + key)."""
     for item in skipped:
+        where = f"{store_url.rstrip('/')}/{item.key}"
         if item.kind in ("not_image", "bad_sku"):
-            logger.warning("ignored %s: %s", item.key, item.reason)
+            logger.warning("ignored %s: %s", where, item.reason)
         else:
-            logger.info("skipped %s: %s", item.key, item.reason)
+            logger.info("skipped %s: %s", where, item.reason)
 
 
 Announce = Callable[[str, list[Upload]], object]
@@ -135,7 +137,7 @@ def sense_once(
     cursor = UploadCursor.load(target)
     skipped: list[Skipped] = []
     uploads = scan_new_uploads(target, prefix, cursor, limit=limit, skipped=skipped)
-    _log_skipped(skipped, logger)
+    _log_skipped(skipped, logger, target.url)
     if uploads:
         announce(target.url, uploads)
     if uploads or skipped:

@@ -7,6 +7,7 @@ photo from the bucket to a finished flow run: upload -> sensor -> event -> autom
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -35,14 +36,21 @@ from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNam
 from prefect.events.schemas.events import ReceivedEvent
 from prefect.settings import PREFECT_API_URL, PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
 
-from cli.serve import POLL_SECONDS, _poll_seconds, serve
+from cli.ownership import release_from_pools
+from cli.serve import POLL_SECONDS, _poll_seconds, deploy, serve
 from flows.deployments import (
     ProductParameters,
     deployments,
     process_product_deployment,
     refresh_catalog,
 )
-from flows.upload_sensor import UPLOAD_EVENT, emit_upload_events, sense_uploads
+from flows.upload_sensor import (
+    UPLOAD_EVENT,
+    emit_upload_events,
+    sense_once,
+    sense_uploads,
+    watched_location,
+)
 from product_images.errors import InvalidSkuError
 from product_images.manifest import Manifest
 from product_images.pipeline import check_sku
@@ -622,3 +630,54 @@ def test_an_upload_becomes_a_finished_flow_run(
     )
     assert len(runs) == 2
     assert UploadMarker.model_validate_json(served.get(processed_key(key))).run_id == str(run.id)
+
+
+def test_every_sensor_line_names_the_store_and_its_incoming_prefix(
+    photo: Path, tmp_path: Path
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.put("incoming/L-1.jpg", photo.read_bytes(), "image/jpeg")
+    store.put("incoming/notes.txt", b"not a photo", "text/plain")
+    logger = logging.getLogger("test-sensor-lines")
+    logger.setLevel(logging.INFO)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    announced: list[Any] = []
+    try:
+        sense_once(store, "incoming/", logger, announce=lambda _, ups: announced.extend(ups))
+        sense_once(store, "incoming/", logger, announce=lambda _, ups: announced.extend(ups))
+    finally:
+        logger.removeHandler(handler)
+    watched = watched_location(store.url, "incoming/")
+    assert watched == f"{store.url.rstrip('/')}/incoming/"
+    assert [u.sku for u in announced] == ["L-1"]  # once: the cursor moved past it
+    assert lines[0] == f"ignored {watched}notes.txt: not an image file name"
+    assert f"1 new upload(s) under {watched}" in lines
+    assert f"0 new upload(s) under {watched}" in lines
+    assert all(watched in line for line in lines), lines
+
+
+def test_serve_and_deploy_refuse_to_take_the_other_ones_deployments(
+    client: SyncPrefectClient, process_pool: str
+) -> None:
+    ids = [d.apply() for d in deployments(Settings(), work_pool=True)]
+    try:
+        refused = CliRunner().invoke(serve, [])
+        assert refused.exit_code == 1
+        assert "product-request/process-product: registered for work pool 'process'" in (
+            refused.output
+        )
+        assert "--take-over" in refused.output
+        assert CliRunner().invoke(deploy, []).exit_code == 0  # the pool's own: fine
+        names = [f"{d.flow_name}/{d.name}" for d in deployments(Settings())]
+        assert release_from_pools(names) == names  # what `serve --take-over` does first
+        ids = [d.apply() for d in deployments(Settings())]
+        assert {client.read_deployment(i).work_pool_name for i in ids} == {None}
+        taken = CliRunner().invoke(deploy, [])
+        assert taken.exit_code == 1 and "registered for `product-images serve`" in taken.output
+    finally:
+        for deployment_id in ids:
+            with contextlib.suppress(Exception):
+                client.delete_resource_owned_automations(f"prefect.deployment.{deployment_id}")
