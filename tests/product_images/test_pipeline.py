@@ -166,3 +166,20 @@ def test_empty_variants_mean_every_variant_the_platforms_need(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
     request = ProductRequest(sku="V-2", source=str(photo), platforms=["amazon"], variants=[])
     assert run_product(request, _settings(store.url), store).status == "done"  # empty = all
+
+
+@pytest.mark.parametrize(
+    ("models_dir", "segmenter"),
+    [(None, "u2netp+classical"), ("empty", "classical")],
+)
+def test_the_manifest_says_which_segmenter_made_the_mask(photo, tmp_path, models_dir, segmenter):
+    """With the model file the neural cut-out runs; without it the classical one, said so."""
+    store = LocalStore(tmp_path / "out")
+    settings = _settings(store.url)
+    if models_dir:
+        settings = settings.model_copy(update={"models_dir": tmp_path / models_dir})
+    request = ProductRequest(sku="SKU-1", source=str(photo), platforms=["amazon"])
+    assert run_product(request, settings, store).status == "done"
+    manifest = Manifest.model_validate_json(store.get("SKU-1/manifest.json"))
+    assert manifest.cutout is not None and manifest.cutout.segmenter == segmenter
+    assert not manifest.needs_review
