@@ -25,7 +25,7 @@ from product_images.imaging.background_model import (
 from product_images.imaging.confidence import score_cutout
 from product_images.imaging.edges import refine_alpha
 from product_images.imaging.foreground import ForegroundMask, find_foreground
-from product_images.imaging.neural_confidence import score_neural
+from product_images.imaging.neural_confidence import ColourView, score_neural
 from product_images.imaging.neural_prior import NeuralEvidence, fuse_masks
 from product_images.segmenters import NeuralSegmenter
 
@@ -72,10 +72,15 @@ def segment_product(
     else:
         evidence = _neural_evidence(neural, seen)
         mask, name = evidence.fused, f"{neural.name}+classical"
-        confidence, reasons = score_neural(evidence, seen.found, seen.model.smooth, classical)
+        confidence, reasons = score_neural(evidence, _colour_view(seen, classical[1]))
     alpha = refine_alpha(rgb, seen.rgb, mask, seen.model.threshold)
     box = _box_near(alpha, mask)
     return Cutout(alpha, box, confidence, reasons, seen.model.rgb, name)
+
+
+def _colour_view(seen: Analysis, reasons: tuple[str, ...]) -> ColourView:
+    lighter = (seen.diff.distance > seen.model.threshold) & ~seen.diff.darker
+    return ColourView(seen.found.mask, lighter, seen.border, seen.model.smooth, reasons)
 
 
 def _neural_evidence(neural: NeuralSegmenter, seen: Analysis) -> NeuralEvidence:
