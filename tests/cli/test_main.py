@@ -192,8 +192,9 @@ def test_retry_runs_only_what_can_succeed(photo, tmp_path, status, reason, retri
     assert (f"not retried P: [{reason}]" in output) is not retried
 
 
-def test_run_prints_why_a_product_needs_review(tmp_path):
-    # noise over the whole photo: a product is found, but the cut-out is not confident
+def test_run_prints_why_a_product_needs_review(tmp_path, monkeypatch):
+    # noise over the whole photo: the classical cut-out finds the product but cannot vouch
+    monkeypatch.setenv("PRODUCT_IMAGES_SEGMENTER", "classical")
     image, _ = draw_product(size=(700, 500))
     noise = np.random.default_rng(1).integers(-70, 70, (500, 700, 3))
     busy = Image.fromarray(np.clip(np.asarray(image).astype(int) + noise, 0, 255).astype(np.uint8))
