@@ -35,6 +35,8 @@
     ├── SpecError                  a platform spec file is invalid (names file and field)
     │   └── UnknownPlatformError   no spec file for that platform or slot
     ├── SettingsError              a setting is invalid
+    │   ├── ModelCatalogError      a model catalogue file is invalid (names file and field)
+    │   └── ModelRetiredError      the configured model is shut down (names the ids to use)
     └── StorageError               the store failed (outage, permissions)
         └── ObjectNotFoundError    the key does not exist
 
@@ -65,7 +67,9 @@ __all__ = [
     "ImageTooSmallError",
     "InvalidSkuError",
     "MissingSourceError",
+    "ModelCatalogError",
     "ModelNotFoundError",
+    "ModelRetiredError",
     "NoImageError",
     "NoProductFoundError",
     "ObjectNotFoundError",
@@ -208,6 +212,18 @@ class SettingsError(ProductImagesError):
     """A setting has an invalid value."""
 
     reason = "bad_settings"
+
+
+class ModelCatalogError(SettingsError):
+    """A generative model catalogue file is invalid; the message names the file and the field."""
+
+    reason = "bad_model_catalogue"
+
+
+class ModelRetiredError(SettingsError):
+    """The configured model id is shut down; the message names the ids to use instead."""
+
+    reason = "model_retired"
 
 
 class StorageError(ProductImagesError):

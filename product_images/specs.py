@@ -20,12 +20,15 @@ from product_images.errors import SpecError, UnknownPlatformError
 
 __all__ = [
     "BUILTIN_SPECS_DIR",
+    "YAML_LOADER",
     "PlatformSpec",
     "SlotSpec",
     "Variant",
+    "describe_validation_error",
     "load_spec_file",
     "load_specs",
     "select_platforms",
+    "yaml_problem",
 ]
 
 BUILTIN_SPECS_DIR = Path(__file__).resolve().parent.parent / "platform_specs"
@@ -36,7 +39,7 @@ ImageFormat = Literal["jpeg", "png", "webp"]
 MetadataKind = Literal["icc", "exif", "xmp"]
 
 # libyaml's loader when present: the pure-Python one costs ~60 ms for the built-in specs.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _ASPECT = re.compile(r"^(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)$")
 
@@ -179,7 +182,7 @@ class PlatformSpec(BaseModel):
         return {slot.variant for slot in self.slots}
 
 
-def _describe(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
@@ -187,7 +190,7 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _yaml_problem(error: yaml.YAMLError, raw: bytes) -> str:
+def yaml_problem(error: yaml.YAMLError, raw: bytes) -> str:
     """The parser's message plus the line it points at (libyaml does not quote it)."""
     mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
     if mark is None:
@@ -201,9 +204,9 @@ def load_spec_file(path: Path) -> PlatformSpec:
     """Read and validate one spec file; errors name the file and the field."""
     raw = path.read_bytes()
     try:
-        data = yaml.load(raw, Loader=_YAML_LOADER)
+        data = yaml.load(raw, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
-        raise SpecError(f"{path.name}: not valid YAML: {_yaml_problem(exc, raw)}") from exc
+        raise SpecError(f"{path.name}: not valid YAML: {yaml_problem(exc, raw)}") from exc
     if not isinstance(data, dict):
         raise SpecError(f"{path.name}: expected a mapping at the top level")
     if "name" in data and data["name"] != path.stem:
@@ -212,7 +215,7 @@ def load_spec_file(path: Path) -> PlatformSpec:
     try:
         return PlatformSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(f"{path.name}: {_describe(exc)}") from exc
+        raise SpecError(f"{path.name}: {describe_validation_error(exc)}") from exc
 
 
 def load_specs(dirs: Iterable[Path] = (BUILTIN_SPECS_DIR,)) -> dict[str, PlatformSpec]:

@@ -134,6 +134,8 @@ _LOG = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 
 DEFAULT_MODELS: tuple[str, ...] = (
+    "gemini-nano-banana-2.1",
+    "gemini-3.1-flash-lite-image",
     "gemini-3.1-flash-image",
     "gemini-3.1-flash-image-preview",
     "gemini-3-pro-image",
@@ -225,11 +227,15 @@ _IMAGE_SIZES: dict[str, tuple[str, ...]] = {
     "2.5": (),
     "3-pro": ("1K", "2K", "4K"),
     "3.1-flash": ("512", "1K", "2K", "4K"),
+    "3.1-flash-lite": ("1K",),
+    "nano-banana-2.1": ("1K", "2K", "4K"),
 }
 _OUTPUT_TOKENS: dict[str, dict[str | None, int]] = {
     "2.5": {None: 1290},
     "3-pro": {"1K": 1120, "2K": 1120, "4K": 2000},
     "3.1-flash": {"512": 747, "1K": 1120, "2K": 1680, "4K": 2520},
+    "3.1-flash-lite": {"1K": 1120},
+    "nano-banana-2.1": {"1K": 1120, "2K": 1680, "4K": 2520},
 }
 
 #: gpt-image-1 output tokens per image by quality and size.
@@ -241,7 +247,12 @@ _OPENAI_OUTPUT_TOKENS: dict[str, dict[str, int]] = {
 
 
 def _family(model: str) -> str:
-    """Which size table and options a Gemini model has: "2.5", "3-pro" or "3.1-flash"."""
+    """Which size table and options a Gemini model has: "2.5", "3-pro", "3.1-flash",
+    "3.1-flash-lite" or "nano-banana-2.1" (§7.1 of the research notes)."""
+    if model.startswith("gemini-nano-banana-2"):
+        return "nano-banana-2.1"
+    if model.startswith("gemini-3.1-flash-lite"):
+        return "3.1-flash-lite"
     if model.startswith("gemini-3.1"):
         return "3.1-flash"
     if model.startswith("gemini-3"):
@@ -250,7 +261,7 @@ def _family(model: str) -> str:
 
 
 def _ratios(family: str) -> tuple[str, ...]:
-    return _RATIOS_31 if family == "3.1-flash" else _RATIOS
+    return _RATIOS_31 if family in ("3.1-flash", "nano-banana-2.1") else _RATIOS
 
 
 def output_size(

@@ -221,7 +221,7 @@ def test_cli_run_with_gemini_environment_records_calls_and_cost(
     assert len(manifest.calls) == 2 and manifest.cost_usd > 0
     assert {m.variant for m in manifest.masters} == {"white", "scene", "detail"}
     costs = CliRunner().invoke(main, ["costs", "--store", str(out), "--by", "model"])
-    assert "gemini-3.1-flash-image" in costs.output and "2 calls" in costs.output
+    assert "gemini-3-pro-image" in costs.output and "2 calls" in costs.output
 
 
 def test_a_scene_background_is_sent_as_a_reference_image(server, photo, tmp_path):

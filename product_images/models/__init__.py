@@ -1,0 +1,24 @@
+"""Generative image models as data: the catalogue files and their validation (no settings)."""
+
+from product_images.models.catalog import (
+    PROVIDERS,
+    ModelCatalog,
+    ModelEntry,
+    ModelPrice,
+    SizeFacts,
+    load_catalog,
+    parse_catalog,
+)
+from product_images.models.choice import ModelChoice, choose_model
+
+__all__ = [
+    "PROVIDERS",
+    "ModelCatalog",
+    "ModelChoice",
+    "ModelEntry",
+    "ModelPrice",
+    "SizeFacts",
+    "choose_model",
+    "load_catalog",
+    "parse_catalog",
+]
