@@ -183,10 +183,12 @@ class PlatformSpec(BaseModel):
 
 
 def describe_validation_error(error: ValidationError) -> str:
+    """'field.path: message' per error; a whole-file check names its own field."""
     parts = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        parts.append(f"{where}: {item['msg']}")
+        where = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 

@@ -1,12 +1,15 @@
 """The generative backend end to end: our real clients against the stand-in HTTP server."""
 
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from product_images.catalog import load_catalog
+from product_images.errors import ModelRetiredError
 from product_images.generative.ledger import Ledger
 from product_images.imaging.provenance import TRAINED_ALGORITHMIC_MEDIA, digital_source_type
 from product_images.manifest import Manifest
@@ -257,3 +260,43 @@ def test_two_workers_racing_on_one_product_pay_once(server, photo, tmp_path, s3_
     assert [r.status for r in results] == ["done", "done"]
     assert server.calls == 2  # scene and detail, once each
     assert sorted(r.paid_calls for r in results) in ([0, 2], [1, 1])
+
+
+def _edited_catalogue(directory: Path, factor: float) -> Path:
+    """The built-in gemini.yaml with gemini-3-pro-image `factor` times dearer and deprecated."""
+    data = yaml.safe_load(
+        resources.files("product_images.models").joinpath("gemini.yaml").read_bytes()
+    )
+    for model in data["models"]:
+        if model["id"] == "gemini-3-pro-image":
+            model["input_usd_per_million"] *= factor
+            model["output_usd_per_million"] *= factor
+            model.update(status="deprecated", replacements=["gemini-nano-banana-2.1"])
+        elif "gemini-3-pro-image" in model.get("replacements", []):
+            model["replacements"] = ["gemini-nano-banana-2.1"]
+    data["default"] = "gemini-nano-banana-2.1"
+    directory.mkdir()
+    (directory / "gemini.yaml").write_text(yaml.safe_dump(data))
+    return directory
+
+
+def test_the_model_catalogue_file_sets_costs_and_warnings_of_a_run(server, photo, tmp_path):
+    before = _settings(server, tmp_path / "a", gemini_model="gemini-3-pro-image")
+    _run(before, photo)
+    models_dir = _edited_catalogue(tmp_path / "models", 3.0)
+    after = _settings(
+        server, tmp_path / "b", gemini_model="gemini-3-pro-image", models_dir=models_dir
+    )
+    _run(after, photo)
+    old, new = _manifest(before), _manifest(after)
+    assert new.cost_usd == pytest.approx(3 * old.cost_usd, rel=1e-3) and old.cost_usd > 0
+    scene = next(m for m in new.masters if m.variant == "scene")
+    assert any("'gemini-3-pro-image' is deprecated" in n for n in scene.notes), scene.notes
+    assert not any("deprecated" in n for m in old.masters for n in m.notes)
+
+
+def test_a_shut_down_model_fails_before_any_call(server, photo, tmp_path):
+    settings = _settings(server, tmp_path, gemini_model="gemini-2.5-flash-image")
+    with pytest.raises(ModelRetiredError, match="set GEMINI_MODEL to gemini-3-pro-image"):
+        _run(settings, photo)
+    assert server.calls == 0
