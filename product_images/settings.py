@@ -291,6 +291,13 @@ class Settings(BaseSettings):
         description="Optional background photo (path or s3:// URL) for scene masters; "
         "a procedural studio backdrop is drawn when unset.",
     )
+    generated_scene: Literal["full", "backdrop"] = Field(
+        default="full",
+        description="How a generative backend makes scene masters: 'full' has the model draw "
+        "the product in its scene (IPTC trainedAlgorithmicMedia); 'backdrop' has it draw only "
+        "the setting (templates/backdrop.txt) and stands the real product's cut-out in it, so "
+        "labels and shape stay exactly the photo's (compositeWithTrainedAlgorithmicMedia).",
+    )
     scene_reflection: bool = Field(
         default=False, description="Add a faint floor reflection under the product in scenes."
     )

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from product_images.backends.base import MasterBackend, MasterContext, ProductCutout
+from product_images.backends.local import LocalBackend
 from product_images.generative.base import (
     Attempt,
     AttemptHooks,
@@ -32,6 +33,10 @@ from product_images.generative.models import price_table
 from product_images.generative.templates import load_template
 from product_images.imaging.compose import Master, compose_white, decontaminate
 from product_images.imaging.fidelity import product_similarity
+from product_images.imaging.provenance import (
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    TRAINED_ALGORITHMIC_MEDIA,
+)
 from product_images.imaging.segment import segment_product
 from product_images.locks import store_lock
 from product_images.manifest import CallRecord
@@ -57,6 +62,11 @@ def estimate_cost(choice: ModelChoice, settings: Settings, prompt: str, images: 
     tokens_in = _INPUT_IMAGE_TOKENS * images + len(prompt) // 3 + 64
     by_tokens = price.cost(tokens_in, size.tokens if size else _UNKNOWN_OUTPUT_TOKENS)
     return max(by_tokens, price.cost(tokens_in, 0) + (size.usd if size else 0.0))
+
+
+def _template_name(variant: str, settings: Settings) -> str:
+    """The prompt template of a variant: 'backdrop' for scenes composited on a generated set."""
+    return "backdrop" if variant == "scene" and settings.generated_scene == "backdrop" else variant
 
 
 def _references(variant: str, settings: Settings) -> tuple[ImageInput, ...]:
@@ -93,8 +103,10 @@ class GenerativeBackend(MasterBackend):
         self, variant: Variant, product: ProductCutout, settings: Settings, context: MasterContext
     ) -> Master:
         """Generate, post-process and check the master; regenerate on drift, within limits."""
-        template = load_template(variant, settings.templates_dir)
+        template = load_template(_template_name(variant, settings), settings.templates_dir)
         request = self.request_for(variant, product, settings, context)
+        if template.variant == "backdrop":
+            return self._composite_scene(request, product, settings, context, template.sha256)
         master: Master | None = None
         for attempt in range(settings.max_regenerations + 1):
             key = self._cache_key(variant, settings, context, attempt)
@@ -111,12 +123,40 @@ class GenerativeBackend(MasterBackend):
     def request_for(
         self, variant: str, product: ProductCutout, settings: Settings, context: MasterContext
     ) -> GenerationRequest:
-        """What is sent for one master: the rendered template, the photo, any references."""
-        prompt = load_template(variant, settings.templates_dir).render(context.fields)
+        """What is sent for one master: the rendered template, the photo, any references (as
+        many as the model takes, per the catalogue)."""
+        template = load_template(_template_name(variant, settings), settings.templates_dir)
+        prompt = template.render(context.fields)
         inputs = (_photo_input(product.rgb), *_references(variant, settings))
+        if self.choice.entry is not None:
+            inputs = inputs[: self.choice.entry.max_reference_images]
         if len(inputs) > 1:
             prompt += "\nUse the second image as the background and style reference for the scene."
         return GenerationRequest(prompt, inputs, "1:1", self.choice.image_size)
+
+    def _composite_scene(
+        self,
+        request: GenerationRequest,
+        product: ProductCutout,
+        settings: Settings,
+        context: MasterContext,
+        template_sha256: str,
+    ) -> Master:
+        """A generated, empty backdrop with the real product's cut-out standing in it: the
+        product's pixels are the photo's, so no fidelity check or regeneration is needed."""
+        data = self._image(
+            self._cache_key("scene", settings, context, 0), request, "scene", settings, context
+        )
+        with Image.open(io.BytesIO(data)) as decoded:
+            backdrop = decoded.convert("RGB")
+        master = LocalBackend().scene(product, settings, backdrop)
+        return replace(
+            master,
+            generated_by=self.generator.model,
+            digital_source_type=COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+            template_sha256=template_sha256,
+            notes=("real product composited on a generated backdrop", *self.choice.warnings),
+        )
 
     def first_take_key(self, variant: str, settings: Settings, context: MasterContext) -> str:
         """The cache key of a master's first generation (what a batch pre-fills)."""
@@ -126,7 +166,7 @@ class GenerativeBackend(MasterBackend):
         self, variant: str, settings: Settings, context: MasterContext, take: int
     ) -> str:
         """Everything that decides the image: source, prompt and template, model, parameters."""
-        template = load_template(variant, settings.templates_dir)
+        template = load_template(_template_name(variant, settings), settings.templates_dir)
         return cache_key(
             {
                 "source": context.source_sha256,
@@ -240,7 +280,13 @@ def _postprocess(
         master = _square(image, side, full_box=variant == "detail")
     cut = product.cutout
     similarity = product_similarity(product.rgb, cut.alpha, cut.box, image, variant)
-    return replace(master, confidence=similarity, generated_by=model, notes=tuple(notes))
+    return replace(
+        master,
+        confidence=similarity,
+        generated_by=model,
+        digital_source_type=TRAINED_ALGORITHMIC_MEDIA,
+        notes=tuple(notes),
+    )
 
 
 def _force_white(image: Image.Image, side: int, fill: float) -> Master:

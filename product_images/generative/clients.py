@@ -45,9 +45,7 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _guarded(
-    client: C, settings: Settings, choice: ModelChoice, breaker: bool = True
-) -> C:
+def _guarded(client: C, settings: Settings, choice: ModelChoice, breaker: bool = True) -> C:
     """The client with its backend's rate limits, (unless told not to) circuit breaker, and the
     current model ids its 404s suggest."""
     client.current_models = choice.current

@@ -11,7 +11,11 @@ from PIL import Image
 from product_images.catalog import load_catalog
 from product_images.errors import ModelRetiredError
 from product_images.generative.ledger import Ledger
-from product_images.imaging.provenance import TRAINED_ALGORITHMIC_MEDIA, digital_source_type
+from product_images.imaging.provenance import (
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    TRAINED_ALGORITHMIC_MEDIA,
+    digital_source_type,
+)
 from product_images.manifest import Manifest
 from product_images.pipeline import ProductRequest, run_product
 from product_images.settings import Settings
@@ -90,6 +94,34 @@ def test_outputs_of_generated_masters_carry_ai_provenance(server, photo, tmp_pat
     )
     assert digital_source_type(store.get("G-1/amazon/detail.jpg")) == TRAINED_ALGORITHMIC_MEDIA
     assert digital_source_type(store.get("G-1/amazon/main.jpg")) is None
+    _assert_manifest_matches_the_files(settings)
+
+
+def _assert_manifest_matches_the_files(settings) -> None:
+    """Every output's recorded DigitalSourceType is the one in its file's XMP."""
+    store = LocalStore(Path(settings.store))
+    for output in _manifest(settings).outputs:
+        assert digital_source_type(store.get(output.key)) == output.digital_source_type, output.key
+
+
+def test_a_backdrop_scene_is_the_real_product_on_a_generated_set(server, photo, tmp_path):
+    settings = _settings(server, tmp_path, generated_scene="backdrop")
+    result = _run(settings, photo)
+    assert result.status == "done", result.message
+    masters = {m.variant: m for m in _manifest(settings).masters}
+    scene, cutout = masters["scene"], _manifest(settings).cutout
+    assert scene.digital_source_type == COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+    assert scene.generated_by == settings.gemini_model and cutout is not None
+    assert scene.confidence <= cutout.confidence  # the cut-out's pixels, so its doubts
+    assert masters["detail"].digital_source_type == TRAINED_ALGORITHMIC_MEDIA
+    assert masters["white"].digital_source_type is None
+    prompts = [r.json["contents"][0]["parts"][0]["text"] for r in server.requests]
+    assert sum("do NOT draw the product" in p for p in prompts) == 1 and server.calls == 2
+    store = LocalStore(Path(settings.store))
+    lifestyle = store.get("G-1/google-merchant/lifestyle.jpg")
+    assert digital_source_type(lifestyle) == COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+    _assert_manifest_matches_the_files(settings)
+    assert all(o.passed for o in _manifest(settings).outputs)
 
 
 def test_a_rerun_of_an_unchanged_product_makes_no_call(server, photo, tmp_path):

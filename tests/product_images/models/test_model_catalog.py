@@ -44,17 +44,25 @@ def test_the_gemini_default_is_current_and_the_old_default_is_deprecated():
     ("edit", "message"),
     [
         (lambda d: d["models"][0].update(colour="red"), "models.0.colour: Extra inputs"),
-        (lambda d: d["models"][0]["image_sizes"].update({"8K": {"tokens": 1, "usd": 1}}),
-         "unknown size(s) ['8K']"),
+        (
+            lambda d: d["models"][0]["image_sizes"].update({"8K": {"tokens": 1, "usd": 1}}),
+            "unknown size(s) ['8K']",
+        ),
         (lambda d: d["models"][0].update(status="shut_down"), "needs replacements"),
-        (lambda d: d["models"][3].update(replacements=["gemini-9"]),
-         "models.3.replacements: gemini-9 is not in this catalogue"),
-        (lambda d: d["models"][3].update(replacements=["gemini-2.5-flash-image"]),
-         "gemini-2.5-flash-image is not a current model"),
+        (
+            lambda d: d["models"][3].update(replacements=["gemini-9"]),
+            "models.3.replacements: gemini-9 is not in this catalogue",
+        ),
+        (
+            lambda d: d["models"][3].update(replacements=["gemini-2.5-flash-image"]),
+            "gemini-2.5-flash-image is not a current model",
+        ),
         (lambda d: d.update(default="gemini-3.1-flash-image"), "default: 'gemini-3.1-flash-image'"),
         (lambda d: d["models"][1].update(aliases=["nano-banana-pro"]), "used twice: nano-banana"),
-        (lambda d: d["models"][0]["image_sizes"]["1K"].update(usd=-1),
-         "models.0.image_sizes.1K.usd"),
+        (
+            lambda d: d["models"][0]["image_sizes"]["1K"].update(usd=-1),
+            "models.0.image_sizes.1K.usd",
+        ),
         (lambda d: d.update(provider="openai"), "provider: must match the file name"),
     ],
 )
