@@ -390,8 +390,11 @@ def _cached(key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
 
 
 def _style(prompt: str) -> str:
-    """The look the prompt asks for: "detail", "white" or "scene"."""
+    """The look the prompt asks for: "backdrop" (the set without the product), "detail",
+    "white" or "scene"."""
     text = prompt.lower()
+    if "do not draw the product" in text:
+        return "backdrop"
     if any(word in text for word in ("detail", "close-up", "closeup", "close up")):
         return "detail"
     return "white" if "white" in text else "scene"
@@ -429,6 +432,8 @@ def _placeholder() -> Image.Image:
 
 
 def _compose(source: bytes | None, size: tuple[int, int], style: str) -> Image.Image:
+    if style == "backdrop":  # an empty set: wall, floor, no product and no shadow
+        return _backdrop(size, 0.0, 0.7)
     product = _open(source)
     if style == "detail":
         return _detail(product, size)
@@ -472,7 +477,8 @@ def _backdrop(size: tuple[int, int], shadow_width: float, floor_at: float) -> Im
     )
     half = w * shadow_width * 0.55
     shadow = (w / 2 - half, h * (floor_at - 0.03), w / 2 + half, h * (floor_at + 0.03))
-    ImageDraw.Draw(image).ellipse(shadow, fill=(128, 120, 112))
+    if shadow_width > 0:
+        ImageDraw.Draw(image).ellipse(shadow, fill=(128, 120, 112))
     image = image.filter(ImageFilter.GaussianBlur(1.5))
     return image.resize(size, Image.Resampling.BILINEAR)
 
@@ -915,6 +921,7 @@ _CAPTIONS = {
     "white": "Here is the product on a clean, pure white background.",
     "scene": "Here is the product in a soft studio scene.",
     "detail": "Here is a close-up detail of the product.",
+    "backdrop": "Here is the empty set, without the product.",
 }
 
 
