@@ -1,6 +1,7 @@
 """Generative image models as data: the catalogue files and their validation (no settings)."""
 
 from product_images.models.catalog import (
+    BUILTIN_MODELS_DIR,
     PROVIDERS,
     ModelCatalog,
     ModelEntry,
@@ -12,6 +13,7 @@ from product_images.models.catalog import (
 from product_images.models.choice import ModelChoice, choose_model
 
 __all__ = [
+    "BUILTIN_MODELS_DIR",
     "PROVIDERS",
     "ModelCatalog",
     "ModelChoice",

@@ -24,6 +24,7 @@ from product_images.errors import ModelCatalogError
 from product_images.specs import YAML_LOADER, describe_validation_error, yaml_problem
 
 __all__ = [
+    "BUILTIN_MODELS_DIR",
     "PROVIDERS",
     "ModelCatalog",
     "ModelEntry",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 PROVIDERS = ("gemini", "openai")
+BUILTIN_MODELS_DIR = Path(__file__).resolve().parent  # package data, like the spec files
 Status = Literal["preview", "ga", "deprecated", "shut_down"]
 _SIZE_KEY = re.compile(r"^(512|1K|2K|4K|\d+x\d+)$")
 
@@ -219,4 +221,4 @@ def load_catalog(provider: str, user_dir: Path | None = None) -> ModelCatalog:
         if mine.is_file():
             return parse_catalog(mine.read_bytes(), str(mine))
     builtin = resources.files("product_images.models").joinpath(f"{provider}.yaml")
-    return parse_catalog(builtin.read_bytes(), f"{provider}.yaml")
+    return parse_catalog(builtin.read_bytes(), f"{provider}.yaml")  # importlib: zips too
