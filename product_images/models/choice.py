@@ -74,7 +74,9 @@ def choose_model(
             "known, so calls are booked at $0 and the budget cannot cap them; add it to "
             f"{catalog.provider}.yaml in PRODUCT_IMAGES_MODELS_DIR (current: {', '.join(current)})"
         )
-        return ModelChoice(catalog.provider, model, None, requested_size, None, (warning,), current)
+        return ModelChoice(
+            catalog.provider, model, None, requested_size, None, (warning,), current, catalog.version
+        )
     warnings = _status_warnings(entry, model, today, setting)
     size, billed, size_warning = _size(entry, requested_size)
     if size_warning:
