@@ -13,7 +13,7 @@ tokens behind them. Also the request body our client sends for a scene image.
 
     .venv/bin/python bench/generative_costs.py [--photos DIR] [--limit N] [--model ID]
 
-Prices come from the model catalogue (product_images/models/gemini.yaml); --model picks the
+Prices come from the model catalogue (product_images/model_catalogue/gemini.yaml); --model picks the
 catalogued model the run uses (default: the catalogue's default).
 """
 

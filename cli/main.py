@@ -1,4 +1,4 @@
-"""`product-images`: run, batch, check, specs, models, demo, settings."""
+"""`product-images`: run, batch, check, specs, models, generative-models, demo, settings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from cli.engine import resolve_engine, run_catalog, run_one
+from cli.generative_models import generative_models
+from cli.models import models, say_if_classical
 from cli.serve import serve
 from product_images.errors import ProductImagesError
 from product_images.manifest import ProductResult
@@ -130,6 +132,7 @@ def run(
         scene_hint=scene_hint,
     )
     engine_name = resolve_engine(settings.engine)
+    say_if_classical(settings)
     result = _guarded(lambda: run_one(request, settings, engine_name, force))
     _echo_result(result, settings.store)
     sys.exit({"done": 0, "unchanged": 0, "skipped": 3}.get(result.status, 1))
@@ -185,6 +188,7 @@ def batch(
         backend=backend,
         budget_usd=budget_usd,
     )
+    say_if_classical(settings)
     summary = _guarded(lambda: _run_batch(catalog, settings, tag, force, batch_mode))
     for line in summary.lines():
         click.echo(line, err=line.startswith(("FAILED", "DEFERRED")))
@@ -271,6 +275,10 @@ def check(file: Path, platform: str, slot: str | None, as_json: bool) -> None:
     sys.exit(0 if passed else 1)
 
 
+main.add_command(models)
+main.add_command(generative_models)
+
+
 @main.group()
 def specs() -> None:
     """List, show and validate marketplace spec files."""
@@ -316,59 +324,6 @@ def specs_validate(paths: tuple[Path, ...]) -> None:
             spec = load_spec_file(file)
             click.echo(f"ok     {file.name}: {len(spec.slots)} slots")
         except SpecError as error:
-            errors += 1
-            click.echo(f"error  {error}", err=True)
-    sys.exit(1 if errors else 0)
-
-
-@main.group()
-def models() -> None:
-    """List and validate the generative model catalogues (PRODUCT_IMAGES_MODELS_DIR)."""
-
-
-@models.command("list")
-def models_list() -> None:
-    """Every catalogued model: status today, sizes with list prices, Batch; the configured one
-    marked '*' with its warnings."""
-    from product_images.generative.models import model_choice, today
-    from product_images.models import PROVIDERS, load_catalog
-
-    settings = get_settings()
-    for provider in PROVIDERS:
-        catalog = _guarded(lambda p=provider: load_catalog(p, settings.models_dir))
-        configured = {"gemini": settings.gemini_model, "openai": settings.openai_model}[provider]
-        click.echo(f"{catalog.title} (default {catalog.default}; catalogue {catalog.version})")
-        for entry in catalog.models:
-            mark = "*" if configured in entry.names() else " "
-            sizes = " ".join(f"{k}=${v.usd:g}" for k, v in entry.image_sizes.items())
-            batch = f"batch x{entry.batch_discount:g}" if entry.batch_discount else "no batch"
-            status = entry.status_on(today())
-            click.echo(f" {mark} {entry.id:32s} {status:10s} {sizes}  {batch}")
-        for warning in _guarded(lambda p=provider: model_choice(settings, p)).warnings:
-            click.echo(f"   warning: {warning}")
-
-
-@models.command("validate")
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def models_validate(paths: tuple[Path, ...]) -> None:
-    """Validate model catalogue files (default: the built-in and configured directories)."""
-    from product_images.errors import ModelCatalogError
-    from product_images.models import BUILTIN_MODELS_DIR, parse_catalog
-
-    folders = (BUILTIN_MODELS_DIR, *filter(None, [get_settings().models_dir]))
-    files = [
-        p
-        for path in (paths or folders)
-        for p in (sorted(path.glob("*.yaml")) if path.is_dir() else [path])
-    ]
-    errors = 0
-    for file in files:
-        try:
-            catalog = parse_catalog(file.read_bytes(), str(file))
-            click.echo(
-                f"ok     {file.name}: {len(catalog.models)} models, default {catalog.default}"
-            )
-        except ModelCatalogError as error:
             errors += 1
             click.echo(f"error  {error}", err=True)
     sys.exit(1 if errors else 0)

@@ -18,9 +18,9 @@ from product_images.generative.base import Attempt, GenerationRequest, Generatio
 from product_images.generative.budget import budget_for
 from product_images.generative.cache import GenerationCache
 from product_images.generative.clients import make_batch_client
+from product_images.generative.configured_model import batch_discount, price_table
 from product_images.generative.ledger import Ledger, entry_from
-from product_images.generative.models import batch_discount, price_table
-from product_images.models import ModelPrice
+from product_images.model_catalogue import ModelPrice
 from product_images.pipeline import ProductRequest, check_sku, cut_out, load_source, platforms_of
 from product_images.settings import Settings
 from product_images.store import Store

@@ -53,6 +53,7 @@ from product_images.manifest import (
     stable_key,
     versioned_key,
 )
+from product_images.segmenters import NeuralSegmenter, find_segmenter
 from product_images.settings import Settings
 from product_images.specs import PlatformSpec, SlotSpec, Variant, load_specs, select_platforms
 from product_images.store import Store, open_store, read_url
@@ -68,6 +69,7 @@ __all__ = [
     "publish_manifest",
     "render_slots",
     "run_product",
+    "segmenter_of",
 ]
 
 _T = TypeVar("_T")
@@ -161,6 +163,14 @@ def load_source(request: ProductRequest, settings: Settings) -> SourceImage:
     )
 
 
+def segmenter_of(settings: Settings) -> NeuralSegmenter | None:
+    """The neural segmenter the settings name, loaded once per process; None: classical."""
+    return find_segmenter(
+        settings.segmenter, settings.models_dir, settings.segmenter_specs_dir,
+        settings.segmenter_threads,
+    )  # fmt: skip
+
+
 def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout:
     """The product's cut-out: a transparent source is trusted, anything else segmented."""
     rgba = source.image
@@ -168,7 +178,7 @@ def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout
         alpha = np.asarray(rgba.getchannel("A"))
         cut: Cutout = cutout_from_alpha(alpha)
         return ProductCutout(np.asarray(rgba.convert("RGB")), cut)
-    cut = segment_product(rgba, settings.working_side)
+    cut = segment_product(rgba, settings.working_side, segmenter_of(settings))
     if not cut.alpha.any():
         detail = "; ".join(cut.reasons) or "no product found"
         raise NoProductFoundError(name, f"cannot separate a product from the background ({detail})")
@@ -226,6 +236,7 @@ def _store_cutout(store: Store, sku: str, product: ProductCutout) -> MasterRecor
         confidence=cut.confidence,
         product_box=cut.box,
         notes=list(cut.reasons),
+        segmenter=cut.segmenter,
     )
 
 

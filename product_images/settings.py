@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from product_images.models.catalog import ModelPrice, load_catalog
+from product_images.model_catalogue.catalog import ModelPrice, load_catalog
 from product_images.specs import BUILTIN_SPECS_DIR
 
 __all__ = ["ModelPrice", "Settings", "get_settings"]
@@ -65,9 +65,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GEMINI_BASE_URL", "PRODUCT_IMAGES_GEMINI_BASE_URL"),
         description="Gemini API root (env GEMINI_BASE_URL): set it for relays and proxies.",
     )
-    models_dir: Path | None = Field(
+    model_catalogue_dir: Path | None = Field(
         default=None,
-        description="Directory of model catalogue files (gemini.yaml, openai.yaml) replacing "
+        description="Directory of generative model catalogue files (gemini.yaml, openai.yaml) "
+        "replacing "
         "the built-in ones: model ids, status and dates, image sizes, prices and Batch "
         "discounts. Costs, imageSize, warnings and the default model come from them.",
     )
@@ -273,6 +274,29 @@ class Settings(BaseSettings):
         ge=128,
         description="Longest side at which the cut-out is segmented before full-size refinement.",
     )
+    segmenter: str = Field(
+        default="u2netp",
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="Neural segmenter that finds the product (a spec in the built-in "
+        "segmenters or segmenter_specs_dir); 'classical' uses the colour model alone. When its "
+        "weight file is missing the classical cut-out runs and the manifest says so.",
+    )
+    models_dir: Path = Field(
+        default=Path.home() / ".cache" / "product-images" / "models",
+        description="Folder of neural model weight files (`product-images models fetch` "
+        "fills it; checksums are verified before use).",
+    )
+    segmenter_specs_dir: Path | None = Field(
+        default=None,
+        description="Extra folder of segmenter spec files (*.yaml), overriding built-ins by name: "
+        "point at another ONNX export (u2net, an ISNet or BiRefNet export you own).",
+    )
+    segmenter_threads: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="onnxruntime threads per segmentation (products already run side by side).",
+    )
     master_side: int = Field(
         default=2048, ge=256, description="Longest side of the white, scene and detail masters."
     )
@@ -358,9 +382,9 @@ class Settings(BaseSettings):
     def _default_models(self) -> Settings:
         """Empty model ids become the catalogues' defaults (the data decides, not the code)."""
         if not self.gemini_model.strip():
-            self.gemini_model = load_catalog("gemini", self.models_dir).default
+            self.gemini_model = load_catalog("gemini", self.model_catalogue_dir).default
         if not self.openai_model.strip():
-            self.openai_model = load_catalog("openai", self.models_dir).default
+            self.openai_model = load_catalog("openai", self.model_catalogue_dir).default
         return self
 
     @field_validator("incoming_prefix")

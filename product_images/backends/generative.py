@@ -28,8 +28,8 @@ from product_images.generative.base import (
 )
 from product_images.generative.budget import budget_for
 from product_images.generative.cache import GenerationCache, cache_key
+from product_images.generative.configured_model import price_table
 from product_images.generative.ledger import Ledger, entry_from
-from product_images.generative.models import price_table
 from product_images.generative.templates import load_template
 from product_images.imaging.compose import Master, compose_white, decontaminate
 from product_images.imaging.fidelity import product_similarity
@@ -40,7 +40,7 @@ from product_images.imaging.provenance import (
 from product_images.imaging.segment import segment_product
 from product_images.locks import store_lock
 from product_images.manifest import CallRecord
-from product_images.models import ModelChoice
+from product_images.model_catalogue import ModelChoice
 from product_images.settings import Settings
 from product_images.specs import Variant
 from product_images.store import read_url

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from product_images.generative.base import Attempt
 from product_images.manifest import CallRecord
-from product_images.models import ModelPrice
+from product_images.model_catalogue import ModelPrice
 from product_images.store import Store
 
 __all__ = ["LEDGER_PREFIX", "Ledger", "LedgerEntry", "summarise"]

@@ -49,7 +49,7 @@ from product_images.generative.retry import (
     sniff_image_type,
     transport_error,
 )
-from product_images.models import load_catalog
+from product_images.model_catalogue import load_catalog
 
 __all__ = ["OpenAIImagesClient", "size_for_aspect_ratio"]
 

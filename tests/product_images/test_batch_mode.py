@@ -3,8 +3,8 @@
 import pytest
 
 from product_images.batch_mode import prefill_refresh
+from product_images.generative.configured_model import price_table
 from product_images.generative.ledger import Ledger
-from product_images.generative.models import price_table
 from product_images.pipeline import ProductRequest, run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore

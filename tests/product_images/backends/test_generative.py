@@ -297,7 +297,7 @@ def test_two_workers_racing_on_one_product_pay_once(server, photo, tmp_path, s3_
 def _edited_catalogue(directory: Path, factor: float) -> Path:
     """The built-in gemini.yaml with gemini-3-pro-image `factor` times dearer and deprecated."""
     data = yaml.safe_load(
-        resources.files("product_images.models").joinpath("gemini.yaml").read_bytes()
+        resources.files("product_images.model_catalogue").joinpath("gemini.yaml").read_bytes()
     )
     for model in data["models"]:
         if model["id"] == "gemini-3-pro-image":
@@ -317,7 +317,7 @@ def test_the_model_catalogue_file_sets_costs_and_warnings_of_a_run(server, photo
     _run(before, photo)
     models_dir = _edited_catalogue(tmp_path / "models", 3.0)
     after = _settings(
-        server, tmp_path / "b", gemini_model="gemini-3-pro-image", models_dir=models_dir
+        server, tmp_path / "b", gemini_model="gemini-3-pro-image", model_catalogue_dir=models_dir
     )
     _run(after, photo)
     old, new = _manifest(before), _manifest(after)

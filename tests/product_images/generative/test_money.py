@@ -8,8 +8,8 @@ from product_images.errors import BudgetExceededError
 from product_images.generative.base import Attempt, Usage
 from product_images.generative.budget import RunBudget
 from product_images.generative.cache import GenerationCache, cache_key
+from product_images.generative.configured_model import price_table
 from product_images.generative.ledger import Ledger, entry_from, summarise
-from product_images.generative.models import price_table
 from product_images.generative.templates import load_template
 from product_images.settings import Settings
 from product_images.store import LocalStore

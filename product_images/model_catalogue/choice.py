@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from product_images.errors import ModelRetiredError
-from product_images.models.catalog import ModelCatalog, ModelEntry, ModelPrice, SizeFacts
+from product_images.model_catalogue.catalog import ModelCatalog, ModelEntry, ModelPrice, SizeFacts
 
 __all__ = ["SIZE_ORDER", "ModelChoice", "choose_model"]
 
@@ -72,10 +72,18 @@ def choose_model(
         warning = (
             f"{catalog.provider} model '{model}' is not in the model catalogue: no price is "
             "known, so calls are booked at $0 and the budget cannot cap them; add it to "
-            f"{catalog.provider}.yaml in PRODUCT_IMAGES_MODELS_DIR (current: {', '.join(current)})"
+            f"{catalog.provider}.yaml in PRODUCT_IMAGES_MODEL_CATALOGUE_DIR "
+            f"(current: {', '.join(current)})"
         )
         return ModelChoice(
-            catalog.provider, model, None, requested_size, None, (warning,), current, catalog.version
+            catalog.provider,
+            model,
+            None,
+            requested_size,
+            None,
+            (warning,),
+            current,
+            catalog.version,
         )
     warnings = _status_warnings(entry, model, today, setting)
     size, billed, size_warning = _size(entry, requested_size)

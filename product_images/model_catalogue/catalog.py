@@ -1,10 +1,11 @@
 """Generative image models as data: one catalogue file per provider, validated by pydantic.
 
-`product_images/models/<provider>.yaml` (package data) lists each model's id, aliases, status
-and dates, image sizes with their output tokens and list price, aspect ratios, reference-image
-limit, token prices and Batch discount. A file of the same name in the user's directory
-(`PRODUCT_IMAGES_MODELS_DIR`) replaces the built-in one, so a price change or a shutdown is an
-edit to a YAML file, not a release. Errors name the file and the field, like platform specs.
+`product_images/model_catalogue/<provider>.yaml` (package data) lists each model's id,
+aliases, status and dates, image sizes with their output tokens and list price, aspect ratios,
+reference-image limit, token prices and Batch discount. A file of the same name in the user's
+directory (`PRODUCT_IMAGES_MODEL_CATALOGUE_DIR`) replaces the built-in one, so a price change or
+a shutdown is an edit to a YAML file, not a release. Errors name the file and the field, like
+platform specs.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from product_images.datafiles import describe_validation, parse_mapping
 from product_images.errors import ModelCatalogError
-from product_images.specs import YAML_LOADER, describe_validation_error, yaml_problem
 
 __all__ = [
-    "BUILTIN_MODELS_DIR",
+    "BUILTIN_CATALOGUE_DIR",
     "PROVIDERS",
     "ModelCatalog",
     "ModelEntry",
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 PROVIDERS = ("gemini", "openai")
-BUILTIN_MODELS_DIR = Path(__file__).resolve().parent  # package data, like the spec files
+BUILTIN_CATALOGUE_DIR = Path(__file__).resolve().parent  # package data, like the spec files
 Status = Literal["preview", "ga", "deprecated", "shut_down"]
 _SIZE_KEY = re.compile(r"^(512|1K|2K|4K|\d+x\d+)$")
 
@@ -194,12 +194,7 @@ def parse_catalog(raw: bytes, filename: str) -> ModelCatalog:
 @lru_cache(maxsize=16)
 def _parse(raw: bytes, filename: str) -> ModelCatalog:
     # Cached on the file's bytes: an edited file is a new key, so a stale entry cannot be used.
-    try:
-        data = yaml.load(raw, Loader=YAML_LOADER)
-    except yaml.YAMLError as exc:
-        raise ModelCatalogError(f"{filename}: not valid YAML: {yaml_problem(exc, raw)}") from exc
-    if not isinstance(data, dict):
-        raise ModelCatalogError(f"{filename}: expected a mapping at the top level")
+    data = parse_mapping(raw, filename, ModelCatalogError)
     provider = Path(filename).stem
     if data.get("provider", provider) != provider:
         raise ModelCatalogError(f"{filename}: provider: must match the file name ({provider})")
@@ -207,7 +202,7 @@ def _parse(raw: bytes, filename: str) -> ModelCatalog:
     try:
         return ModelCatalog.model_validate(data)
     except ValidationError as exc:
-        raise ModelCatalogError(f"{filename}: {describe_validation_error(exc)}") from exc
+        raise ModelCatalogError(f"{filename}: {describe_validation(exc)}") from exc
 
 
 def load_catalog(provider: str, user_dir: Path | None = None) -> ModelCatalog:
@@ -220,5 +215,5 @@ def load_catalog(provider: str, user_dir: Path | None = None) -> ModelCatalog:
         mine = user_dir / f"{provider}.yaml"
         if mine.is_file():
             return parse_catalog(mine.read_bytes(), str(mine))
-    builtin = resources.files("product_images.models").joinpath(f"{provider}.yaml")
+    builtin = resources.files("product_images.model_catalogue").joinpath(f"{provider}.yaml")
     return parse_catalog(builtin.read_bytes(), f"{provider}.yaml")  # importlib: zips too

@@ -1,7 +1,7 @@
 """Generative image models as data: the catalogue files and their validation (no settings)."""
 
-from product_images.models.catalog import (
-    BUILTIN_MODELS_DIR,
+from product_images.model_catalogue.catalog import (
+    BUILTIN_CATALOGUE_DIR,
     PROVIDERS,
     ModelCatalog,
     ModelEntry,
@@ -10,10 +10,10 @@ from product_images.models.catalog import (
     load_catalog,
     parse_catalog,
 )
-from product_images.models.choice import ModelChoice, choose_model
+from product_images.model_catalogue.choice import ModelChoice, choose_model
 
 __all__ = [
-    "BUILTIN_MODELS_DIR",
+    "BUILTIN_CATALOGUE_DIR",
     "PROVIDERS",
     "ModelCatalog",
     "ModelChoice",

@@ -1,7 +1,7 @@
 """The model catalogue as the settings configure it: the chosen model, prices, Batch discount.
 
 Everything a generative call needs to know about its model comes from here, read from the
-catalogue files (built-in or PRODUCT_IMAGES_MODELS_DIR), with PRODUCT_IMAGES_PRICES and
+catalogue files (built-in or PRODUCT_IMAGES_MODEL_CATALOGUE_DIR), with PRODUCT_IMAGES_PRICES and
 PRODUCT_IMAGES_BATCH_DISCOUNT as explicit overrides.
 """
 
@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from product_images.models import PROVIDERS, ModelChoice, ModelPrice, choose_model, load_catalog
+from product_images.model_catalogue import (
+    PROVIDERS,
+    ModelChoice,
+    ModelPrice,
+    choose_model,
+    load_catalog,
+)
 from product_images.settings import Settings
 
 __all__ = ["batch_discount", "model_choice", "price_table", "today"]
@@ -31,7 +37,7 @@ def model_choice(
     """
     configured = {"gemini": settings.gemini_model, "openai": settings.openai_model}[provider]
     return choose_model(
-        load_catalog(provider, settings.models_dir),
+        load_catalog(provider, settings.model_catalogue_dir),
         model or configured,
         settings.gemini_image_size if provider == "gemini" else None,
         on or today(),
@@ -44,7 +50,7 @@ def price_table(settings: Settings, choice: ModelChoice | None = None) -> dict[s
     PRODUCT_IMAGES_PRICES on top."""
     table: dict[str, ModelPrice] = {}
     for provider in PROVIDERS:
-        for entry in load_catalog(provider, settings.models_dir).models:
+        for entry in load_catalog(provider, settings.model_catalogue_dir).models:
             table.update(dict.fromkeys(entry.names(), entry.price()))
     if choice is not None and choice.price is not None:
         table[choice.model] = choice.price

@@ -8,15 +8,17 @@ import yaml
 
 from product_images.backends.generative import estimate_cost
 from product_images.errors import ModelCatalogError, ModelRetiredError
-from product_images.generative.models import model_choice, price_table
-from product_images.models import PROVIDERS, choose_model, load_catalog
+from product_images.generative.configured_model import model_choice, price_table
+from product_images.model_catalogue import PROVIDERS, choose_model, load_catalog
 from product_images.settings import Settings
 
 TODAY = date(2026, 12, 5)
 
 
 def _builtin(provider: str) -> dict:
-    raw = resources.files("product_images.models").joinpath(f"{provider}.yaml").read_bytes()
+    raw = (
+        resources.files("product_images.model_catalogue").joinpath(f"{provider}.yaml").read_bytes()
+    )
     return yaml.safe_load(raw)
 
 
@@ -172,7 +174,7 @@ def test_editing_the_catalogue_file_changes_costs_warnings_and_default(tmp_path)
     data["default"] = "gemini-nano-banana-2.1"
     _write(tmp_path, "gemini", data)
 
-    after = Settings(models_dir=tmp_path, gemini_image_size="2K")
+    after = Settings(model_catalogue_dir=tmp_path, gemini_image_size="2K")
     assert after.gemini_model == "gemini-nano-banana-2.1"  # the file's new default
     pinned = after.model_copy(update={"gemini_model": "gemini-3-pro-image"})
     changed = model_choice(pinned, "gemini", on=TODAY)
