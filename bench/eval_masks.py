@@ -1,17 +1,24 @@
-"""Score the local cut-out against reference masks: IoU, boundary F (2 px), the mean alpha error
+"""Score the cut-out against reference masks: IoU, boundary F (2 px), the mean alpha error
 on the edge band and the edge error of the white master, per image and per background type;
-then how well the confidence separates good masks (IoU >= 0.95) from bad ones.
+then how well the confidence separates good masks (IoU >= 0.95) from bad ones (IoU < 0.90).
 
-    .venv/bin/python bench/eval_masks.py [--data DIR] [--segmenter FILE.py] [--no-rows]
+    .venv/bin/python bench/eval_masks.py [--neural u2netp|classical] [--data DIR]
+        [--segmenter FILE.py] [--no-rows] [--only TEXT]
 
-The evaluation set (144 images, built here, deterministic):
+`--neural` picks the segmenter spec (default: the setting, u2netp); `classical` scores the
+classical cut-out alone (what runs without the model file: the "before" of issue 11).
+
+The evaluation set (252 images, built here, deterministic; needs the `bench` extra):
 - References: the 4 transparent cut-outs in ../shared/testdata/products/masks (mug, sunglasses,
   juice bottle, slip-on shoe). The object is alpha >= 128; their soft drop shadow is composited
   too (real photos have shadows) but is not the object.
-- Backgrounds drawn here, 3 variants per type: white (pure; with sensor noise; with a studio
-  fall-off to the corners), plain (light grey; beige with noise; dark slate with noise),
-  gradient (vertical; radial vignette; diagonal warm-to-cool), textured (wood grain; concrete;
-  woven fabric).
+- Backgrounds, 3 variants per type: white (pure; with sensor noise; with a studio fall-off to
+  the corners), plain (light grey; beige with noise; dark slate with noise), gradient
+  (vertical; radial vignette; diagonal warm-to-cool), textured, drawn in code (wood grain;
+  concrete; woven fabric), real: photographed surfaces from scikit-image's data (brick wall,
+  grass, gravel), white-on-white (the products whitened, on the three white backgrounds),
+  thin (a 3-5 px cable drawn from the product out into the frame, part of the truth, on the
+  plain backgrounds).
 - Layouts per cut-out and background: two single placements (object 45-75 % of the short
   side, random position) and one pair with the next cut-out side by side; frames of 1000x1000,
   1200x900 or 900x1200. Every other image goes through JPEG (quality 90), as uploads do.

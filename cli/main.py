@@ -1,4 +1,4 @@
-"""`product-images`: run, batch, check, specs, demo, settings."""
+"""`product-images`: run, batch, check, specs, models, generative-models, demo, settings."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import click
 from pydantic import AliasChoices
 
 from cli.engine import resolve_engine, run_catalog, run_one
+from cli.generative_models import generative_models
 from cli.local_s3 import local_s3, upload
 from cli.models import models, say_if_classical
 from cli.serve import deploy, serve
@@ -297,6 +298,7 @@ def check(file: Path, platform: str, slot: str | None, as_json: bool) -> None:
 
 
 main.add_command(models)
+main.add_command(generative_models)
 
 
 @main.group()
