@@ -150,15 +150,33 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(
         default=5,
         ge=1,
-        description="Consecutive retryable failures (429, 5xx, timeouts, answers without an "
-        "image) of one backend and model after which its circuit breaker opens: no more calls, "
-        "waiting products are deferred.",
+        description="Outage failures (5xx, failed connections, timeouts) of one backend and "
+        "model within breaker_window seconds, at least breaker_failure_rate of its calls, after "
+        "which its circuit breaker opens: no more calls, waiting products are deferred. 429s "
+        "never open it (they lower the adaptive rate instead).",
+    )
+    breaker_failure_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of the calls in the breaker's window that must have failed with "
+        "5xx or timeouts for it to open: an outage, not the odd 503 of a busy service.",
+    )
+    breaker_window: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds of recent calls the circuit breaker judges the failure rate on.",
     )
     breaker_cooldown: float = Field(
         default=30.0,
         gt=0,
         description="Seconds an open circuit breaker waits before letting one probe call "
-        "through; the probe's success closes it, its failure opens it again.",
+        "through; the probe's answer (a 429 too) closes it, its failure opens it again.",
+    )
+    adaptive_rate: bool = Field(
+        default=True,
+        description="Lower the request rate to a generative backend on each 429 and raise it "
+        "again on successes (like botocore's adaptive retry mode), under <backend>_rpm.",
     )
     defer_retries: int = Field(
         default=3,

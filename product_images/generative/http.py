@@ -21,6 +21,7 @@ from product_images.generative.retry import (
     proxy_password,
     retry_call,
 )
+from product_images.generative.throttle import AdaptiveRate
 
 __all__ = ["HttpImageGenerator"]
 
@@ -30,11 +31,12 @@ T = TypeVar("T")
 class HttpImageGenerator(ImageGenerator):
     """Base of the Gemini and OpenAI clients: one pooled, thread-safe httpx client each.
 
-    `limiter` and `breaker` guard every HTTP attempt; `make_generator` sets them from the
-    settings (a client built directly has neither)."""
+    `limiter`, `breaker` and the adaptive `throttle` guard every HTTP attempt;
+    `make_generator` sets them from the settings (a client built directly has none)."""
 
     limiter: CallLimiter = unlimited
     breaker: CircuitBreaker | None = None
+    throttle: AdaptiveRate | None = None
 
     def _setup(
         self,
@@ -83,6 +85,7 @@ class HttpImageGenerator(ImageGenerator):
             scrub=self._scrub,
             limiter=self.limiter,
             breaker=self.breaker,
+            throttle=self.throttle,
         )
 
     def close(self) -> None:
