@@ -240,9 +240,12 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
     """Load the source, cut the product out, and store one master per needed variant."""
     sku = check_sku(request.sku)
     variants = _variants(request, settings)
+    generative = generative_backend(settings, request.backend)
+    if generative is not None and set(variants) - {"white"}:
+        # During an outage, defer before the pixel work rather than after it.
+        generative.check_available()
     source = load_source(request, settings)
     product = cut_out(source, request.source, settings)
-    generative = generative_backend(settings, request.backend)
     context = MasterContext(
         sku=sku,
         source_sha256=source.sha256,

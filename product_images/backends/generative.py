@@ -87,6 +87,10 @@ class GenerativeBackend(MasterBackend):
         self.generator = generator
         self.name = generator.name
 
+    def check_available(self) -> None:
+        """Raise BackendUnavailableError while the API's circuit breaker is open."""
+        self.generator.check_available()
+
     def make_master(
         self, variant: Variant, product: ProductCutout, settings: Settings, context: MasterContext
     ) -> Master:

@@ -95,5 +95,8 @@ class ImageGenerator(ABC):
     ) -> GenerationResult:
         """One image for `request`, retrying retryable failures; raises GenerationError."""
 
+    def check_available(self) -> None:  # noqa: B027 - optional: clients without a breaker
+        """Raise BackendUnavailableError when calls would be refused right now."""
+
     def close(self) -> None:  # noqa: B027 - optional for implementations without resources
         """Release connections."""

@@ -64,6 +64,7 @@ class CircuitBreaker:
         self._recent: deque[tuple[float, bool]] = deque()  # (when, outage?) of closed calls
         self._opened_at = 0.0
         self._probing = False
+        self.opened = 0  # times it opened, for the record
 
     @property
     def state(self) -> BreakerState:
@@ -77,6 +78,13 @@ class CircuitBreaker:
             if self._current() != "open":
                 return 0.0
             return max(self.cooldown - (self._clock() - self._opened_at), 0.0)
+
+    def check(self) -> None:
+        """Raise BackendUnavailableError while open, without waiting or claiming the probe:
+        lets a product be deferred before any work that would be wasted."""
+        with self._changed:
+            if self._current() == "open":
+                raise self._unavailable()
 
     def configure(
         self, failures: int, cooldown: float, failure_rate: float = 0.5, window: float = 60.0
@@ -158,6 +166,7 @@ class CircuitBreaker:
 
     def _open(self) -> None:
         self._state, self._opened_at = "open", self._clock()
+        self.opened += 1
         self._recent.clear()
 
     def _unavailable(self) -> BackendUnavailableError:

@@ -88,6 +88,11 @@ class HttpImageGenerator(ImageGenerator):
             throttle=self.throttle,
         )
 
+    def check_available(self) -> None:
+        """Raise BackendUnavailableError while the circuit breaker is open."""
+        if self.breaker is not None:
+            self.breaker.check()
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._http.close()

@@ -263,3 +263,14 @@ def test_retry_call_holds_one_limiter_slot_per_attempt():
         attempt, backend="gemini", model="m", sleep=lambda s: None, limiter=CountingLimiter()
     )
     assert (value, tries, len(held)) == ("image", 3, 3)
+
+
+def test_check_refuses_only_while_open_and_never_claims_the_probe():
+    breaker, clock = _opened()
+    with pytest.raises(BackendUnavailableError):
+        breaker.check()
+    clock.now += 30
+    breaker.check()  # half-open: the next call may be the probe
+    breaker.check()
+    _call(breaker)  # ...and the probe is still free for it
+    assert breaker.state == "closed"
