@@ -11,11 +11,18 @@ Per backend, two limits (names from `limit_names`):
 `ensure_concurrency_limits` creates or updates them (called by `serve` and by the flows at
 start); `prefect_call_limits` routes the product's calls through them while a task runs
 against a Prefect API, and leaves the in-process limiter in charge otherwise.
+
+The adaptive rate (429s lower it, successes raise it: product_images/generative/throttle.py)
+is shared the same way: while tasks run against a Prefect API, a process's new rate becomes
+the decay of `<backend>-rpm` (`RatePublisher`), so every worker slows down on one worker's
+429s; the flows' `ensure_concurrency_limits` sets it back to the configured rpm at start.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
@@ -30,6 +37,7 @@ from prefect.concurrency.sync import concurrency, rate_limit
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import get_current_settings
 
+from product_images.backends import generative_backend
 from product_images.errors import SettingsError
 from product_images.generative.limits import CallLimiter, burst_of, cluster_limits
 from product_images.settings import Settings, get_settings
@@ -37,6 +45,7 @@ from tasks.slot_pool import RateTokens, SlotPool
 
 __all__ = [
     "PrefectCallLimiter",
+    "RatePublisher",
     "ensure_concurrency_limits",
     "limit_names",
     "prefect_api_configured",
@@ -45,6 +54,8 @@ __all__ = [
 
 #: Backends with limits; their settings are <backend>_rpm and <backend>_concurrency.
 BACKENDS = ("gemini", "openai")
+
+log = logging.getLogger(__name__)
 
 
 def limit_names(backend: str) -> tuple[str, str]:
@@ -167,13 +178,70 @@ def ensure_concurrency_limits(settings: Settings) -> list[str]:
     return list(wanted)
 
 
+class RatePublisher:
+    """Publishes a process's adaptive rate (requests a second) as the decay of the backend's
+    Prefect rate limit: a decrease at once, an increase at most every `every` seconds (or on
+    reaching the `ceiling`), so a recovering worker does not write to the server per call."""
+
+    def __init__(
+        self,
+        name: str,
+        ceiling: float,
+        every: float = 1.0,
+        update: Callable[[str, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name, self.ceiling, self.every = name, ceiling, every
+        self._update = update or _set_decay
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._published = ceiling
+        self._at = float("-inf")
+
+    def __call__(self, rate: float) -> None:
+        with self._lock:
+            now = self._clock()
+            due = rate < self._published or rate >= self.ceiling or now - self._at >= self.every
+            if not due or rate == self._published:
+                return
+            self._published, self._at = rate, now
+        try:
+            self._update(self.name, rate)
+        except Exception as error:  # the call it followed succeeded or failed on its own
+            log.warning("could not publish the adaptive rate to %s: %s", self.name, error)
+
+
+def _set_decay(name: str, rate: float) -> None:
+    with get_client(sync_client=True) as client:
+        update = GlobalConcurrencyLimitUpdate(slot_decay_per_second=rate)
+        client.update_global_concurrency_limit(name, update)
+
+
+_PUBLISHERS: dict[tuple[str, float], RatePublisher] = {}
+
+
+def _share_adaptive_rate(settings: Settings) -> None:
+    """Publish the configured backend's adaptive rate to its Prefect rate limit."""
+    backend = generative_backend(settings) if settings.adaptive_rate else None
+    if backend is None:
+        return
+    name = backend.name
+    ceiling = getattr(settings, f"{name}_rpm") / 60.0
+    with _POOLS_LOCK:
+        key = (limit_names(name)[1], ceiling)
+        publisher = _PUBLISHERS.setdefault(key, RatePublisher(key[0], ceiling))
+    backend.generator.share_rate(publisher)
+
+
 def prefect_call_limits(settings: Settings | None = None) -> AbstractContextManager[None]:
     """While the block runs, generative calls in this process take Prefect's global limits
     when a Prefect API is configured (at most `<backend>_concurrency` of them at once, from
-    the process's pools); otherwise nothing changes (in-process limits)."""
+    the process's pools) and publish the adaptive rate to them; otherwise nothing changes
+    (in-process limits)."""
     if not prefect_api_configured():
         return nullcontext()
     chosen = settings or get_settings()
+    _share_adaptive_rate(chosen)
     sizes = {b: getattr(chosen, f"{b}_concurrency") for b in BACKENDS}
     rates = {b: getattr(chosen, f"{b}_rpm") for b in BACKENDS}
     return _pooled_limits(

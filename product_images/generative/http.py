@@ -93,6 +93,11 @@ class HttpImageGenerator(ImageGenerator):
         if self.breaker is not None:
             self.breaker.check()
 
+    def share_rate(self, listener: Callable[[float], None]) -> None:
+        """Call `listener(requests per second)` whenever the adaptive rate changes."""
+        if self.throttle is not None:
+            self.throttle.subscribe(listener)
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._http.close()

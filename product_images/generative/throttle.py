@@ -12,6 +12,9 @@ started throttling carry no news (sixteen 429s of one overload are one signal, n
 Below the ceiling every attempt waits for its turn, `1 / rate` seconds apart, before it takes a
 concurrency slot. The rate never falls under `FLOOR_FRACTION` of the ceiling (and at least one
 request a minute), so a long run of 429s cannot stall a run for good.
+
+Listeners (`subscribe`) hear every new rate: the tasks layer publishes it to the Prefect rate
+limit, so every worker of a server slows down together (tasks/limits.py).
 """
 
 from __future__ import annotations
@@ -54,6 +57,13 @@ class AdaptiveRate:
         self.rate = ceiling
         self._next = 0.0  # when the next attempt may start while the rate is lowered
         self._lowered_at = float("-inf")  # when the last decrease happened
+        self._listeners: list[Callable[[float], None]] = []
+
+    def subscribe(self, listener: Callable[[float], None]) -> None:
+        """Call `listener(rate)` (once per listener) after every change of the rate."""
+        with self._lock:
+            if listener not in self._listeners:
+                self._listeners.append(listener)
 
     @property
     def floor(self) -> float:
@@ -83,27 +93,37 @@ class AdaptiveRate:
         """One attempt's outcome: a 429 lowers the rate, a success raises it, the rest (a
         5xx, a timeout: the breaker's business) leave it alone. `sent_at` is `wait`'s ticket."""
         if isinstance(error, RateLimitedError):
-            self._throttled(sent_at)
+            changed = self._throttled(sent_at)
         elif error is None:
-            self._succeeded()
+            changed = self._succeeded()
+        else:
+            return
+        if changed:
+            for listener in list(self._listeners):
+                listener(changed)
 
-    def _throttled(self, sent_at: float) -> None:
+    def _throttled(self, sent_at: float) -> float:
+        """The new rate, or 0.0 when this 429 changes nothing."""
         with self._lock:
             if sent_at <= self._lowered_at:  # sent before the last decrease: old news
-                return
+                return 0.0
             self._lowered_at = self._clock()
             self.rate = max(self.floor, self.rate * BACKOFF)
             self._next = max(self._next, self._lowered_at + 1.0 / self.rate)
+            return self.rate
 
     def reset(self) -> None:
         """Back at the ceiling, no pacing."""
         with self._lock:
             self.rate, self._next, self._lowered_at = self.ceiling, 0.0, float("-inf")
 
-    def _succeeded(self) -> None:
+    def _succeeded(self) -> float:
+        """The new rate, or 0.0 when already at the ceiling."""
         with self._lock:
-            if self.rate < self.ceiling:
-                self.rate = min(self.ceiling, self.rate + self.ceiling / RECOVERY_STEPS)
+            if self.rate >= self.ceiling:
+                return 0.0
+            self.rate = min(self.ceiling, self.rate + self.ceiling / RECOVERY_STEPS)
+            return self.rate
 
 
 _THROTTLES: dict[tuple[str, str, str], AdaptiveRate] = {}
