@@ -15,8 +15,12 @@ from product_images.catalog import Catalog
 from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest, run_product
 from product_images.settings import Settings
+from product_images.streaming import windowed
 
 __all__ = ["resolve_engine", "run_catalog", "run_one"]
+
+#: Products submitted ahead of the oldest one not collected, per product run at once.
+WINDOW_PER_WORKER = 4
 
 
 def resolve_engine(choice: str) -> str:
@@ -71,5 +75,12 @@ def run_catalog(
 def _inline_results(
     requests: list[ProductRequest], settings: Settings, force: bool
 ) -> Iterator[ProductResult]:
+    """Results in catalog order, a bounded window of products submitted at a time (memory stays
+    flat whatever the catalog's size; `pool.map` would submit every product at once)."""
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-        yield from pool.map(lambda r: run_product(r, settings, force=force), requests)
+        yield from windowed(
+            requests,
+            lambda request: pool.submit(run_product, request, settings, force=force),
+            lambda _, future: future.result(),
+            WINDOW_PER_WORKER * settings.concurrency,
+        )
