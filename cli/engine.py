@@ -35,7 +35,8 @@ def run_one(
 ) -> ProductResult:
     """One product through the chosen engine; unchanged products are skipped unless `force`."""
     if engine == "inline":
-        return run_product(request, settings, force=force)
+        # No pixel worker processes: starting them takes longer than one photo's work.
+        return run_product(request, settings.model_copy(update={"processes": 0}), force=force)
     from flows.process_product import process_product  # Prefect is imported only when used
     from product_images.errors import ProductError
     from product_images.pipeline import failed_result

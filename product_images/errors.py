@@ -94,6 +94,21 @@ class ProductImagesError(Exception):
     #: A short machine-readable reason, recorded in manifests and summaries.
     reason = "error"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (pixel workers, Prefect's process runners); the
+        # default pickling calls __init__(*args), which subclasses with their own signature
+        # (SourceError(source, detail)) do not take. Rebuild from the state instead.
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
+
+
+def _rebuild_error(
+    cls: type[ProductImagesError], args: tuple[Any, ...], state: dict[str, Any]
+) -> ProductImagesError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ProductError(ProductImagesError):
     """One product cannot be made; other products are unaffected."""

@@ -5,6 +5,7 @@ Every knob has a default and a description; `product-images settings` prints the
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -331,6 +332,14 @@ class Settings(BaseSettings):
         default=None,
         description="Run catalog products on Dask: 'local' starts a temporary LocalCluster, "
         "'tcp://host:8786' joins a running scheduler; unset = threads in the flow process.",
+    )
+    processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=0,
+        le=64,
+        description="Worker processes a catalog run decodes and cuts out its photos in (the "
+        "pixel work that holds Python's GIL), shared by every product of a process; 0 or 1 = "
+        "in the product's own thread. Default: the number of cores. One-photo `run`s use none.",
     )
     threads: int = Field(
         default=2,
