@@ -10,13 +10,17 @@ Workers are started with "spawn" (the calling process runs threads: forking it c
 held lock) and run `initializer` once before any work: the pipeline passes its `warm_up`,
 which loads what every product needs (the spec tables, the segmenter's model), so nothing
 heavy is loaded per product. A worker that dies (killed, out of memory) fails the one product
-it was working on with a RenderError; the pool is started afresh for the next.
+it was working on with a RenderError; the pool is started afresh for the next. A worker whose
+parent died (SIGKILLed: no chance to stop its pool) exits on its own within a second.
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -63,7 +67,7 @@ class PixelPool:
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=self._initializer,
+                    initializer=functools.partial(_start_worker, os.getpid(), self._initializer),
                 )
             return self._executor
 
@@ -72,6 +76,18 @@ class PixelPool:
             if self._executor is broken:
                 self._executor = None
         broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _start_worker(parent: int, initializer: Callable[[], None]) -> None:
+    """In a new worker: watch for the parent's death, then warm up."""
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    initializer()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 _POOLS: dict[tuple[int, Callable[[], None]], PixelPool] = {}
