@@ -24,6 +24,8 @@
     │       │   ├── NoImageError             an answer without an image, or unreadable JSON
     │       │   ├── BackendUnavailableError  the backend's circuit breaker is open: the
     │       │   │                            product is deferred, retried after the cool-down
+    │       │   ├── LimitsUnavailableError   the Prefect server holding the shared limits did
+    │       │   │                            not answer: no call made, the product deferred
     │       │   └── BatchJobError            a batch job failed, was cancelled, expired or timed
     │       │                                out: send its requests synchronously instead
     │       └── PermanentGenerationError     the same request will fail again
@@ -64,6 +66,7 @@ __all__ = [
     "ImageTooLargeError",
     "ImageTooSmallError",
     "InvalidSkuError",
+    "LimitsUnavailableError",
     "MissingSourceError",
     "ModelNotFoundError",
     "NoImageError",
@@ -303,6 +306,13 @@ class BackendUnavailableError(RetryableGenerationError):
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message, None, retry_after)
+
+
+class LimitsUnavailableError(RetryableGenerationError):
+    """The server holding the shared rate and concurrency limits (Prefect's) did not answer
+    (busy, restarting): no call was made, and the product is deferred, not failed."""
+
+    reason = "limits_unavailable"
 
 
 class BatchJobError(RetryableGenerationError):

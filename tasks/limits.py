@@ -38,7 +38,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import get_current_settings
 
 from product_images.backends import generative_backend
-from product_images.errors import SettingsError
+from product_images.errors import LimitsUnavailableError, SettingsError
 from product_images.generative.limits import CallLimiter, burst_of, cluster_limits
 from product_images.settings import Settings, get_settings
 from tasks.slot_pool import RateTokens, SlotPool
@@ -85,7 +85,8 @@ class PrefectCallLimiter:
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        """A concurrency slot, then a rate slot; SettingsError when a limit does not exist."""
+        """A concurrency slot, then a rate slot; SettingsError when a limit does not exist,
+        LimitsUnavailableError (the product is deferred) when the server fails to answer."""
         try:
             with self.pool.lend() if self.pool else _server_slot(self.requests):
                 if self.tokens:
@@ -94,11 +95,17 @@ class PrefectCallLimiter:
                     rate_limit(self.rpm, strict=True)
                 yield
         except ConcurrencySlotAcquisitionError as error:
-            raise SettingsError(
+            raise self._refusal(error) from error
+
+    def _refusal(self, error: ConcurrencySlotAcquisitionError) -> Exception:
+        if "must be created" in str(error):  # Prefect's words for a missing limit
+            return SettingsError(
                 f"Prefect global concurrency limits {self.requests!r} and {self.rpm!r} are "
                 f"needed for {self.backend} calls: `product-images serve` and the flows "
                 f"create them (tasks.limits.ensure_concurrency_limits) ({error})"
-            ) from error
+            )
+        # A busy server (SQLite locked: 503) says nothing about the limits or the product.
+        return LimitsUnavailableError(f"{self.backend}: Prefect limits unavailable ({error})")
 
 
 def _server_slot(name: str) -> AbstractContextManager[object]:
@@ -180,8 +187,8 @@ def ensure_concurrency_limits(settings: Settings) -> list[str]:
 
 class RatePublisher:
     """Publishes a process's adaptive rate (requests a second) as the decay of the backend's
-    Prefect rate limit: a decrease at once, an increase at most every `every` seconds (or on
-    reaching the `ceiling`), so a recovering worker does not write to the server per call."""
+    Prefect rate limit, at most once every `every` seconds: the server's database takes one
+    writer at a time, and a write per 429 or per success would slow every worker's slots."""
 
     def __init__(
         self,
@@ -201,8 +208,7 @@ class RatePublisher:
     def __call__(self, rate: float) -> None:
         with self._lock:
             now = self._clock()
-            due = rate < self._published or rate >= self.ceiling or now - self._at >= self.every
-            if not due or rate == self._published:
+            if now - self._at < self.every or rate == self._published:
                 return
             self._published, self._at = rate, now
         try:

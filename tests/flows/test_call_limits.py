@@ -151,7 +151,7 @@ def test_a_429_slows_every_worker_down_through_the_prefect_rate_limit(server):
     server.script("429")
     with prefect_call_limits(settings):
         client.generate(_request())  # a 429, then an image
-    # the decrease is published at once; the first increase is not worth a write yet
+    # the decrease is published; the increase right after it waits for the next second
     assert _limit("gemini-rpm")[1] == pytest.approx(100 * BACKOFF)
     ensure_concurrency_limits(settings)  # a flow's start: back to the configured rate
     assert _limit("gemini-rpm")[1] == pytest.approx(100)
@@ -161,12 +161,12 @@ def test_a_429_slows_every_worker_down_through_the_prefect_rate_limit(server):
 @pytest.mark.parametrize(
     ("rates", "published"),
     [
-        ([7.0, 4.9, 5.0], [7.0, 4.9]),  # decreases at once, increases wait
-        ([7.0, 8.0, 10.0], [7.0, 10.0]),  # back at the ceiling: published at once
+        ([7.0, 4.9, 5.0], [7.0]),  # one write a second at most
+        ([7.0, ("later", 4.9), ("later", 4.9)], [7.0, 4.9]),  # an unchanged rate: no write
         ([7.0, ("later", 8.0)], [7.0, 8.0]),  # an increase a second later
     ],
 )
-def test_the_rate_publisher_writes_decreases_at_once_and_increases_sparingly(rates, published):
+def test_the_rate_publisher_writes_at_most_once_a_second(rates, published):
     clock, written = [0.0], []
     publisher = RatePublisher(
         "gemini-rpm",
@@ -188,6 +188,19 @@ def test_the_rate_publisher_never_fails_the_call_it_follows(caplog):
 
     RatePublisher("gemini-rpm", ceiling=10.0, update=broken)(5.0)
     assert "could not publish the adaptive rate to gemini-rpm" in caplog.text
+
+
+def test_a_busy_prefect_server_defers_the_product_a_missing_limit_is_a_settings_error():
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+
+    from product_images.deferral import is_deferred
+    from product_images.errors import LimitsUnavailableError
+
+    limiter = PrefectCallLimiter("gemini")
+    busy = limiter._refusal(ConcurrencySlotAcquisitionError("Unable to acquire: 503"))
+    assert isinstance(busy, LimitsUnavailableError) and is_deferred(busy)
+    missing = ConcurrencySlotAcquisitionError("Concurrency limits ['x'] must be created before")
+    assert isinstance(limiter._refusal(missing), SettingsError)
 
 
 def test_limit_names_are_per_backend():
