@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cli.engine import resolve_engine, run_catalog, run_one
+from cli.models import models, say_if_classical
 from cli.serve import serve
 from product_images.errors import ProductImagesError
 from product_images.manifest import ProductResult
@@ -130,6 +131,7 @@ def run(
         scene_hint=scene_hint,
     )
     engine_name = resolve_engine(settings.engine)
+    say_if_classical(settings)
     result = _guarded(lambda: run_one(request, settings, engine_name, force))
     _echo_result(result, settings.store)
     sys.exit({"done": 0, "unchanged": 0, "skipped": 3}.get(result.status, 1))
@@ -185,6 +187,7 @@ def batch(
         backend=backend,
         budget_usd=budget_usd,
     )
+    say_if_classical(settings)
     summary = _guarded(lambda: _run_batch(catalog, settings, tag, force, batch_mode))
     for line in summary.lines():
         click.echo(line, err=line.startswith(("FAILED", "DEFERRED")))
@@ -269,6 +272,9 @@ def check(file: Path, platform: str, slot: str | None, as_json: bool) -> None:
             mark = "PASS" if r.passed else "FAIL"
             click.echo(f"  {mark}  {r.rule:17s} {r.measured}  (expected {r.expected})")
     sys.exit(0 if passed else 1)
+
+
+main.add_command(models)
 
 
 @main.group()

@@ -34,8 +34,10 @@
     │           ├── AuthenticationError      401 / 403: key missing, invalid or not allowed
     │           └── ModelNotFoundError       404: the model id is wrong or shut down
     ├── CatalogError               the catalog file itself cannot be read
-    ├── SpecError                  a platform spec file is invalid (names file and field)
+    ├── SpecError                  a data file (platform or segmenter spec) is invalid (names
+    │   │                          file and field)
     │   └── UnknownPlatformError   no spec file for that platform or slot
+    ├── ModelFileError             a segmentation model is missing, corrupt or cannot be fetched
     ├── SettingsError              a setting is invalid
     └── StorageError               the store failed (outage, permissions)
         └── ObjectNotFoundError    the key does not exist
@@ -68,6 +70,7 @@ __all__ = [
     "InvalidSkuError",
     "LimitsUnavailableError",
     "MissingSourceError",
+    "ModelFileError",
     "ModelNotFoundError",
     "NoImageError",
     "NoProductFoundError",
@@ -211,7 +214,8 @@ class CatalogError(ProductImagesError):
 
 
 class SpecError(ProductImagesError):
-    """A platform spec file is invalid; the message names the file and the field."""
+    """A data file (a platform or segmenter spec) is invalid; the message names the file and
+    the field."""
 
     reason = "bad_spec"
 
@@ -220,6 +224,12 @@ class UnknownPlatformError(SpecError):
     """No spec file defines the requested platform or slot."""
 
     reason = "unknown_platform"
+
+
+class ModelFileError(ProductImagesError):
+    """A neural model's weight file is missing, fails its checksum, or cannot be fetched."""
+
+    reason = "model_unavailable"
 
 
 class SettingsError(ProductImagesError):

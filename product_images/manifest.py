@@ -112,6 +112,11 @@ class MasterRecord(BaseModel):
         default=None, description="Hash of the prompt template a generated master came from."
     )
     notes: list[str] = Field(default_factory=list, description="What post-processing did.")
+    segmenter: str | None = Field(
+        default=None,
+        description="What made the cut-out's mask: 'u2netp+classical' (the neural model, "
+        "finished by the colour analysis), 'classical' (no model file) or 'source-alpha'.",
+    )
 
 
 class OutputRecord(BaseModel):

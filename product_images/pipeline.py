@@ -53,6 +53,7 @@ from product_images.manifest import (
     stable_key,
     versioned_key,
 )
+from product_images.segmenters import NeuralSegmenter, find_segmenter
 from product_images.settings import Settings, get_settings
 from product_images.specs import PlatformSpec, SlotSpec, Variant, load_specs, select_platforms
 from product_images.store import Store, open_store, read_url
@@ -69,6 +70,7 @@ __all__ = [
     "publish_manifest",
     "render_slots",
     "run_product",
+    "segmenter_of",
     "warm_up",
 ]
 
@@ -148,9 +150,12 @@ def _specs(dirs: tuple[Path, ...]) -> dict[str, PlatformSpec]:
 
 
 def warm_up() -> None:
-    """Load, once per process, what every product needs: the spec tables (and the cut-out's
-    models). Pixel worker processes run it before any work (`product_images.workers`)."""
-    _specs(tuple(get_settings().spec_dirs()))
+    """Load, once per process, what every product needs: the spec tables and the neural
+    segmenter's onnxruntime session. Pixel worker processes run it before any work
+    (`product_images.workers`); anything else loaded once per process belongs here."""
+    settings = get_settings()
+    _specs(tuple(settings.spec_dirs()))
+    segmenter_of(settings)
 
 
 def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSpec]:
@@ -174,6 +179,14 @@ def _decode(data: bytes, request: ProductRequest, settings: Settings) -> SourceI
     return decode_source(
         data, request.source, max_pixels=settings.max_pixels, min_side=settings.min_side
     )
+
+
+def segmenter_of(settings: Settings) -> NeuralSegmenter | None:
+    """The neural segmenter the settings name, loaded once per process; None: classical."""
+    return find_segmenter(
+        settings.segmenter, settings.models_dir, settings.segmenter_specs_dir,
+        settings.segmenter_threads,
+    )  # fmt: skip
 
 
 def _decode_and_cut(
@@ -200,7 +213,7 @@ def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout
         alpha = np.asarray(rgba.getchannel("A"))
         cut: Cutout = cutout_from_alpha(alpha)
         return ProductCutout(np.asarray(rgba.convert("RGB")), cut)
-    cut = segment_product(rgba, settings.working_side)
+    cut = segment_product(rgba, settings.working_side, segmenter_of(settings))
     if not cut.alpha.any():
         detail = "; ".join(cut.reasons) or "no product found"
         raise NoProductFoundError(name, f"cannot separate a product from the background ({detail})")
@@ -257,6 +270,7 @@ def _store_cutout(store: Store, sku: str, product: ProductCutout) -> MasterRecor
         confidence=cut.confidence,
         product_box=cut.box,
         notes=list(cut.reasons),
+        segmenter=cut.segmenter,
     )
 
 

