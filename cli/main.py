@@ -1,4 +1,4 @@
-"""`product-images`: run, batch, check, specs, demo, settings."""
+"""`product-images`: run, batch, check, specs, models, generative-models, demo, settings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cli.engine import resolve_engine, run_catalog, run_one
+from cli.generative_models import generative_models
 from cli.models import models, say_if_classical
 from cli.serve import serve
 from product_images.errors import ProductImagesError
@@ -275,6 +276,7 @@ def check(file: Path, platform: str, slot: str | None, as_json: bool) -> None:
 
 
 main.add_command(models)
+main.add_command(generative_models)
 
 
 @main.group()

@@ -39,6 +39,8 @@
     │   └── UnknownPlatformError   no spec file for that platform or slot
     ├── ModelFileError             a segmentation model is missing, corrupt or cannot be fetched
     ├── SettingsError              a setting is invalid
+    │   ├── ModelCatalogError      a model catalogue file is invalid (names file and field)
+    │   └── ModelRetiredError      the configured model is shut down (names the ids to use)
     └── StorageError               the store failed (outage, permissions)
         └── ObjectNotFoundError    the key does not exist
 
@@ -70,8 +72,10 @@ __all__ = [
     "InvalidSkuError",
     "LimitsUnavailableError",
     "MissingSourceError",
+    "ModelCatalogError",
     "ModelFileError",
     "ModelNotFoundError",
+    "ModelRetiredError",
     "NoImageError",
     "NoProductFoundError",
     "ObjectNotFoundError",
@@ -236,6 +240,18 @@ class SettingsError(ProductImagesError):
     """A setting has an invalid value."""
 
     reason = "bad_settings"
+
+
+class ModelCatalogError(SettingsError):
+    """A generative model catalogue file is invalid; the message names the file and the field."""
+
+    reason = "bad_model_catalogue"
+
+
+class ModelRetiredError(SettingsError):
+    """The configured model id is shut down; the message names the ids to use instead."""
+
+    reason = "model_retired"
 
 
 class StorageError(ProductImagesError):

@@ -108,6 +108,12 @@ class MasterRecord(BaseModel):
     generated_by: str | None = Field(
         default=None, description="Model id when a generative model made this master."
     )
+    digital_source_type: str | None = Field(
+        default=None,
+        description="IPTC DigitalSourceType of the master and its outputs: "
+        "trainedAlgorithmicMedia (the model drew it), compositeWithTrainedAlgorithmicMedia "
+        "(the real product on generated parts), none for purely local masters.",
+    )
     template_sha256: str | None = Field(
         default=None, description="Hash of the prompt template a generated master came from."
     )
@@ -132,6 +138,9 @@ class OutputRecord(BaseModel):
     bytes: int
     sha256: str
     checks: list[CheckResult]
+    digital_source_type: str | None = Field(
+        default=None, description="IPTC DigitalSourceType written into the image's XMP, if any."
+    )
 
     @property
     def passed(self) -> bool:

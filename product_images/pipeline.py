@@ -37,7 +37,7 @@ from product_images.imaging.check import check_image
 from product_images.imaging.compose import Master
 from product_images.imaging.encode import SharedEncodings, encode_master
 from product_images.imaging.loading import SourceImage, decode_source
-from product_images.imaging.provenance import ai_provenance_xmp
+from product_images.imaging.provenance import TRAINED_ALGORITHMIC_MEDIA, ai_provenance_xmp
 from product_images.imaging.render import frame_slots
 from product_images.imaging.segment import Cutout, cutout_from_alpha, segment_product
 from product_images.imaging.transparent import encode_cutout
@@ -239,6 +239,7 @@ def _store_master(
     _remember(store, key, sha256, master.image)
     return MasterRecord(
         generated_by=master.generated_by,
+        digital_source_type=master.digital_source_type,
         template_sha256=master.template_sha256,
         notes=list(master.notes),
         variant=variant,
@@ -311,8 +312,8 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         master = backend.make_master(variant, product, settings, context)
         record = _store_master(store, sku, variant, master, backend.name)
         flags = _review_flags(variant, master.confidence, master.reasons, settings)
-        if master.generated_by is None:  # made from the local cut-out: its doubts apply
-            confidence = min(master.confidence, product.cutout.confidence)
+        if master.digital_source_type != TRAINED_ALGORITHMIC_MEDIA:  # the cut-out's pixels
+            confidence = min(master.confidence, product.cutout.confidence)  # and its doubts
             return record.model_copy(update={"confidence": confidence}), flags
         return record, flags
 
@@ -321,7 +322,7 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         made = _in_parallel(make, variants, settings.threads)
         cutout_record = cutout.result()
     records = [record for record, _ in made]
-    uses_cutout = any(r.generated_by is None for r in records)
+    uses_cutout = any(r.digital_source_type != TRAINED_ALGORITHMIC_MEDIA for r in records)
     cut = product.cutout
     flags = _review_flags("cutout", cut.confidence, cut.reasons, settings) if uses_cutout else []
     return PreparedProduct(
@@ -380,6 +381,13 @@ def _open_master(store: Store, record: MasterRecord) -> Image.Image:
     return image.convert("RGB")
 
 
+def _source_type(record: MasterRecord) -> str | None:
+    """The IPTC term for outputs of `record` (generated masters of older manifests: trained)."""
+    if record.digital_source_type or not record.generated_by:
+        return record.digital_source_type
+    return TRAINED_ALGORITHMIC_MEDIA
+
+
 def _render_slot(
     sku: str,
     platform: PlatformSpec,
@@ -389,7 +397,8 @@ def _render_slot(
 ) -> tuple[OutputRecord, bytes]:
     """Encode and check one slot's image: `framed` is its master's record and the image."""
     record, image = framed
-    xmp = ai_provenance_xmp(record.generated_by) if record.generated_by else None
+    source_type = _source_type(record)
+    xmp = ai_provenance_xmp(record.generated_by or "", source_type) if source_type else None
     data, encoded = encodings.encode(image, slot, xmp)
     sha256 = hashlib.sha256(data).hexdigest()
     key = versioned_key(f"{sku}/{platform.name}/{slot.name}.{slot.extension}", sha256)
@@ -405,6 +414,7 @@ def _render_slot(
         bytes=len(data),
         sha256=sha256,
         checks=checks,
+        digital_source_type=source_type,
     )
     return output, data
 

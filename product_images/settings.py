@@ -11,37 +11,13 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import AliasChoices, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from product_images.model_catalogue.catalog import ModelPrice, load_catalog
 from product_images.specs import BUILTIN_SPECS_DIR
 
-__all__ = ["DEFAULT_PRICES", "ModelPrice", "Settings", "get_settings"]
-
-
-class ModelPrice(BaseModel):
-    """USD per million tokens."""
-
-    input_per_million: float = Field(ge=0)
-    output_per_million: float = Field(ge=0)
-
-    def cost(self, prompt_tokens: int, output_tokens: int) -> float:
-        """USD for one call."""
-        return (
-            prompt_tokens * self.input_per_million + output_tokens * self.output_per_million
-        ) / 1e6
-
-
-# Paid-tier list prices (../shared/reference §1.7): image output tokens dominate, e.g. a 1K
-# image from 3.1 Flash Image is 1120 tokens x $60/M = $0.067.
-DEFAULT_PRICES: dict[str, ModelPrice] = {
-    "gemini-3.1-flash-image": ModelPrice(input_per_million=0.5, output_per_million=60.0),
-    "gemini-3.1-flash-image-preview": ModelPrice(input_per_million=0.5, output_per_million=60.0),
-    "gemini-3-pro-image": ModelPrice(input_per_million=2.0, output_per_million=120.0),
-    "gemini-3-pro-image-preview": ModelPrice(input_per_million=2.0, output_per_million=120.0),
-    "gemini-2.5-flash-image": ModelPrice(input_per_million=0.3, output_per_million=30.0),
-    "gpt-image-1": ModelPrice(input_per_million=10.0, output_per_million=40.0),
-}
+__all__ = ["ModelPrice", "Settings", "get_settings"]
 
 
 class Settings(BaseSettings):
@@ -90,11 +66,18 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GEMINI_BASE_URL", "PRODUCT_IMAGES_GEMINI_BASE_URL"),
         description="Gemini API root (env GEMINI_BASE_URL): set it for relays and proxies.",
     )
+    model_catalogue_dir: Path | None = Field(
+        default=None,
+        description="Directory of generative model catalogue files (gemini.yaml, openai.yaml) "
+        "replacing "
+        "the built-in ones: model ids, status and dates, image sizes, prices and Batch "
+        "discounts. Costs, imageSize, warnings and the default model come from them.",
+    )
     gemini_model: str = Field(
-        default="gemini-3.1-flash-image",
+        default="",
         validation_alias=AliasChoices("GEMINI_MODEL", "PRODUCT_IMAGES_GEMINI_MODEL"),
-        description="Gemini image model id (env GEMINI_MODEL). Ids change often: "
-        "gemini-2.5-flash-image was shut down on 2026-10-02.",
+        description="Gemini image model id (env GEMINI_MODEL); empty = the catalogue's default "
+        "(gemini-3-pro-image). A deprecated id warns, a shut-down one fails with the ids to use.",
     )
     gemini_auth: Literal["header", "bearer"] = Field(
         default="header",
@@ -103,8 +86,8 @@ class Settings(BaseSettings):
     )
     gemini_image_size: Literal["512", "1K", "2K", "4K"] | None = Field(
         default="2K",
-        description="imageConfig.imageSize for models that take it (Gemini 3 family); "
-        "ignored for 2.5 models.",
+        description="imageConfig.imageSize for models that take it (the catalogue says which "
+        "and which sizes); a size the model lacks becomes the next one up, with a warning.",
     )
     openai_api_key: SecretStr | None = Field(
         default=None,
@@ -128,9 +111,10 @@ class Settings(BaseSettings):
         description="OpenAI-compatible API root (env OPENAI_BASE_URL); /v1/images/edits is used.",
     )
     openai_model: str = Field(
-        default="gpt-image-1",
+        default="",
         validation_alias=AliasChoices("OPENAI_MODEL", "PRODUCT_IMAGES_OPENAI_MODEL"),
-        description="Model for /v1/images/edits (env OPENAI_MODEL).",
+        description="Model for /v1/images/edits (env OPENAI_MODEL); empty = the catalogue's "
+        "default (gpt-image-1).",
     )
     http_proxy: str | None = Field(
         default=None, description="HTTP(S) proxy URL for generative API calls."
@@ -212,9 +196,10 @@ class Settings(BaseSettings):
         "gemini_concurrency.",
     )
     prices: dict[str, ModelPrice] = Field(
-        default_factory=lambda: dict(DEFAULT_PRICES),
-        description="USD per million tokens by model id (input, output); costs are computed "
-        "from the usage the API reports.",
+        default_factory=dict,
+        description="Price overrides by model id (USD per million input / output tokens); "
+        "prices otherwise come from the model catalogue. Costs are computed from the usage "
+        "the API reports.",
     )
     batch_poll_initial: float = Field(
         default=10.0, gt=0, description="First wait (s) between Batch API polls; doubles."
@@ -228,8 +213,12 @@ class Settings(BaseSettings):
         description="How long a refresh waits for its batch jobs before falling back to "
         "normal (full-price) calls for what is left.",
     )
-    batch_discount: float = Field(
-        default=0.5, gt=0, le=1, description="Batch API price as a share of the normal price."
+    batch_discount: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Batch API price as a share of the normal price; unset = the model "
+        "catalogue's (a model without a Batch API makes --batch-mode use normal calls).",
     )
     white_from_local_above: float = Field(
         default=0.6,
@@ -345,6 +334,13 @@ class Settings(BaseSettings):
         description="Optional background photo (path or s3:// URL) for scene masters; "
         "a procedural studio backdrop is drawn when unset.",
     )
+    generated_scene: Literal["full", "backdrop"] = Field(
+        default="full",
+        description="How a generative backend makes scene masters: 'full' has the model draw "
+        "the product in its scene (IPTC trainedAlgorithmicMedia); 'backdrop' has it draw only "
+        "the setting (templates/backdrop.txt) and stands the real product's cut-out in it, so "
+        "labels and shape stay exactly the photo's (compositeWithTrainedAlgorithmicMedia).",
+    )
     scene_reflection: bool = Field(
         default=False, description="Add a faint floor reflection under the product in scenes."
     )
@@ -408,6 +404,15 @@ class Settings(BaseSettings):
         description="Prefect work pool the deployments go to when registered for workers "
         "(prefect.yaml / `deployments(settings, work_pool=True)`); `serve` needs none.",
     )
+
+    @model_validator(mode="after")
+    def _default_models(self) -> Settings:
+        """Empty model ids become the catalogues' defaults (the data decides, not the code)."""
+        if not self.gemini_model.strip():
+            self.gemini_model = load_catalog("gemini", self.model_catalogue_dir).default
+        if not self.openai_model.strip():
+            self.openai_model = load_catalog("openai", self.model_catalogue_dir).default
+        return self
 
     @field_validator("incoming_prefix")
     @classmethod

@@ -53,14 +53,30 @@ class LocalBackend(MasterBackend):
         cut = product.cutout
         if variant == "detail":
             return crop_detail(product.rgb, cut.alpha, cut.box, settings.master_side)
-        clean = _decontaminated(product)
         if variant == "white":
             return compose_white(
-                clean, cut.alpha, cut.box, settings.master_side, settings.master_fill
+                _decontaminated(product),
+                cut.alpha,
+                cut.box,
+                settings.master_side,
+                settings.master_fill,
             )
         background = (
             _scene_background(settings.scene_background) if settings.scene_background else None
         )
+        return self.scene(product, settings, background)
+
+    def scene(
+        self, product: ProductCutout, settings: Settings, background: Image.Image | None
+    ) -> Master:
+        """The real product (its cut-out pixels) standing in a scene on `background`, or on
+        the studio sweep; also how a generated backdrop becomes a composite scene master."""
+        cut = product.cutout
         return compose_scene(
-            clean, cut.alpha, cut.box, settings.master_side, background, settings.scene_reflection
+            _decontaminated(product),
+            cut.alpha,
+            cut.box,
+            settings.master_side,
+            background,
+            settings.scene_reflection,
         )

@@ -32,11 +32,19 @@ class HttpImageGenerator(ImageGenerator):
     """Base of the Gemini and OpenAI clients: one pooled, thread-safe httpx client each.
 
     `limiter`, `breaker` and the adaptive `throttle` guard every HTTP attempt;
-    `make_generator` sets them from the settings (a client built directly has none)."""
+    `make_generator` sets them from the settings (a client built directly has none), and
+    `current_models` from the model catalogue: the ids a 404 suggests."""
 
     limiter: CallLimiter = unlimited
     breaker: CircuitBreaker | None = None
     throttle: AdaptiveRate | None = None
+    current_models: tuple[str, ...] = ()
+
+    def suggested_models(self, fallback: str) -> str:
+        """The current model ids for an error message, or `fallback` when none are known."""
+        if not self.current_models:
+            return f"an image model, e.g. {fallback}"
+        return "a current image model: " + ", ".join(self.current_models)
 
     def _setup(
         self,

@@ -31,6 +31,7 @@ class Master:
     confidence: float
     reasons: tuple[str, ...] = ()
     generated_by: str | None = None  # model id when a generative model made it
+    digital_source_type: str | None = None  # IPTC term (imaging/provenance.py); None: local
     template_sha256: str | None = None  # prompt template it was generated from
     notes: tuple[str, ...] = ()
 

@@ -66,21 +66,23 @@ def segment_product(
     # gives the same cut-out (cache keys and fidelity decisions depend on it).
     cv2.setRNGSeed(20261124)
     seen = analyse(_downscale(image, 2 * working_side), working_side)
-    classical = score_cutout(seen.rgb, seen.model, seen.diff, seen.found, seen.border)
     if neural is None:
-        mask, (confidence, reasons), name = seen.found.mask, classical, "classical"
+        confidence, reasons = score_cutout(seen.rgb, seen.model, seen.diff, seen.found, seen.border)
+        mask, name = seen.found.mask, "classical"
     else:
         evidence = _neural_evidence(neural, seen)
         mask, name = evidence.fused, f"{neural.name}+classical"
-        confidence, reasons = score_neural(evidence, _colour_view(seen, classical[1]))
+        confidence, reasons = score_neural(evidence, _colour_view(seen))
     alpha = refine_alpha(rgb, seen.rgb, mask, seen.model.threshold)
     box = _box_near(alpha, mask)
     return Cutout(alpha, box, confidence, reasons, seen.model.rgb, name)
 
 
-def _colour_view(seen: Analysis, reasons: tuple[str, ...]) -> ColourView:
-    lighter = (seen.diff.distance > seen.model.threshold) & ~seen.diff.darker
-    return ColourView(seen.found.mask, lighter, seen.border, seen.model.smooth, reasons)
+def _colour_view(seen: Analysis) -> ColourView:
+    distance, threshold = seen.diff.distance, seen.model.threshold
+    lighter = (distance > threshold) & ~seen.diff.darker
+    strong = (distance > 3 * threshold) & ~seen.found.shadow
+    return ColourView(seen.found.mask, lighter, strong, seen.border, seen.model.smooth)
 
 
 def _neural_evidence(neural: NeuralSegmenter, seen: Analysis) -> NeuralEvidence:

@@ -18,6 +18,7 @@ def _invoke(*args):
         ["batch"],
         ["check"],
         ["specs"],
+        ["generative-models"],
         ["demo"],
         ["settings"],
         ["serve"],
@@ -132,6 +133,29 @@ def test_specs_list_show_validate(tmp_path):
     )
     result = _invoke("specs", "validate", tmp_path)
     assert result.exit_code == 1 and "broken.yaml" in result.output and "variant" in result.output
+
+
+def test_generative_models_list_marks_the_configured_model_and_warns(monkeypatch):
+    from product_images.settings import get_settings
+
+    monkeypatch.setenv("GEMINI_MODEL", "gemini-3.1-flash-image")
+    get_settings.cache_clear()
+    try:
+        output = _invoke("generative-models", "list").output
+    finally:
+        get_settings.cache_clear()
+    assert "default gemini-3-pro-image" in output
+    assert " * gemini-3.1-flash-image" in output and "deprecated" in output
+    assert "warning: model 'gemini-3.1-flash-image' is deprecated since 2026-10-06" in output
+
+
+def test_generative_models_validate_names_the_file_and_field(tmp_path):
+    assert _invoke("generative-models", "validate").exit_code == 0
+    (tmp_path / "gemini.yaml").write_text(
+        "title: X\nsources: [u]\ndefault: m\nmodels:\n  - id: m\n    status: gaa\n"
+    )
+    result = _invoke("generative-models", "validate", tmp_path)
+    assert result.exit_code == 1 and "gemini.yaml: models.0.status" in result.output
 
 
 def test_settings_lists_every_knob_with_a_description():

@@ -324,3 +324,11 @@ def test_select_unknown_platform_lists_known_names() -> None:
 def test_unknown_slot_lists_known_slots() -> None:
     with pytest.raises(UnknownPlatformError, match="slots: main, lifestyle, detail"):
         load_specs()["amazon"].slot("hero")
+
+
+def test_google_merchant_holds_500_px_from_2027_01_31_and_keeps_provenance() -> None:
+    spec = load_specs()["google-merchant"]
+    assert "2027-01-31" in spec.notes
+    for slot in spec.slots:
+        assert slot.min_side >= 500 and min(slot.target_size()) >= 500, slot.name
+        assert "xmp" in slot.keep_metadata, slot.name  # the IPTC DigitalSourceType

@@ -9,7 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from product_images.segmenters import NeuralSegmenter, find_segmenter, missing_model_hint
+from product_images.segmenters import (
+    NeuralSegmenter,
+    builtin_dir,
+    find_segmenter,
+    missing_model_hint,
+)
 from product_images.settings import Settings
 from product_images.testing.images import draw_product
 
@@ -44,3 +49,22 @@ def test_classical_and_a_missing_file_mean_no_model(tmp_path: Path) -> None:
     hint = missing_model_hint("u2netp", tmp_path)
     assert hint is not None and "product-images models fetch u2netp" in hint
     assert missing_model_hint("u2netp", Settings().models_dir) is None
+
+
+def test_a_users_own_export_runs_from_its_spec_alone(tmp_path: Path) -> None:
+    """Another ONNX export needs only a spec file and its weights: no code."""
+    settings = Settings()
+    models, specs = tmp_path / "models", tmp_path / "specs"
+    models.mkdir()
+    specs.mkdir()
+    (models / "mine.onnx").write_bytes((settings.models_dir / "u2netp.onnx").read_bytes())
+    spec = (builtin_dir() / "u2netp.yaml").read_text()
+    spec = spec.replace("file: u2netp.onnx", "file: mine.onnx").replace(
+        "resize: lanczos", "resize: bilinear"
+    )
+    (specs / "my-export.yaml").write_text(spec)
+    model = find_segmenter("my-export", models, specs)
+    assert model is not None and model.name == "my-export"
+    image, mask = draw_product(size=(640, 480))
+    full = cv2.resize(model.probability(np.asarray(image)), (640, 480))
+    assert ((full >= 0.5) == mask).mean() > 0.97
