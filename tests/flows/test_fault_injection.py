@@ -26,6 +26,7 @@ from product_images.generative.breaker import breaker_for, reset_breakers
 from product_images.generative.cache import CACHE_PREFIX
 from product_images.generative.ledger import Ledger
 from product_images.manifest import Manifest
+from product_images.settings import Settings
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer
 
@@ -90,7 +91,8 @@ def _run(count, tmp_path, s3_store):
 
 
 def _breaker(server):
-    return breaker_for("gemini", server.url, "gemini-3.1-flash-image", 5, 0.5)
+    """The breaker the run's client used (the configured model, the fixture's thresholds)."""
+    return breaker_for("gemini", server.url, Settings().gemini_model, 5, 0.5)
 
 
 def _run_and_check(
