@@ -1,6 +1,10 @@
 """Flow: every product of a catalog (CSV/JSON file, folder or s3:// prefix), bounded concurrency.
 
 One product's failure never stops the others; the flow returns a summary of all of them.
+
+Products are submitted a window at a time and their futures dropped as soon as their results
+are in (`windowed`), so a catalog of any size holds only a few futures and their task states:
+the flow's memory stays flat along the run (bench/catalog_memory.py).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from product_images.manifest import ProductResult
 from product_images.pipeline import failed_result
 from product_images.settings import get_settings
 from product_images.store import open_store
+from product_images.streaming import windowed
 from product_images.summary import CatalogSummary
 from tasks.batch import prefill_batch_task
 from tasks.limits import ensure_concurrency_limits
@@ -27,6 +32,12 @@ from tasks.product import product_task
 from tasks.quiet_errors import quiet_product_errors
 
 __all__ = ["catalog_flow", "process_catalog"]
+
+#: Products submitted ahead of the oldest one not collected, per product run at once (and at
+#: least MIN_WINDOW, as `catalog_flow` may run more at once than the setting says): enough that
+#: a slow or deferred product never leaves a worker idle, few enough to keep memory flat.
+WINDOW_PER_WORKER = 4
+MIN_WINDOW = 64
 
 
 def _result_of(sku: str, future: PrefectFuture[ProductResult]) -> ProductResult:
@@ -86,11 +97,15 @@ def process_catalog(
     progress.advance(len(loaded.rejected))
     if batch_mode:  # generations at half price first; the products then find them cached
         prefill_batch_task(loaded.requests, store_url, force)
-    make = product_task(settings)
-    futures = [(r.sku, make.submit(r, store_url, force)) for r in loaded.requests]
     results = list(loaded.rejected)
-    for sku, future in futures:
-        results.append(_result_of(sku, future))
+    make = product_task(settings)
+    for result in windowed(
+        loaded.requests,
+        lambda request: make.submit(request, store_url, force),
+        lambda request, future: _result_of(request.sku, future),
+        max(WINDOW_PER_WORKER * settings.concurrency, MIN_WINDOW),
+    ):
+        results.append(result)
         progress.advance()
     progress.finish()
     summary = CatalogSummary(results=results)

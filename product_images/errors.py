@@ -24,6 +24,8 @@
     │       │   ├── NoImageError             an answer without an image, or unreadable JSON
     │       │   ├── BackendUnavailableError  the backend's circuit breaker is open: the
     │       │   │                            product is deferred, retried after the cool-down
+    │       │   ├── LimitsUnavailableError   the Prefect server holding the shared limits did
+    │       │   │                            not answer: no call made, the product deferred
     │       │   └── BatchJobError            a batch job failed, was cancelled, expired or timed
     │       │                                out: send its requests synchronously instead
     │       └── PermanentGenerationError     the same request will fail again
@@ -68,6 +70,7 @@ __all__ = [
     "ImageTooLargeError",
     "ImageTooSmallError",
     "InvalidSkuError",
+    "LimitsUnavailableError",
     "MissingSourceError",
     "ModelCatalogError",
     "ModelFileError",
@@ -104,6 +107,21 @@ class ProductImagesError(Exception):
     #: Whether the same product, unchanged, can succeed later (an outage, not bad input):
     #: `product-images retry` runs only products that failed for such reasons (or --all).
     transient = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (pixel workers, Prefect's process runners); the
+        # default pickling calls __init__(*args), which subclasses with their own signature
+        # (SourceError(source, detail)) do not take. Rebuild from the state instead.
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
+
+
+def _rebuild_error(
+    cls: type[ProductImagesError], args: tuple[Any, ...], state: dict[str, Any]
+) -> ProductImagesError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ProductError(ProductImagesError):
@@ -322,6 +340,13 @@ class BackendUnavailableError(RetryableGenerationError):
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message, None, retry_after)
+
+
+class LimitsUnavailableError(RetryableGenerationError):
+    """The server holding the shared rate and concurrency limits (Prefect's) did not answer
+    (busy, restarting): no call was made, and the product is deferred, not failed."""
+
+    reason = "limits_unavailable"
 
 
 class BatchJobError(RetryableGenerationError):

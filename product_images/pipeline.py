@@ -54,9 +54,10 @@ from product_images.manifest import (
     versioned_key,
 )
 from product_images.segmenters import NeuralSegmenter, find_segmenter
-from product_images.settings import Settings
+from product_images.settings import Settings, get_settings
 from product_images.specs import PlatformSpec, SlotSpec, Variant, load_specs, select_platforms
 from product_images.store import Store, open_store, read_url
+from product_images.workers import pixel_pool
 
 __all__ = [
     "SKU_PATTERN",
@@ -71,6 +72,7 @@ __all__ = [
     "render_slots",
     "run_product",
     "segmenter_of",
+    "warm_up",
 ]
 
 _T = TypeVar("_T")
@@ -152,6 +154,15 @@ def _specs(dirs: tuple[Path, ...]) -> dict[str, PlatformSpec]:
     return load_specs(dirs)
 
 
+def warm_up() -> None:
+    """Load, once per process, what every product needs: the spec tables and the neural
+    segmenter's onnxruntime session. Pixel worker processes run it before any work
+    (`product_images.workers`); anything else loaded once per process belongs here."""
+    settings = get_settings()
+    _specs(tuple(settings.spec_dirs()))
+    segmenter_of(settings)
+
+
 def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSpec]:
     """The validated specs of the platforms a request asks for."""
     return select_platforms(_specs(tuple(settings.spec_dirs())), request.platforms)
@@ -159,10 +170,17 @@ def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSp
 
 def load_source(request: ProductRequest, settings: Settings) -> SourceImage:
     """The request's source photo, decoded; a missing file is the product's error."""
+    return _decode(_read_source(request, settings), request, settings)
+
+
+def _read_source(request: ProductRequest, settings: Settings) -> bytes:
     try:
-        data = read_url(request.source, settings=settings)
+        return read_url(request.source, settings=settings)
     except ObjectNotFoundError:
         raise MissingSourceError(request.source, "no such file or object") from None
+
+
+def _decode(data: bytes, request: ProductRequest, settings: Settings) -> SourceImage:
     return decode_source(
         data, request.source, max_pixels=settings.max_pixels, min_side=settings.min_side
     )
@@ -174,6 +192,23 @@ def segmenter_of(settings: Settings) -> NeuralSegmenter | None:
         settings.segmenter, settings.models_dir, settings.segmenter_specs_dir,
         settings.segmenter_threads,
     )  # fmt: skip
+
+
+def _decode_and_cut(
+    data: bytes, request: ProductRequest, settings: Settings
+) -> tuple[SourceInfo, ProductCutout]:
+    """The source decoded and cut out: pixels only, no I/O (a worker process's job)."""
+    source = _decode(data, request, settings)
+    return _source_info(request, source), cut_out(source, request.source, settings)
+
+
+def _cut_product(request: ProductRequest, settings: Settings) -> tuple[SourceInfo, ProductCutout]:
+    """The source read here (I/O, credentials), then decoded and cut out in a pixel worker
+    process when the settings ask for several."""
+    data = _read_source(request, settings)
+    if settings.processes <= 1:
+        return _decode_and_cut(data, request, settings)
+    return pixel_pool(settings.processes, warm_up).run(_decode_and_cut, data, request, settings)
 
 
 def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout:
@@ -257,9 +292,11 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
     """Load the source, cut the product out, and store one master per needed variant."""
     sku = check_sku(request.sku)
     variants = _variants(request, settings)
-    source = load_source(request, settings)
-    product = cut_out(source, request.source, settings)
     generative = generative_backend(settings, request.backend)
+    if generative is not None and set(variants) - {"white"}:
+        # During an outage, defer before the pixel work rather than after it.
+        generative.check_available()
+    source, product = _cut_product(request, settings)
     context = MasterContext(
         sku=sku,
         source_sha256=source.sha256,
@@ -295,7 +332,7 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
     flags = _review_flags("cutout", cut.confidence, cut.reasons, settings) if uses_cutout else []
     return PreparedProduct(
         request=request,
-        source=_source_info(request, source),
+        source=source,
         backend=", ".join(sorted({r.backend for r in records})),
         masters=records,
         cutout=cutout_record,

@@ -5,6 +5,7 @@ Every knob has a default and a description; `product-images settings` prints the
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -134,15 +135,33 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(
         default=5,
         ge=1,
-        description="Consecutive retryable failures (429, 5xx, timeouts, answers without an "
-        "image) of one backend and model after which its circuit breaker opens: no more calls, "
-        "waiting products are deferred.",
+        description="Outage failures (5xx, failed connections, timeouts) of one backend and "
+        "model within breaker_window seconds, at least breaker_failure_rate of its calls, after "
+        "which its circuit breaker opens: no more calls, waiting products are deferred. 429s "
+        "never open it (they lower the adaptive rate instead).",
+    )
+    breaker_failure_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of the calls in the breaker's window that must have failed with "
+        "5xx or timeouts for it to open: an outage, not the odd 503 of a busy service.",
+    )
+    breaker_window: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds of recent calls the circuit breaker judges the failure rate on.",
     )
     breaker_cooldown: float = Field(
         default=30.0,
         gt=0,
         description="Seconds an open circuit breaker waits before letting one probe call "
-        "through; the probe's success closes it, its failure opens it again.",
+        "through; the probe's answer (a 429 too) closes it, its failure opens it again.",
+    )
+    adaptive_rate: bool = Field(
+        default=True,
+        description="Lower the request rate to a generative backend on each 429 and raise it "
+        "again on successes (like botocore's adaptive retry mode), under <backend>_rpm.",
     )
     defer_retries: int = Field(
         default=3,
@@ -332,6 +351,14 @@ class Settings(BaseSettings):
         default=None,
         description="Run catalog products on Dask: 'local' starts a temporary LocalCluster, "
         "'tcp://host:8786' joins a running scheduler; unset = threads in the flow process.",
+    )
+    processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=0,
+        le=64,
+        description="Worker processes a catalog run decodes and cuts out its photos in (the "
+        "pixel work that holds Python's GIL), shared by every product of a process; 0 or 1 = "
+        "in the product's own thread. Default: the number of cores. One-photo `run`s use none.",
     )
     threads: int = Field(
         default=2,

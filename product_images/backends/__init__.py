@@ -68,7 +68,10 @@ def generative_backend(settings: Settings, override: str | None = None) -> Gener
         _fingerprint(settings),
         # Clients carry their breaker thresholds and rate limits.
         settings.breaker_failures,
+        settings.breaker_failure_rate,
+        settings.breaker_window,
         settings.breaker_cooldown,
+        settings.adaptive_rate,
         settings.gemini_rpm,
         settings.gemini_concurrency,
         settings.openai_rpm,

@@ -99,6 +99,10 @@ class GenerativeBackend(MasterBackend):
         self.choice = choice
         self.name = generator.name
 
+    def check_available(self) -> None:
+        """Raise BackendUnavailableError while the API's circuit breaker is open."""
+        self.generator.check_available()
+
     def make_master(
         self, variant: Variant, product: ProductCutout, settings: Settings, context: MasterContext
     ) -> Master:

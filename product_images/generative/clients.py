@@ -16,6 +16,7 @@ from product_images.generative.gemini import GeminiClient
 from product_images.generative.http import HttpImageGenerator
 from product_images.generative.limits import backend_limiter
 from product_images.generative.openai_images import OpenAIImagesClient
+from product_images.generative.throttle import throttle_for
 from product_images.model_catalogue import ModelChoice
 from product_images.settings import Settings
 
@@ -46,14 +47,16 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
 
 
 def _guarded(client: C, settings: Settings, choice: ModelChoice, breaker: bool = True) -> C:
-    """The client with its backend's rate limits, (unless told not to) circuit breaker, and the
-    current model ids its 404s suggest."""
+    """The client with its backend's rate limits, adaptive rate, (unless told not to) circuit
+    breaker, and the current model ids its 404s suggest."""
     client.current_models = choice.current
     rpm, concurrency, base_url = {
         "gemini": (settings.gemini_rpm, settings.gemini_concurrency, settings.gemini_base_url),
         "openai": (settings.openai_rpm, settings.openai_concurrency, settings.openai_base_url),
     }[client.name]
     client.limiter = backend_limiter(client.name, rpm, concurrency)
+    if settings.adaptive_rate:
+        client.throttle = throttle_for(client.name, base_url, client.model, rpm)
     if breaker:
         client.breaker = breaker_for(
             client.name,
@@ -61,6 +64,8 @@ def _guarded(client: C, settings: Settings, choice: ModelChoice, breaker: bool =
             client.model,
             settings.breaker_failures,
             settings.breaker_cooldown,
+            settings.breaker_failure_rate,
+            settings.breaker_window,
         )
     return client
 
