@@ -11,7 +11,10 @@ Printed: paid calls and USD per product for each pass, and the price per generat
 the batch calls against the synchronous calls (from the ledger entries' cost_usd), with the
 tokens behind them. Also the request body our client sends for a scene image.
 
-    .venv/bin/python bench/generative_costs.py [--photos DIR] [--limit N]
+    .venv/bin/python bench/generative_costs.py [--photos DIR] [--limit N] [--model ID]
+
+Prices come from the model catalogue (product_images/model_catalogue/gemini.yaml); --model picks the
+catalogued model the run uses (default: the catalogue's default).
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=DEFAULT)
     parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--model", default="", help="GEMINI_MODEL for the run")
     args = parser.parse_args()
     photos = sorted(args.photos.iterdir())[: args.limit or None]
     with StandinServer(api_key="bench-key") as server, tempfile.TemporaryDirectory() as tmp:
@@ -122,6 +126,7 @@ def main() -> None:
             backend="gemini",
             gemini_api_key=server.api_key,
             gemini_base_url=server.url,
+            gemini_model=args.model,
             retry_base_delay=0.0,
             batch_poll_initial=0.2,
             batch_poll_max=1.0,
@@ -143,6 +148,7 @@ def main() -> None:
         third = _pass(requests, changed, store)
         refresh_entries = ledger.entries()[seen:]
     none = BatchReport()
+    print(f"model {settings.gemini_model}, imageSize {settings.gemini_image_size}")
     _print_pass("first run", first, none)
     _print_pass("unchanged rerun", second, none)
     _print_pass("refresh, --batch-mode", third, batch)

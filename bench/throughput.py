@@ -1,21 +1,24 @@
-"""Throughput with a slow API (issue 7, item 3): generated images per hour of the catalog flow
-against a real `prefect server` and the stand-in Gemini server answering after 2.0 s.
+"""Throughput with a slow API (issues 7 and 13): generated images per second of a catalog, for
+the inline engine (`product-images batch` without Prefect) and the Prefect catalog flow (real
+`prefect server`), against two stand-in Gemini servers: one answering at once (the CPU-bound
+rate) and one after --latency seconds (2.0). Each is run with the pixel work in this process
+(`processes` 0, how it was before issue 13) and in --processes worker processes (the default:
+the core count), all in one run, interleaved.
 
-The catalog flow runs in this process (`catalog_flow(None, --products-at-once)`), with the
-Prefect global limits `gemini-requests` (--gemini-concurrency slots) and `gemini-rpm` on the
-server. Reference in the same run, before and after the flow: a bare asyncio script with a
-semaphore of the same size sending the same number of generateContent requests (the same body
-our client sends) to the same stand-in, without durability. Printed: our rate, the ideal rate
-(concurrency / latency), the reference's rate, and the ratios; the Prefect server's and this
-process's CPU.
+Reference in the same run, before and after: a bare asyncio script with a semaphore of
+--gemini-concurrency sending the same number of generateContent requests (our client's body)
+to the slow stand-in, without durability; and the ideal, concurrency / latency. Printed per
+configuration: images/s, / ideal, / bare asyncio, and CPU seconds per product (this process
+plus its pixel workers).
 
-    .venv/bin/python bench/throughput.py [--products 240] [--latency 2.0] [--gemini-concurrency 24]
+    .venv/bin/python bench/throughput.py [--products 120] [--latency 2.0] [--gemini-concurrency 16]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import shutil
@@ -123,31 +126,60 @@ def _cpu_seconds(proc: psutil.Process) -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def _run_flow(catalog: Path, store: Path, at_once: int) -> tuple[Any, float]:
+def _run_catalog(engine: str, catalog: Path, store: Path, at_once: int) -> tuple[Any, float]:
+    """The catalog through `engine` ("inline" or "flow"); (results, wall seconds)."""
+    from cli.engine import run_catalog
     from flows.process_catalog import catalog_flow
+    from product_images.catalog import load_catalog
+    from product_images.settings import get_settings
 
+    get_settings.cache_clear()
+    settings = get_settings().model_copy(update={"store": str(store)})
     started = time.perf_counter()
-    summary = catalog_flow(None, at_once)(catalog=str(catalog), store=str(store))
-    return summary, time.perf_counter() - started
+    if engine == "flow":
+        results = catalog_flow(None, at_once)(catalog=str(catalog), store=str(store)).results
+    else:
+        loaded = load_catalog(str(catalog), settings.platforms)
+        results = run_catalog(loaded, settings, lambda result: None)
+    return results, time.perf_counter() - started
 
 
-def _report(args: argparse.Namespace, flow: dict[str, float], refs: list[float]) -> None:
+def _pixel_cpu(me: psutil.Process, services: set[int]) -> float:
+    """CPU seconds of this process and its pixel workers (not the services it started)."""
+    workers = [c for c in me.children(recursive=True) if c.pid not in services]
+    total = _cpu_seconds(me)
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a worker replaced meanwhile
+            total += sum(worker.cpu_times()[:2])
+    return total
+
+
+def _report(
+    args: argparse.Namespace, rows: list[tuple[str, float, float]], refs: list[float]
+) -> None:
     ideal = args.gemini_concurrency / args.latency
     ref = sum(refs) / len(refs)
-    print(f"\n{'':28s} {'images/s':>9s} {'images/h':>9s} {'/ ideal':>8s} {'/ bare':>7s}")
-    print(f"{'ideal (concurrency/latency)':28s} {ideal:9.2f} {ideal * HOUR:9.0f} {1:8.2f}")
-    print(f"{'bare asyncio (mean of 2)':28s} {ref:9.2f} {ref * HOUR:9.0f} {ref / ideal:8.2f}")
-    for label in ("flow, whole run", "flow, generation window"):
-        rate = flow[label]
-        print(f"{label:28s} {rate:9.2f} {rate * HOUR:9.0f} {rate / ideal:8.2f} {rate / ref:7.2f}")
+    print(
+        f"\n{'':34s} {'images/s':>9s} {'images/h':>9s} {'/ ideal':>8s} {'/ bare':>7s} "
+        f"{'CPU/product':>12s}"
+    )
+    print(f"{'ideal (concurrency/latency)':34s} {ideal:9.2f} {ideal * HOUR:9.0f} {1:8.2f}")
+    print(f"{'bare asyncio (mean of 2)':34s} {ref:9.2f} {ref * HOUR:9.0f} {ref / ideal:8.2f}")
+    for label, rate, cpu in rows:
+        print(
+            f"{label:34s} {rate:9.2f} {rate * HOUR:9.0f} {rate / ideal:8.2f} {rate / ref:7.2f} "
+            f"{cpu:10.3f} s"
+        )
     print(f"  bare asyncio runs: {', '.join(f'{r:.2f}' for r in refs)} images/s")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--products", type=int, default=240)
+    parser.add_argument("--products", type=int, default=120)
     parser.add_argument("--latency", type=float, default=2.0)
-    parser.add_argument("--gemini-concurrency", type=int, default=24)
+    parser.add_argument("--gemini-concurrency", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--engines", default="inline,flow")
     parser.add_argument("--products-at-once", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--image-size", default="512")
@@ -185,8 +217,15 @@ def _clean_env() -> dict[str, str]:
     }
 
 
+def _standin(tmp: Path, port: int, latency: float) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "product_images.testing.standin", "--port", str(port)]
+    command += ["--latency", str(latency), "--api-key", API_KEY]
+    return _start(command, tmp / f"standin-{latency:g}.log", _clean_env())
+
+
 def _services(tmp: Path, latency: float) -> tuple[subprocess.Popen[bytes], ...]:
-    port, standin_port = _free_port(), _free_port()
+    """The prefect server, the slow stand-in and the instant one (BENCH_* variables)."""
+    port, slow_port, fast_port = _free_port(), _free_port(), _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = _clean_env() | {
         "PREFECT_HOME": str(tmp / "prefect-home"),
@@ -199,31 +238,56 @@ def _services(tmp: Path, latency: float) -> tuple[subprocess.Popen[bytes], ...]:
         tmp / "prefect-server.log",
         env,
     )
-    standin = _start(
-        [
-            sys.executable,
-            "-m",
-            "product_images.testing.standin",
-            "--port",
-            str(standin_port),
-            "--latency",
-            str(latency),
-            "--api-key",
-            API_KEY,
-        ],
-        tmp / "standin.log",
-        _clean_env(),
-    )
+    slow, fast = _standin(tmp, slow_port, latency), _standin(tmp, fast_port, 0.0)
     os.environ["BENCH_API"] = api
-    os.environ["BENCH_STANDIN"] = f"http://127.0.0.1:{standin_port}"
+    os.environ["BENCH_STANDIN"] = f"http://127.0.0.1:{slow_port}"
+    os.environ["BENCH_INSTANT"] = f"http://127.0.0.1:{fast_port}"
     try:
-        _wait_port(standin_port, standin)
+        _wait_port(slow_port, slow)
+        _wait_port(fast_port, fast)
         _wait_health(api, server)
     except BaseException:
-        for proc in (standin, server):
+        for proc in (fast, slow, server):
             _stop(proc, "service")
         raise
-    return server, standin
+    return server, slow, fast
+
+
+def _configurations(args: argparse.Namespace) -> list[tuple[str, float, int]]:
+    """(engine, latency, processes), the processes alternating so load swings hit both."""
+    return [
+        (engine, latency, processes)
+        for latency in (0.0, args.latency)
+        for engine in args.engines.split(",")
+        for processes in (0, args.processes)
+    ]
+
+
+def _one(
+    args: argparse.Namespace,
+    tmp: Path,
+    config: tuple[str, float, int],
+    urls: dict[float, str],
+    services: set[int],
+) -> tuple[str, float, float]:
+    engine, latency, processes = config
+    os.environ["GEMINI_BASE_URL"] = urls[latency]
+    os.environ["PRODUCT_IMAGES_PROCESSES"] = str(processes)
+    name = f"{engine}-{latency:g}-{processes}"
+    catalog = tmp / f"photos-{name}"
+    me = psutil.Process()
+    cpu = _pixel_cpu(me, services)
+    results, wall = _run_catalog(
+        engine, _catalog(catalog, args.products), tmp / f"store-{name}", args.products_at_once
+    )
+    cpu = _pixel_cpu(me, services) - cpu
+    made, _ = _ledger_window(tmp / f"store-{name}")
+    statuses: dict[str, int] = {}
+    for result in results:
+        statuses[result.status] = statuses.get(result.status, 0) + 1
+    label = f"{engine}, API {latency:g} s, {processes} processes"
+    print(f"{label}: {wall:.1f} s, {made} images, {statuses}, CPU {cpu:.1f} s", flush=True)
+    return label, made / wall, cpu / args.products
 
 
 def main() -> None:
@@ -232,38 +296,23 @@ def main() -> None:
     procs: tuple[subprocess.Popen[bytes], ...] = ()
     try:
         procs = _services(tmp, args.latency)
-        server, _ = procs
         api, standin = os.environ.pop("BENCH_API"), os.environ.pop("BENCH_STANDIN")
+        instant = os.environ.pop("BENCH_INSTANT")
         os.environ.update(_environment(args, api, standin, tmp))
-        catalog = _catalog(tmp / "photos", args.products)
         body = _request_body(_photo(0), args.image_size)
         calls, slots = 2 * args.products, args.gemini_concurrency
         print(
             f"{args.products} products (320x240, pinduoduo, masters {args.master_side} px, "
             f"imageSize {args.image_size}), {args.products_at_once} at once, "
-            f"{args.threads} threads each; stand-in latency {args.latency} s, "
-            f"gemini_concurrency {slots}; prefect server {api}"
+            f"{args.threads} threads each; stand-in latency 0 and {args.latency} s, "
+            f"gemini_concurrency {slots}; prefect server {api}; load {os.getloadavg()[0]:.1f}"
         )
         refs = [calls / asyncio.run(_bare_asyncio(standin, body, calls, slots))]
-        me, prefect = psutil.Process(), psutil.Process(server.pid)
-        cpu_me, cpu_server = _cpu_seconds(me), _cpu_seconds(prefect)
-        summary, wall = _run_flow(catalog, tmp / "store", args.products_at_once)
-        cpu_me, cpu_server = _cpu_seconds(me) - cpu_me, _cpu_seconds(prefect) - cpu_server
+        urls, services = {0.0: instant, args.latency: standin}, {p.pid for p in procs}
+        rows = [_one(args, tmp, config, urls, services) for config in _configurations(args)]
         refs.append(calls / asyncio.run(_bare_asyncio(standin, body, calls, slots)))
-        made, window = _ledger_window(tmp / "store")
-        statuses: dict[str, int] = {}
-        for result in summary.results:
-            statuses[result.status] = statuses.get(result.status, 0) + 1
-        print(
-            f"flow: {wall:.1f} s, {made} generated images, statuses {statuses}; "
-            f"CPU: flow process {cpu_me:.1f} s ({cpu_me / wall:.0%} of one core), "
-            f"prefect server {cpu_server:.1f} s ({cpu_server / wall:.0%} of one core)"
-        )
-        _report(
-            args,
-            {"flow, whole run": made / wall, "flow, generation window": made / window},
-            refs,
-        )
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
+        _report(args, rows, refs)
     finally:
         for proc in reversed(procs):
             _stop(proc, proc.args[0] if isinstance(proc.args, list) else "process")

@@ -7,7 +7,11 @@ For 10 uploads one after another: the time from a photo landing under
 flow and task runs the uploads created, and those of a 100-product catalog refresh run
 twice (second run: everything unchanged) against the same server.
 
-    .venv/bin/python bench/upload_latency.py
+    .venv/bin/python bench/upload_latency.py                  # uploads, then the refreshes
+    .venv/bin/python bench/upload_latency.py --uploads-only   # the latency alone
+
+`serve` runs with the README's own settings: only PREFECT_API_URL, PRODUCT_IMAGES_STORE and
+the S3 variables are set (sensor interval, incoming prefix and runner poll are the defaults).
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ BUCKET = "latency"
 STORE = f"s3://{BUCKET}/out"
 STORE_PREFIX = "out/"
 INCOMING = "incoming/"
-SENSOR_SECONDS = 5  # the setting's minimum (ge=5)
 UPLOADS = 10
 CATALOG_SIZE = 100
 POLL = 0.1
@@ -176,6 +179,28 @@ def _upload_runs(since: datetime, until: datetime) -> None:
     print(f"  task runs total             : {tasks:4d}  ({tasks / UPLOADS:.1f} per upload)")
 
 
+def _breakdown(uploaded_at: dict[str, datetime]) -> None:
+    """Where the time goes: upload -> run created (by serve, or by a trigger from an event)
+    -> run started -> run ended."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        runs = {r.name: r for r in _all_flow_runs(client)}
+    steps: dict[str, list[float]] = {"run created": [], "run started": [], "run ended": []}
+    for sku, at in uploaded_at.items():
+        run = runs.get(f"request-{sku}")
+        if run is None or run.start_time is None or run.end_time is None:
+            continue
+        previous = at
+        for name, point in zip(steps, [run.created, run.start_time, run.end_time], strict=True):
+            steps[name].append((point - previous).total_seconds())
+            previous = point
+    print("  median step times (each from the previous step):")
+    for name, values in steps.items():
+        if values:
+            print(f"    {name:<12}: {statistics.median(values):5.2f} s  (n={len(values)})")
+
+
 def _refresh(catalog: Path, store: Path, label: str) -> None:
     from prefect.client.orchestration import get_client
 
@@ -274,8 +299,6 @@ def main() -> None:
                 "PREFECT_HOME": str(tmp / "serve-home"),
                 "PREFECT_API_URL": api,
                 "PRODUCT_IMAGES_STORE": STORE,
-                "PRODUCT_IMAGES_INCOMING_PREFIX": INCOMING,
-                "PRODUCT_IMAGES_SENSOR_INTERVAL_SECONDS": str(SENSOR_SECONDS),
                 "PRODUCT_IMAGES_BACKEND": "local",
             }
         )
@@ -293,17 +316,19 @@ def main() -> None:
 
         print(
             f"\nUpload -> manifest latency, {UPLOADS} uploads one after another "
-            f"(sensor interval {SENSOR_SECONDS} s, runner poll 1 s, local backend, "
+            f"(README settings: sensor interval {settings.sensor_interval_seconds:g} s, "
+            f"local backend, "
             f"800x600 JPEG, platforms {','.join(settings.platforms)})"
         )
         since = datetime.now(UTC) - timedelta(seconds=1)
-        latencies = []
+        latencies, uploaded_at = [], {}
         for i in range(1, UPLOADS + 1):
             body = _photo(i)
             key = f"{STORE_PREFIX}{INCOMING}LAT-{i}.jpg"
             manifest = f"{STORE_PREFIX}LAT-{i}/manifest.json"
             s3.put_object(Bucket=BUCKET, Key=key, Body=body, ContentType="image/jpeg")
             t0 = time.perf_counter()
+            uploaded_at[f"LAT-{i}"] = datetime.now(UTC)
             if not _wait_key(s3, manifest):
                 print(f"  LAT-{i}: no manifest within {TIMEOUT:g} s (logs in {tmp})")
                 continue
@@ -324,7 +349,10 @@ def main() -> None:
                 f"  ratio median latency / image work: {median / ref:.1f}x  "
                 f"(orchestration overhead ~{median - ref:.2f} s per upload)"
             )
+        _breakdown(uploaded_at)
         _upload_runs(since, until)
+        if "--uploads-only" in sys.argv:
+            return
 
         # 100-product catalog refresh, local store, same server, run in this process.
         photos = tmp / "catalog"

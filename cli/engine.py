@@ -15,8 +15,12 @@ from product_images.catalog import Catalog
 from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest, run_product
 from product_images.settings import Settings
+from product_images.streaming import windowed
 
 __all__ = ["resolve_engine", "run_catalog", "run_one"]
+
+#: Products submitted ahead of the oldest one not collected, per product run at once.
+WINDOW_PER_WORKER = 4
 
 
 def resolve_engine(choice: str) -> str:
@@ -31,7 +35,8 @@ def run_one(
 ) -> ProductResult:
     """One product through the chosen engine; unchanged products are skipped unless `force`."""
     if engine == "inline":
-        return run_product(request, settings, force=force)
+        # No pixel worker processes: starting them takes longer than one photo's work.
+        return run_product(request, settings.model_copy(update={"processes": 0}), force=force)
     from flows.process_product import process_product  # Prefect is imported only when used
     from product_images.errors import ProductError
     from product_images.pipeline import failed_result
@@ -71,5 +76,12 @@ def run_catalog(
 def _inline_results(
     requests: list[ProductRequest], settings: Settings, force: bool
 ) -> Iterator[ProductResult]:
+    """Results in catalog order, a bounded window of products submitted at a time (memory stays
+    flat whatever the catalog's size; `pool.map` would submit every product at once)."""
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
-        yield from pool.map(lambda r: run_product(r, settings, force=force), requests)
+        yield from windowed(
+            requests,
+            lambda request: pool.submit(run_product, request, settings, force=force),
+            lambda _, future: future.result(),
+            WINDOW_PER_WORKER * settings.concurrency,
+        )

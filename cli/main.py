@@ -1,17 +1,23 @@
-"""`product-images`: run, batch, check, specs, demo, settings."""
+"""`product-images`: run, batch, check, specs, models, generative-models, demo, settings."""
 
 from __future__ import annotations
 
 import json
 import sys
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import AliasChoices
 
 from cli.engine import resolve_engine, run_catalog, run_one
-from cli.serve import serve
+from cli.generative_models import generative_models
+from cli.local_s3 import local_s3, upload
+from cli.models import models, say_if_classical
+from cli.serve import deploy, serve
 from product_images.errors import ProductImagesError
 from product_images.manifest import ProductResult
 from product_images.settings import Settings, get_settings
@@ -73,7 +79,8 @@ def _echo_result(result: ProductResult, store: str) -> None:
         label = {"skipped": "SKIPPED", "deferred": "DEFERRED"}.get(result.status, "FAILED")
         click.echo(f"{label} {result.sku}: [{result.reason}] {result.message}", err=True)
         return
-    review = "  NEEDS REVIEW" if result.needs_review else ""
+    reasons = "; ".join(result.review_reasons) or "see the manifest"
+    review = f"  NEEDS REVIEW: {reasons}" if result.needs_review else ""
     where = f"{store.rstrip('/')}/{result.manifest_key}"
     cost = f", {result.paid_calls} paid calls ${result.cost_usd:.4f}" if result.paid_calls else ""
     click.echo(f"done {result.sku}: {result.outputs} images{cost}, manifest {where}{review}")
@@ -130,6 +137,7 @@ def run(
         scene_hint=scene_hint,
     )
     engine_name = resolve_engine(settings.engine)
+    say_if_classical(settings)
     result = _guarded(lambda: run_one(request, settings, engine_name, force))
     _echo_result(result, settings.store)
     sys.exit({"done": 0, "unchanged": 0, "skipped": 3}.get(result.status, 1))
@@ -185,6 +193,7 @@ def batch(
         backend=backend,
         budget_usd=budget_usd,
     )
+    say_if_classical(settings)
     summary = _guarded(lambda: _run_batch(catalog, settings, tag, force, batch_mode))
     for line in summary.lines():
         click.echo(line, err=line.startswith(("FAILED", "DEFERRED")))
@@ -220,9 +229,26 @@ def _run_batch(
     )
     if batch_mode:
         _prefill(loaded.requests, settings, force)
-    with click.progressbar(length=len(loaded.requests), label="products", file=sys.stderr) as bar:
-        results = run_catalog(loaded, settings, lambda _: bar.update(1), force)
+    with _progress(len(loaded.requests)) as advance:
+        results = run_catalog(loaded, settings, advance, force)
     return CatalogSummary(results=results)
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[ProductResult], None]]:
+    """A bar on a terminal; elsewhere (logs, CI, pipes) one plain line per finished product."""
+    if sys.stderr.isatty():
+        with click.progressbar(length=total, label="products", file=sys.stderr) as bar:
+            yield lambda _: bar.update(1)
+        return
+    done = 0
+
+    def line(result: ProductResult) -> None:
+        nonlocal done
+        done += 1
+        click.echo(f"[{done}/{total}] {result.sku} {result.status}", err=True)
+
+    yield line
 
 
 def _prefill(requests: list[Any], settings: Settings, force: bool) -> None:
@@ -269,6 +295,10 @@ def check(file: Path, platform: str, slot: str | None, as_json: bool) -> None:
             mark = "PASS" if r.passed else "FAIL"
             click.echo(f"  {mark}  {r.rule:17s} {r.measured}  (expected {r.expected})")
     sys.exit(0 if passed else 1)
+
+
+main.add_command(models)
+main.add_command(generative_models)
 
 
 @main.group()
@@ -328,7 +358,7 @@ _TO_RETRY = ("failed", "deferred")
 @main.command()
 @_store_option
 def failed(store: str | None) -> None:
-    """Products whose last run failed or was deferred, with the reason."""
+    """Products whose last run failed or was deferred, with the reason (exit 1 if any)."""
     from product_images.status import last_statuses
     from product_images.store import open_store
 
@@ -342,13 +372,36 @@ def failed(store: str | None) -> None:
         )
     deferred = sum(s.result.status == "deferred" for s in statuses)
     click.echo(f"{len(statuses) - deferred} failed product(s), {deferred} deferred", err=True)
+    sys.exit(1 if statuses else 0)
+
+
+def _retryable(statuses: list[Any], everything: bool) -> list[Any]:
+    """Deferred products and failures a rerun can fix (an outage); all of them with
+    `everything`. Prints what is left out and why."""
+    from product_images.errors import transient_reasons
+
+    transient = transient_reasons()
+    chosen = []
+    for status in statuses:
+        result = status.result
+        if everything or result.status == "deferred" or result.reason in transient:
+            chosen.append(status)
+        else:
+            click.echo(f"not retried {result.sku}: [{result.reason}] needs a fix first", err=True)
+    return chosen
 
 
 @main.command()
 @_store_option
 @_engine_option
-def retry(store: str | None, engine: str | None) -> None:
-    """Run again every product whose last run failed or was deferred."""
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also products that failed for their input (corrupt photo, no product found...).",
+)
+def retry(store: str | None, engine: str | None, everything: bool) -> None:
+    """Run again the products whose last run was deferred or failed for an outage."""
     from product_images.catalog import Catalog
     from product_images.status import last_statuses
     from product_images.store import open_store
@@ -356,7 +409,7 @@ def retry(store: str | None, engine: str | None) -> None:
 
     settings = _settings(store=store, engine=engine)
     statuses = _guarded(lambda: last_statuses(open_store(settings.store), _TO_RETRY))
-    requests = [s.request for s in statuses]
+    requests = [s.request for s in _retryable(statuses, everything)]
     if resolve_engine(settings.engine) == "prefect":
         results = [run_one(r, settings, "prefect", force=True) for r in requests]
     else:
@@ -389,9 +442,15 @@ def show_settings() -> None:
     """Every setting with its current value and description."""
     current = get_settings()
     for name, field in Settings.model_fields.items():
-        click.echo(
-            f"PRODUCT_IMAGES_{name.upper()} = {getattr(current, name)!r}\n    {field.description}"
-        )
+        click.echo(f"{_variable(name)} = {getattr(current, name)!r}\n    {field.description}")
+
+
+def _variable(name: str) -> str:
+    """The environment variable a setting is read from: its alias when it has one."""
+    alias = Settings.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"PRODUCT_IMAGES_{name.upper()}"
 
 
 @main.command()
@@ -477,3 +536,6 @@ def verify(store: str | None) -> None:
 
 
 main.add_command(serve)
+main.add_command(deploy)
+main.add_command(local_s3)
+main.add_command(upload)

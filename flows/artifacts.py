@@ -1,4 +1,5 @@
-"""Prefect artifacts of a catalog run: an outputs table, a markdown summary, a progress bar.
+"""Prefect artifacts: a catalog run's outputs table, markdown summary and progress bar, and
+a product run's page (thumbnails, check results, links).
 
 Decision: artifacts are created only inside a flow or task run. Prefect 3.9 can still create
 them outside a run, but warns that this is deprecated, and outside a run (e.g. the inline
@@ -7,8 +8,10 @@ Inside a run, an artifact that cannot be made (API down, unreadable manifest, ba
 logged as a warning and skipped: artifacts are a view of the run, never a reason to fail it.
 
 Image links come from `Store.link`: presigned https URLs on S3 (so private buckets render,
-until the links expire after LINK_EXPIRES_IN seconds), file:// URLs on a local store (only a
-browser on the same machine can open those; the Prefect UI usually will not show them).
+until the links expire after the `link_expiry_hours` setting), file:// URLs on a local store
+(only a browser on the same machine can open those; the Prefect UI usually will not show
+them). Pictures shown inline are thumbnails (product_images/thumbnails.py), each linking to
+the full-size image.
 """
 
 from __future__ import annotations
@@ -34,20 +37,26 @@ from prefect.artifacts import (
 )
 from prefect.context import FlowRunContext, TaskRunContext
 
-from product_images.manifest import Manifest, OutputRecord, ProductResult
+from product_images.manifest import (
+    Manifest,
+    MasterRecord,
+    OutputRecord,
+    ProductResult,
+    manifest_key,
+)
+from product_images.settings import get_settings
 from product_images.store import Store
 from product_images.summary import CatalogSummary
+from product_images.thumbnails import ensure_thumbnail
 
 __all__ = [
-    "LINK_EXPIRES_IN",
     "MAX_KEY_LENGTH",
     "ProgressReporter",
     "artifact_key",
+    "publish_product_artifact",
     "publish_run_artifacts",
 ]
 
-#: Presigned links live 7 days, the longest S3 SigV4 allows.
-LINK_EXPIRES_IN = 7 * 24 * 3600
 #: Longest artifact key made; longer ones are cut and end in a hash of the full key.
 MAX_KEY_LENGTH = 80
 #: Products whose manifests are read for one table row per output image; later ones get one row.
@@ -158,10 +167,26 @@ def _link(store: Store, key: str | None) -> str:
     if not key:
         return ""
     try:
-        return store.link(key, LINK_EXPIRES_IN)
+        return store.link(key, round(get_settings().link_expiry_hours * 3600))
     except Exception as error:
         _log.debug("no link for %s: %r", key, error)
         return ""
+
+
+def _picture(
+    store: Store, sku: str, record: MasterRecord | OutputRecord, title: str
+) -> tuple[str, str] | None:
+    """A thumbnail and a link to the full image, as markdown; None when either cannot be
+    had. Two cells, not an image inside a link: the UI's markdown shows that as text."""
+    try:
+        thumb = _link(store, ensure_thumbnail(store, sku, record))
+    except Exception as error:
+        _logger().warning("artifacts: no thumbnail of %s: %r", record.key, error)
+        return None
+    full = _link(store, record.key)
+    if not (thumb and full):
+        return None
+    return f"![{_text(sku)} {_text(title)}]({_url(thumb)})", f"[full size]({_url(full)})"
 
 
 # ---------------------------------------------------------------------------- table rows
@@ -300,20 +325,89 @@ def _thumbnails(sku: str, manifest: Manifest, store: Store) -> list[str]:
     master = next((m for m in manifest.masters if m.variant == "white"), None)
     master = master or next(iter(manifest.masters), None)
     main = _main_output(manifest.outputs)
-    cells = [
-        (f"{master.variant} master", master.key) if master else None,
-        (f"{main.platform}/{main.slot}", main.key) if main else None,
-    ]
-    shown = [(title, _link(store, key)) for title, key in filter(None, cells)]
-    shown = [(title, url) for title, url in shown if url]
-    if not shown:
+    cells: list[tuple[str, MasterRecord | OutputRecord]] = []
+    if master:
+        cells.append((f"{master.variant} master", master))
+    if main:
+        cells.append((f"{main.platform}/{main.slot}", main))
+    return _picture_row(store, sku, cells)
+
+
+def _picture_row(
+    store: Store, sku: str, cells: list[tuple[str, MasterRecord | OutputRecord]]
+) -> list[str]:
+    """A markdown table of thumbnails under their titles, links to the full images below."""
+    shown = [(title, _picture(store, sku, record, title)) for title, record in cells]
+    pictures = [(title, picture) for title, picture in shown if picture]
+    if not pictures:
         return []
     return [
-        "| " + " | ".join(title for title, _ in shown) + " |",
-        "|" + "---|" * len(shown),
-        "| " + " | ".join(f"![{_text(sku)} {title}]({_url(url)})" for title, url in shown) + " |",
+        "| " + " | ".join(_text(title) for title, _ in pictures) + " |",
+        "|" + "---|" * len(pictures),
+        "| " + " | ".join(image for _, (image, _) in pictures) + " |",
+        "| " + " | ".join(link for _, (_, link) in pictures) + " |",
         "",
     ]
+
+
+# ---------------------------------------------------------------------------- product runs
+
+
+def publish_product_artifact(result: ProductResult, store: Store) -> None:
+    """Publish a product run's page, keyed `product-<sku>` (the UI keeps every version of a
+    key, so a product's history is one list); never raises, a no-op outside a run."""
+    if not _in_run():
+        return
+    _safely(
+        "the product artifact",
+        lambda: create_markdown_artifact(
+            _product_page(result, store),
+            key=artifact_key("product", result.sku),
+            description=f"{result.sku}: {_status(result)}",
+            _sync=True,  # type: ignore[call-arg]
+        ),
+    )
+
+
+def _product_page(result: ProductResult, store: Store) -> str:
+    lines = [f"# {_text(result.sku)}: {_status(result)}", ""]
+    if result.reason or result.message:
+        lines += [f"{_text(_reason(result), 1000)}", ""]
+    manifest = _read_manifest(store, result.manifest_key) if result.manifest_key else None
+    if result.status in ("done", "unchanged") and isinstance(manifest, Manifest):
+        lines += _manifest_section(result.sku, manifest, store)
+    elif isinstance(manifest, str):
+        lines += [f"- {_text(manifest)}", ""]
+    return "\n".join(lines).strip() + "\n"
+
+
+def _manifest_section(sku: str, manifest: Manifest, store: Store) -> list[str]:
+    order = {"white": 0, "scene": 1, "detail": 2}
+    masters = sorted(manifest.masters, key=lambda m: order.get(m.variant, len(order)))
+    cells: list[tuple[str, MasterRecord | OutputRecord]] = [
+        (f"{m.variant} master", m) for m in masters
+    ]
+    lines = _picture_row(store, sku, cells)
+    lines += [f"- needs review: {_text(text)}" for text in _flag_texts(manifest)]
+    link = _link(store, manifest_key(sku))
+    lines += [f"- [manifest]({_url(link)})" if link else "", ""]
+    lines += [
+        "| platform | slot | size | bytes | checks | failed rules | image |",
+        "|---|---|---|---:|---|---|---|",
+    ]
+    return lines + [_output_line(output, store) for output in manifest.outputs] + [""]
+
+
+def _output_line(output: OutputRecord, store: Store) -> str:
+    failed = [check.rule for check in output.checks if not check.passed]
+    passed = len(output.checks) - len(failed)
+    link = _link(store, output.key)
+    image = f"[{_text(output.format)}]({_url(link)})" if link else ""
+    rules = ", ".join(f"`{_code(rule)}`" for rule in failed)
+    return (
+        f"| {_text(output.platform)} | {_text(output.slot)} | {output.width}x{output.height} "
+        f"| {output.bytes} | {passed}/{len(output.checks)} | {rules} | {image} |"
+    )
 
 
 def _main_output(outputs: list[OutputRecord]) -> OutputRecord | None:

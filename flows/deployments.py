@@ -2,9 +2,11 @@
 
     process-product   on demand (UI form, CLI, API) and on each `product.uploaded` event
     catalog-refresh   cron + time zone from the settings, over the refresh catalog
-    upload-sensor     every `sensor_interval_seconds`: turns new uploads into events
+    upload-sensor     for workers: every `worker_sensor_interval_seconds`, turns new uploads
+                      into events (`serve` looks every second in-process instead: no flow
+                      run per look)
 
-`product-images serve` runs them in one process (no work pool). For workers, register them
+`product-images serve` runs the first two in one process (no work pool). For workers, register them
 to the `work_pool` setting's pool with `[d.apply() for d in deployments(settings,
 work_pool=True)]`, or `prefect deploy --all` with prefect.yaml, which mirrors this module
 (tests/flows/test_deployments.py checks that the two agree).
@@ -21,23 +23,28 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.runtime import flow_run
 from prefect.schedules import Cron, Interval
-from pydantic import BaseModel, Field
+from prefect.utilities.callables import ParameterSchema
+from pydantic import BaseModel, Field, field_validator
 
 from flows.process_catalog import process_catalog
-from flows.process_product import process_product
+from flows.process_product import make_in_run
 from flows.upload_sensor import UPLOAD_EVENT, sense_uploads
+from product_images.errors import InvalidSkuError
 from product_images.manifest import ProductResult
+from product_images.pipeline import SKU_PATTERN, ProductRequest, check_sku
 from product_images.settings import Settings, get_settings
-from product_images.specs import Variant
+from product_images.specs import Variant, load_specs
 from product_images.store import open_store
 from product_images.summary import CatalogSummary
 from product_images.uploads import claim_upload, finish_upload, release_upload, write_store_catalog
 
 __all__ = [
+    "HIDDEN_PARAMETERS",
     "ProductParameters",
     "deployments",
     "process_product_deployment",
     "refresh_catalog",
+    "run_form_schema",
     "upload_trigger",
 ]
 
@@ -53,9 +60,10 @@ class ProductParameters(BaseModel):
     """One product to make: the Run form of `process-product` in the Prefect UI."""
 
     sku: str = Field(
-        description="Stock keeping unit: letters, digits, '.', '_' and '-'; the product's "
-        "folder in the store. Required: there is no sensible default.",
+        description="Stock keeping unit: letters, digits, '.', '_' and '-' (no '..', at most "
+        "128); the product's folder in the store. Required: there is no sensible default.",
         examples=["SKU-1234"],
+        json_schema_extra={"pattern": SKU_PATTERN},  # the form checks it as you type
     )
     source: str = Field(
         description="The product photo: an s3://bucket/key URL or a path on the machine that "
@@ -64,8 +72,7 @@ class ProductParameters(BaseModel):
     )
     platforms: list[str] | None = Field(
         default=None,
-        description="Marketplaces to render for, e.g. amazon, shopify, instagram; "
-        "empty = the `platforms` setting.",
+        description="Marketplaces to render for; empty = the `platforms` setting.",
     )
     variants: list[Variant] | None = Field(
         default=None,
@@ -88,18 +95,31 @@ class ProductParameters(BaseModel):
         "since its manifest (otherwise it is reported 'unchanged').",
     )
 
+    @field_validator("sku")
+    @classmethod
+    def _safe_sku(cls, value: str) -> str:
+        try:  # the CLI's rule, also for runs started through the API
+            return check_sku(value)
+        except InvalidSkuError as error:
+            raise ValueError(str(error)) from None  # pydantic reports ValueErrors per field
+
+
+#: Parameters the upload trigger sets and a person never should: not on the Run form.
+HIDDEN_PARAMETERS = ("idempotency_key", "store")
+
 
 def _make(params: ProductParameters, store_url: str) -> ProductResult:
-    return process_product(
+    """In this flow run (no subflow): its artifact shows on the run the UI opens."""
+    request = ProductRequest(
         sku=params.sku,
         source=params.source,
-        platforms=params.platforms,
-        store=store_url,
+        platforms=params.platforms or get_settings().platforms,
         backend=params.backend,
         budget_usd=params.budget_usd,
-        force=params.force,
+        run_id=str(flow_run.get_id() or ""),
         variants=params.variants,
     )
+    return make_in_run(request, store_url, params.force)
 
 
 @flow(name="product-request", flow_run_name="request-{params.sku}")
@@ -184,14 +204,35 @@ def _one_at_a_time() -> ConcurrencyLimitConfig:
     return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 
-def _product(placement: dict[str, Any]) -> RunnerDeployment:
-    return RunnerDeployment.from_flow(
+def _product(settings: Settings, placement: dict[str, Any]) -> RunnerDeployment:
+    deployment = RunnerDeployment.from_flow(
         process_product_deployment,
         name="process-product",
         description="Make one product: from the Run form, or from each uploaded photo.",
         triggers=[upload_trigger()],
         **placement,
     )
+    known = sorted(load_specs(settings.spec_dirs()))
+    schema = run_form_schema(deployment._parameter_openapi_schema.model_dump(), known)
+    deployment._parameter_openapi_schema = ParameterSchema.model_validate(schema)
+    return deployment
+
+
+def run_form_schema(schema: dict[str, Any], platforms: list[str]) -> dict[str, Any]:
+    """The Run form a shop manager sees: platforms chosen from `platforms`, no internal
+    parameters, and optional fields without Prefect's "is type None" toggle (an empty
+    field is simply not sent, and the model's default None applies)."""
+    for name in HIDDEN_PARAMETERS:
+        schema["properties"].pop(name, None)
+    form = schema["definitions"]["ProductParameters"]["properties"]
+    for field in form.values():
+        choices = [c for c in field.get("anyOf", []) if c.get("type") != "null"]
+        if len(choices) == 1 and field.get("default", 0) is None:
+            del field["anyOf"], field["default"]
+            field.update(choices[0])
+    form["platforms"]["items"] = {"type": "string", "enum": platforms}
+    form["platforms"]["uniqueItems"] = True
+    return schema
 
 
 def _refresh(settings: Settings, placement: dict[str, Any]) -> RunnerDeployment:
@@ -210,7 +251,7 @@ def _refresh(settings: Settings, placement: dict[str, Any]) -> RunnerDeployment:
 
 
 def _sensor(settings: Settings, placement: dict[str, Any]) -> RunnerDeployment:
-    every = timedelta(seconds=settings.sensor_interval_seconds)
+    every = timedelta(seconds=settings.worker_sensor_interval_seconds)
     # A fixed anchor, so registering again does not move the schedule.
     schedule = Interval(every, anchor_date=_ANCHOR, slug="poll-incoming")
     return RunnerDeployment.from_flow(
@@ -236,14 +277,18 @@ def _placement(settings: Settings, work_pool: bool, queue: str) -> dict[str, Any
 def deployments(
     settings: Settings | None = None, *, work_pool: bool = False
 ) -> list[RunnerDeployment]:
-    """process-product, catalog-refresh and upload-sensor, configured from `settings`.
+    """process-product and catalog-refresh, configured from `settings`; with `work_pool=True`
+    also upload-sensor.
 
     With `work_pool=True` they go to the `work_pool` setting's pool (queues `uploads` and
-    `refresh`); otherwise they are for `prefect.serve`, which takes no pool.
+    `refresh`); otherwise they are for `prefect.serve`, which takes no pool and looks for
+    uploads itself (flows.upload_sensor.UploadWatcher).
     """
     settings = settings or get_settings()
-    return [
-        _product(_placement(settings, work_pool, UPLOADS_QUEUE)),
+    built = [
+        _product(settings, _placement(settings, work_pool, UPLOADS_QUEUE)),
         _refresh(settings, _placement(settings, work_pool, REFRESH_QUEUE)),
-        _sensor(settings, _placement(settings, work_pool, UPLOADS_QUEUE)),
     ]
+    if work_pool:
+        built.append(_sensor(settings, _placement(settings, work_pool, UPLOADS_QUEUE)))
+    return built

@@ -1,11 +1,14 @@
 """Flow: every product of a catalog (CSV/JSON file, folder or s3:// prefix), bounded concurrency.
 
 One product's failure never stops the others; the flow returns a summary of all of them.
+
+Products are submitted a window at a time and their futures dropped as soon as their results
+are in (`windowed`), so a catalog of any size holds only a few futures and their task states:
+the flow's memory stays flat along the run (bench/catalog_memory.py).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -21,12 +24,20 @@ from product_images.manifest import ProductResult
 from product_images.pipeline import failed_result
 from product_images.settings import get_settings
 from product_images.store import open_store
+from product_images.streaming import windowed
 from product_images.summary import CatalogSummary
 from tasks.batch import prefill_batch_task
 from tasks.limits import ensure_concurrency_limits
 from tasks.product import product_task
+from tasks.quiet_errors import quiet_product_errors
 
 __all__ = ["catalog_flow", "process_catalog"]
+
+#: Products submitted ahead of the oldest one not collected, per product run at once (and at
+#: least MIN_WINDOW, as `catalog_flow` may run more at once than the setting says): enough that
+#: a slow or deferred product never leaves a worker idle, few enough to keep memory flat.
+WINDOW_PER_WORKER = 4
+MIN_WINDOW = 64
 
 
 def _result_of(sku: str, future: PrefectFuture[ProductResult]) -> ProductResult:
@@ -41,6 +52,13 @@ def _result_of(sku: str, future: PrefectFuture[ProductResult]) -> ProductResult:
     except Exception as error:  # a crash of one product must not hide the others
         return ProductResult(sku=sku, status="failed", reason="crashed", message=repr(error)[:300])
     return ProductResult(sku=sku, status="failed", reason="crashed", message=str(state.name))
+
+
+def _run_label(tag: str) -> str:
+    """What the run's artifacts are keyed by: this run's name (unique per run, as the UI
+    shows it), with the catalog tag in front when there is one."""
+    name = str(flow_run.get_name() or "") or str(flow_run.get_id() or "")[:8]
+    return "-".join(part for part in (tag, name) if part) or "catalog"
 
 
 @flow(
@@ -61,6 +79,7 @@ def process_catalog(
 
     A product deferred by its generative backend is retried after the breaker's cool-down
     (`defer_retries` times) while the others go on; it ends done, or deferred."""
+    quiet_product_errors()  # a bad photo: one line in the log, not a traceback
     settings = get_settings()
     ensure_concurrency_limits(settings)  # the tasks take them strictly
     store_url = store or settings.store
@@ -72,17 +91,21 @@ def process_catalog(
         budget_usd=budget_usd,
         backend=backend,
     )
-    label = tag or Path(catalog).stem or "catalog"
+    label = _run_label(tag)
     progress = ProgressReporter(label)
     progress.start(len(loaded.requests) + len(loaded.rejected))
     progress.advance(len(loaded.rejected))
     if batch_mode:  # generations at half price first; the products then find them cached
         prefill_batch_task(loaded.requests, store_url, force)
-    make = product_task(settings)
-    futures = [(r.sku, make.submit(r, store_url, force)) for r in loaded.requests]
     results = list(loaded.rejected)
-    for sku, future in futures:
-        results.append(_result_of(sku, future))
+    make = product_task(settings)
+    for result in windowed(
+        loaded.requests,
+        lambda request: make.submit(request, store_url, force),
+        lambda request, future: _result_of(request.sku, future),
+        max(WINDOW_PER_WORKER * settings.concurrency, MIN_WINDOW),
+    ):
+        results.append(result)
         progress.advance()
     progress.finish()
     summary = CatalogSummary(results=results)

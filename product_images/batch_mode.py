@@ -18,7 +18,9 @@ from product_images.generative.base import Attempt, GenerationRequest, Generatio
 from product_images.generative.budget import budget_for
 from product_images.generative.cache import GenerationCache
 from product_images.generative.clients import make_batch_client
+from product_images.generative.configured_model import batch_discount, price_table
 from product_images.generative.ledger import Ledger, entry_from
+from product_images.model_catalogue import ModelPrice
 from product_images.pipeline import ProductRequest, check_sku, cut_out, load_source, platforms_of
 from product_images.settings import Settings
 from product_images.store import Store
@@ -44,6 +46,15 @@ class _Job:
     tag: str
 
 
+@dataclass(frozen=True)
+class _Pricing:
+    """How batch results are booked: prices from the model catalogue, at its Batch discount."""
+
+    prices: dict[str, ModelPrice]
+    discount: float
+    model: str
+
+
 def prefill_with_batch(
     requests: list[ProductRequest], store: Store, settings: Settings
 ) -> BatchReport:
@@ -51,6 +62,9 @@ def prefill_with_batch(
     backend = generative_backend(settings)
     if backend is None or backend.name != "gemini":
         return BatchReport()
+    if batch_discount(settings, backend.choice) is None:
+        note = f"{backend.choice.model} has no Batch API (model catalogue): normal calls"
+        return BatchReport(left_for_sync=[note])
     jobs: dict[str, _Job] = {}
     for request in requests:
         try:
@@ -96,12 +110,10 @@ def _jobs_for(
 def _run_jobs(
     jobs: dict[str, _Job], backend: GenerativeBackend, store: Store, settings: Settings, run_id: str
 ) -> BatchReport:
-    estimate = (
-        sum(
-            estimate_cost(backend.generator, settings, j.request.prompt, len(j.request.images))
-            for j in jobs.values()
-        )
-        * settings.batch_discount
+    discount = batch_discount(settings, backend.choice) or 1.0
+    estimate = discount * sum(
+        estimate_cost(backend.choice, settings, j.request.prompt, len(j.request.images))
+        for j in jobs.values()
     )
     budget = budget_for(run_id, settings.budget_usd)
     budget.reserve(estimate)  # BudgetExceededError: no batch; products are skipped as usual
@@ -115,7 +127,8 @@ def _run_jobs(
     except GenerationError as error:
         outcomes = {}
         report.left_for_sync.append(f"batch submission failed: {error}")
-    _book(outcomes, jobs, store, settings, report)
+    pricing = _Pricing(price_table(settings, backend.choice), discount, backend.choice.model)
+    _book(outcomes, jobs, store, pricing, report)
     budget.settle(estimate, report.cost_usd)
     report.left_for_sync += [
         f"{j.sku}/{j.variant}: no batch result" for k, j in jobs.items() if k not in outcomes
@@ -127,7 +140,7 @@ def _book(
     outcomes: dict[str, GenerationResult | GenerationError],
     jobs: dict[str, _Job],
     store: Store,
-    settings: Settings,
+    pricing: _Pricing,
     report: BatchReport,
 ) -> None:
     """Cache every image and write one ledger entry per request, at the batch price."""
@@ -144,11 +157,11 @@ def _book(
             report.made += 1
         else:
             attempt = Attempt(
-                "gemini-batch", settings.gemini_model, outcome.reason, outcome.status, Usage(), 0.0
+                "gemini-batch", pricing.model, outcome.reason, outcome.status, Usage(), 0.0
             )
             report.left_for_sync.append(f"{job.sku}/{job.variant}: {outcome.reason}")
-        entry = entry_from(attempt, job.sku, job.variant, job.tag, settings.prices)
-        discounted = round(entry.cost_usd * settings.batch_discount, 6)
+        entry = entry_from(attempt, job.sku, job.variant, job.tag, pricing.prices)
+        discounted = round(entry.cost_usd * pricing.discount, 6)
         entry = entry.model_copy(update={"cost_usd": discounted})
         ledger.append(entry)
         report.cost_usd += entry.cost_usd

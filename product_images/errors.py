@@ -24,6 +24,8 @@
     │       │   ├── NoImageError             an answer without an image, or unreadable JSON
     │       │   ├── BackendUnavailableError  the backend's circuit breaker is open: the
     │       │   │                            product is deferred, retried after the cool-down
+    │       │   ├── LimitsUnavailableError   the Prefect server holding the shared limits did
+    │       │   │                            not answer: no call made, the product deferred
     │       │   └── BatchJobError            a batch job failed, was cancelled, expired or timed
     │       │                                out: send its requests synchronously instead
     │       └── PermanentGenerationError     the same request will fail again
@@ -32,9 +34,13 @@
     │           ├── AuthenticationError      401 / 403: key missing, invalid or not allowed
     │           └── ModelNotFoundError       404: the model id is wrong or shut down
     ├── CatalogError               the catalog file itself cannot be read
-    ├── SpecError                  a platform spec file is invalid (names file and field)
+    ├── SpecError                  a data file (platform or segmenter spec) is invalid (names
+    │   │                          file and field)
     │   └── UnknownPlatformError   no spec file for that platform or slot
+    ├── ModelFileError             a segmentation model is missing, corrupt or cannot be fetched
     ├── SettingsError              a setting is invalid
+    │   ├── ModelCatalogError      a model catalogue file is invalid (names file and field)
+    │   └── ModelRetiredError      the configured model is shut down (names the ids to use)
     └── StorageError               the store failed (outage, permissions)
         └── ObjectNotFoundError    the key does not exist
 
@@ -64,8 +70,12 @@ __all__ = [
     "ImageTooLargeError",
     "ImageTooSmallError",
     "InvalidSkuError",
+    "LimitsUnavailableError",
     "MissingSourceError",
+    "ModelCatalogError",
+    "ModelFileError",
     "ModelNotFoundError",
+    "ModelRetiredError",
     "NoImageError",
     "NoProductFoundError",
     "ObjectNotFoundError",
@@ -85,6 +95,7 @@ __all__ = [
     "UnknownPlatformError",
     "UnsupportedImageError",
     "UpstreamServerError",
+    "transient_reasons",
 ]
 
 
@@ -93,6 +104,24 @@ class ProductImagesError(Exception):
 
     #: A short machine-readable reason, recorded in manifests and summaries.
     reason = "error"
+    #: Whether the same product, unchanged, can succeed later (an outage, not bad input):
+    #: `product-images retry` runs only products that failed for such reasons (or --all).
+    transient = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (pixel workers, Prefect's process runners); the
+        # default pickling calls __init__(*args), which subclasses with their own signature
+        # (SourceError(source, detail)) do not take. Rebuild from the state instead.
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
+
+
+def _rebuild_error(
+    cls: type[ProductImagesError], args: tuple[Any, ...], state: dict[str, Any]
+) -> ProductImagesError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ProductError(ProductImagesError):
@@ -159,12 +188,14 @@ class SourceFetchError(SourceError):
     """An http(s) source could not be downloaded: an HTTP error, a timeout, too many redirects."""
 
     reason = "source_fetch_failed"
+    transient = True
 
 
 class SourceTooLargeError(SourceFetchError):
     """The download is bigger than `source_url_max_bytes`; it was stopped, not kept."""
 
     reason = "source_too_large"
+    transient = False
 
 
 class StorageUnavailableError(ProductError):
@@ -172,6 +203,7 @@ class StorageUnavailableError(ProductError):
     manifest is written last), so the product is deferred: a later run makes it."""
 
     reason = "storage_unavailable"
+    transient = True
 
 
 class InvalidSkuError(ProductError):
@@ -193,7 +225,8 @@ class CatalogError(ProductImagesError):
 
 
 class SpecError(ProductImagesError):
-    """A platform spec file is invalid; the message names the file and the field."""
+    """A data file (a platform or segmenter spec) is invalid; the message names the file and
+    the field."""
 
     reason = "bad_spec"
 
@@ -204,10 +237,28 @@ class UnknownPlatformError(SpecError):
     reason = "unknown_platform"
 
 
+class ModelFileError(ProductImagesError):
+    """A neural model's weight file is missing, fails its checksum, or cannot be fetched."""
+
+    reason = "model_unavailable"
+
+
 class SettingsError(ProductImagesError):
     """A setting has an invalid value."""
 
     reason = "bad_settings"
+
+
+class ModelCatalogError(SettingsError):
+    """A generative model catalogue file is invalid; the message names the file and the field."""
+
+    reason = "bad_model_catalogue"
+
+
+class ModelRetiredError(SettingsError):
+    """The configured model id is shut down; the message names the ids to use instead."""
+
+    reason = "model_retired"
 
 
 class StorageError(ProductImagesError):
@@ -246,6 +297,7 @@ class RetryableGenerationError(GenerationError):
     """Worth trying again: `retry_after` (seconds) is the server's hint when it gave one."""
 
     reason = "generation_unavailable"
+    transient = True
 
     def __init__(
         self, message: str, status: int | None = None, retry_after: float | None = None
@@ -288,6 +340,13 @@ class BackendUnavailableError(RetryableGenerationError):
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message, None, retry_after)
+
+
+class LimitsUnavailableError(RetryableGenerationError):
+    """The server holding the shared rate and concurrency limits (Prefect's) did not answer
+    (busy, restarting): no call was made, and the product is deferred, not failed."""
+
+    reason = "limits_unavailable"
 
 
 class BatchJobError(RetryableGenerationError):
@@ -346,3 +405,15 @@ class ModelNotFoundError(PermanentGenerationError):
     """404: the configured model id does not exist (or was shut down)."""
 
     reason = "model_not_found"
+
+
+def transient_reasons() -> frozenset[str]:
+    """The `reason` of every error class whose failures a later run can fix by itself."""
+    found: set[str] = set()
+    pending: list[type[ProductImagesError]] = [ProductImagesError]
+    while pending:
+        cls = pending.pop()
+        if cls.transient:
+            found.add(cls.reason)
+        pending.extend(cls.__subclasses__())
+    return frozenset(found)

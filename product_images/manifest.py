@@ -77,6 +77,10 @@ class ReviewFlag(BaseModel):
     reason: str
     confidence: float
 
+    def text(self) -> str:
+        """One line for a person: 'white: cluttered background (0.62)'."""
+        return f"{self.step}: {self.reason} ({self.confidence:.2f})"
+
 
 class CallRecord(BaseModel):
     """One call to a paid generative API (or a cache hit, which costs nothing)."""
@@ -108,6 +112,12 @@ class MasterRecord(BaseModel):
     generated_by: str | None = Field(
         default=None, description="Model id when a generative model made this master."
     )
+    digital_source_type: str | None = Field(
+        default=None,
+        description="IPTC DigitalSourceType of the master and its outputs: "
+        "trainedAlgorithmicMedia (the model drew it), compositeWithTrainedAlgorithmicMedia "
+        "(the real product on generated parts), none for purely local masters.",
+    )
     template_sha256: str | None = Field(
         default=None, description="Hash of the prompt template a generated master came from."
     )
@@ -122,6 +132,11 @@ class MasterRecord(BaseModel):
         ge=0,
         description="0: the master slots show; 1, 2...: ranked alternatives (detail crops) "
         "kept for a person to choose from.",
+    )
+    segmenter: str | None = Field(
+        default=None,
+        description="What made the cut-out's mask: 'u2netp+classical' (the neural model, "
+        "finished by the colour analysis), 'classical' (no model file) or 'source-alpha'.",
     )
 
 
@@ -138,6 +153,9 @@ class OutputRecord(BaseModel):
     bytes: int
     sha256: str
     checks: list[CheckResult]
+    digital_source_type: str | None = Field(
+        default=None, description="IPTC DigitalSourceType written into the image's XMP, if any."
+    )
 
     @property
     def passed(self) -> bool:
@@ -189,6 +207,9 @@ class ProductResult(BaseModel):
     message: str = Field(default="", description="One line for a person.")
     manifest_key: str | None = None
     needs_review: bool = False
+    review_reasons: list[str] = Field(
+        default_factory=list, description="Why it needs review: 'step: reason (confidence)'."
+    )
     outputs: int = 0
     paid_calls: int = 0
     cost_usd: float = 0.0

@@ -43,7 +43,7 @@ from product_images.imaging.check import check_image
 from product_images.imaging.compose import Master, with_shadow
 from product_images.imaging.encode import SharedEncodings, encode_master
 from product_images.imaging.loading import SourceImage, decode_source
-from product_images.imaging.provenance import ai_provenance_xmp
+from product_images.imaging.provenance import TRAINED_ALGORITHMIC_MEDIA, ai_provenance_xmp
 from product_images.imaging.render import frame_slots
 from product_images.imaging.segment import Cutout, cutout_from_alpha, segment_product
 from product_images.imaging.transparent import encode_cutout
@@ -59,7 +59,8 @@ from product_images.manifest import (
     stable_key,
     versioned_key,
 )
-from product_images.settings import Settings
+from product_images.segmenters import NeuralSegmenter, find_segmenter
+from product_images.settings import Settings, get_settings
 from product_images.specs import (
     PlatformSpec,
     ShadowSpec,
@@ -69,8 +70,10 @@ from product_images.specs import (
     select_platforms,
 )
 from product_images.store import Store, open_store, read_url
+from product_images.workers import pixel_pool
 
 __all__ = [
+    "SKU_PATTERN",
     "PreparedProduct",
     "ProductRequest",
     "check_sku",
@@ -81,11 +84,17 @@ __all__ = [
     "publish_manifest",
     "render_slots",
     "run_product",
+    "segmenter_of",
+    "warm_up",
 ]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: A SKU safe as a storage key, for both Python and JSON Schema (the Run form checks it in
+#: the browser and the server): letters, digits, '.', '_', '-', no '..', 1-128 characters.
+#: It ends in (?![\s\S]) rather than $, which in Python also matches before a final newline.
+SKU_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?![\s\S])"
+_SKU = re.compile(SKU_PATTERN)
 _CONTENT_TYPES = {
     "jpeg": "image/jpeg",
     "jpg": "image/jpeg",
@@ -145,7 +154,7 @@ class PreparedProduct(BaseModel):
 
 def check_sku(sku: str) -> str:
     """The SKU if it is safe as a storage key; otherwise InvalidSkuError."""
-    if not _SKU.match(sku) or ".." in sku:
+    if not _SKU.match(sku):
         raise InvalidSkuError(
             f"SKU {sku!r} is not usable as a storage key: use letters, digits, '.', '_' "
             "and '-' (no slashes, no '..', at most 128 characters)"
@@ -158,6 +167,15 @@ def _specs(dirs: tuple[Path, ...]) -> dict[str, PlatformSpec]:
     return load_specs(dirs)
 
 
+def warm_up() -> None:
+    """Load, once per process, what every product needs: the spec tables and the neural
+    segmenter's onnxruntime session. Pixel worker processes run it before any work
+    (`product_images.workers`); anything else loaded once per process belongs here."""
+    settings = get_settings()
+    _specs(tuple(settings.spec_dirs()))
+    segmenter_of(settings)
+
+
 def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSpec]:
     """The validated specs of the platforms a request asks for."""
     return select_platforms(_specs(tuple(settings.spec_dirs())), request.platforms)
@@ -165,13 +183,45 @@ def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSp
 
 def load_source(request: ProductRequest, settings: Settings) -> SourceImage:
     """The request's source photo, decoded; a missing file is the product's error."""
+    return _decode(_read_source(request, settings), request, settings)
+
+
+def _read_source(request: ProductRequest, settings: Settings) -> bytes:
     try:
-        data = read_url(request.source, settings=settings)
+        return read_url(request.source, settings=settings)
     except ObjectNotFoundError:
         raise MissingSourceError(request.source, "no such file or object") from None
+
+
+def _decode(data: bytes, request: ProductRequest, settings: Settings) -> SourceImage:
     return decode_source(
         data, request.source, max_pixels=settings.max_pixels, min_side=settings.min_side
     )
+
+
+def segmenter_of(settings: Settings) -> NeuralSegmenter | None:
+    """The neural segmenter the settings name, loaded once per process; None: classical."""
+    return find_segmenter(
+        settings.segmenter, settings.models_dir, settings.segmenter_specs_dir,
+        settings.segmenter_threads,
+    )  # fmt: skip
+
+
+def _decode_and_cut(
+    data: bytes, request: ProductRequest, settings: Settings
+) -> tuple[SourceInfo, ProductCutout]:
+    """The source decoded and cut out: pixels only, no I/O (a worker process's job)."""
+    source = _decode(data, request, settings)
+    return _source_info(request, source), cut_out(source, request.source, settings)
+
+
+def _cut_product(request: ProductRequest, settings: Settings) -> tuple[SourceInfo, ProductCutout]:
+    """The source read here (I/O, credentials), then decoded and cut out in a pixel worker
+    process when the settings ask for several."""
+    data = _read_source(request, settings)
+    if settings.processes <= 1:
+        return _decode_and_cut(data, request, settings)
+    return pixel_pool(settings.processes, warm_up).run(_decode_and_cut, data, request, settings)
 
 
 def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout:
@@ -181,7 +231,7 @@ def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout
         alpha = np.asarray(rgba.getchannel("A"))
         cut: Cutout = cutout_from_alpha(alpha)
         return ProductCutout(np.asarray(rgba.convert("RGB")), cut)
-    cut = segment_product(rgba, settings.working_side)
+    cut = segment_product(rgba, settings.working_side, segmenter_of(settings))
     if not cut.alpha.any():
         detail = "; ".join(cut.reasons) or "no product found"
         raise NoProductFoundError(name, f"cannot separate a product from the background ({detail})")
@@ -215,6 +265,7 @@ def _store_master(
     _remember(store, key, sha256, master.image)
     return MasterRecord(
         generated_by=master.generated_by,
+        digital_source_type=master.digital_source_type,
         template_sha256=master.template_sha256,
         notes=list(master.notes),
         variant=variant,
@@ -248,6 +299,7 @@ def _store_cutout(store: Store, sku: str, product: ProductCutout) -> MasterRecor
         confidence=cut.confidence,
         product_box=cut.box,
         notes=list(cut.reasons),
+        segmenter=cut.segmenter,
     )
 
 
@@ -263,9 +315,11 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
     """Load the source, cut the product out, and store one master per needed variant."""
     sku = check_sku(request.sku)
     variants = _variants(request, settings)
-    source = load_source(request, settings)
-    product = cut_out(source, request.source, settings)
     generative = generative_backend(settings, request.backend)
+    if generative is not None and set(variants) - {"white"}:
+        # During an outage, defer before the pixel work rather than after it.
+        generative.check_available()
+    source, product = _cut_product(request, settings)
     context = MasterContext(
         sku=sku,
         source_sha256=source.sha256,
@@ -296,8 +350,8 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
             for rank, other in enumerate(master.alternates, 1)
         ]
         flags = _review_flags(variant, master.confidence, master.reasons, settings)
-        if master.generated_by is None:  # made from the local cut-out: its doubts apply
-            confidence = min(master.confidence, product.cutout.confidence)
+        if master.digital_source_type != TRAINED_ALGORITHMIC_MEDIA:  # the cut-out's pixels
+            confidence = min(master.confidence, product.cutout.confidence)  # and its doubts
             records = [r.model_copy(update={"confidence": confidence}) for r in records]
         return records, flags
 
@@ -306,12 +360,12 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         made = _in_parallel(make, variants, settings.threads)
         cutout_record = cutout.result()
     records = [record for records, _ in made for record in records]
-    uses_cutout = any(r.generated_by is None for r in records)
+    uses_cutout = any(r.digital_source_type != TRAINED_ALGORITHMIC_MEDIA for r in records)
     cut = product.cutout
     flags = _review_flags("cutout", cut.confidence, cut.reasons, settings) if uses_cutout else []
     return PreparedProduct(
         request=request,
-        source=_source_info(request, source),
+        source=source,
         backend=", ".join(sorted({r.backend for r in records})),
         masters=records,
         cutout=cutout_record,
@@ -392,6 +446,13 @@ def _open_master(store: Store, record: MasterRecord) -> Image.Image:
     return image.convert("RGB")
 
 
+def _source_type(record: MasterRecord) -> str | None:
+    """The IPTC term for outputs of `record` (generated masters of older manifests: trained)."""
+    if record.digital_source_type or not record.generated_by:
+        return record.digital_source_type
+    return TRAINED_ALGORITHMIC_MEDIA
+
+
 def _render_slot(
     sku: str,
     platform: PlatformSpec,
@@ -401,7 +462,8 @@ def _render_slot(
 ) -> tuple[OutputRecord, bytes]:
     """Encode and check one slot's image: `framed` is its master's record and the image."""
     record, image = framed
-    xmp = ai_provenance_xmp(record.generated_by) if record.generated_by else None
+    source_type = _source_type(record)
+    xmp = ai_provenance_xmp(record.generated_by or "", source_type) if source_type else None
     data, encoded = encodings.encode(image, slot, xmp)
     sha256 = hashlib.sha256(data).hexdigest()
     key = versioned_key(f"{sku}/{platform.name}/{slot.name}.{slot.extension}", sha256)
@@ -417,6 +479,7 @@ def _render_slot(
         bytes=len(data),
         sha256=sha256,
         checks=checks,
+        digital_source_type=source_type,
     )
     return output, data
 
@@ -508,6 +571,7 @@ def publish_manifest(
         manifest_key=key,
         outputs=len(outputs),
         needs_review=bool(prepared.needs_review),
+        review_reasons=[flag.text() for flag in prepared.needs_review],
         message="; ".join(notes),
         paid_calls=sum(c.outcome != "cached" for c in prepared.calls),
         cost_usd=manifest.cost_usd,

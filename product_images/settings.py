@@ -5,42 +5,19 @@ Every knob has a default and a description; `product-images settings` prints the
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import AliasChoices, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from product_images.model_catalogue.catalog import ModelPrice, load_catalog
 from product_images.specs import BUILTIN_SPECS_DIR
 
-__all__ = ["DEFAULT_PRICES", "ModelPrice", "Settings", "get_settings"]
-
-
-class ModelPrice(BaseModel):
-    """USD per million tokens."""
-
-    input_per_million: float = Field(ge=0)
-    output_per_million: float = Field(ge=0)
-
-    def cost(self, prompt_tokens: int, output_tokens: int) -> float:
-        """USD for one call."""
-        return (
-            prompt_tokens * self.input_per_million + output_tokens * self.output_per_million
-        ) / 1e6
-
-
-# Paid-tier list prices (../shared/reference §1.7): image output tokens dominate, e.g. a 1K
-# image from 3.1 Flash Image is 1120 tokens x $60/M = $0.067.
-DEFAULT_PRICES: dict[str, ModelPrice] = {
-    "gemini-3.1-flash-image": ModelPrice(input_per_million=0.5, output_per_million=60.0),
-    "gemini-3.1-flash-image-preview": ModelPrice(input_per_million=0.5, output_per_million=60.0),
-    "gemini-3-pro-image": ModelPrice(input_per_million=2.0, output_per_million=120.0),
-    "gemini-3-pro-image-preview": ModelPrice(input_per_million=2.0, output_per_million=120.0),
-    "gemini-2.5-flash-image": ModelPrice(input_per_million=0.3, output_per_million=30.0),
-    "gpt-image-1": ModelPrice(input_per_million=10.0, output_per_million=40.0),
-}
+__all__ = ["ModelPrice", "Settings", "get_settings"]
 
 
 class Settings(BaseSettings):
@@ -89,11 +66,18 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GEMINI_BASE_URL", "PRODUCT_IMAGES_GEMINI_BASE_URL"),
         description="Gemini API root (env GEMINI_BASE_URL): set it for relays and proxies.",
     )
+    model_catalogue_dir: Path | None = Field(
+        default=None,
+        description="Directory of generative model catalogue files (gemini.yaml, openai.yaml) "
+        "replacing "
+        "the built-in ones: model ids, status and dates, image sizes, prices and Batch "
+        "discounts. Costs, imageSize, warnings and the default model come from them.",
+    )
     gemini_model: str = Field(
-        default="gemini-3.1-flash-image",
+        default="",
         validation_alias=AliasChoices("GEMINI_MODEL", "PRODUCT_IMAGES_GEMINI_MODEL"),
-        description="Gemini image model id (env GEMINI_MODEL). Ids change often: "
-        "gemini-2.5-flash-image was shut down on 2026-10-02.",
+        description="Gemini image model id (env GEMINI_MODEL); empty = the catalogue's default "
+        "(gemini-3-pro-image). A deprecated id warns, a shut-down one fails with the ids to use.",
     )
     gemini_auth: Literal["header", "bearer"] = Field(
         default="header",
@@ -102,8 +86,8 @@ class Settings(BaseSettings):
     )
     gemini_image_size: Literal["512", "1K", "2K", "4K"] | None = Field(
         default="2K",
-        description="imageConfig.imageSize for models that take it (Gemini 3 family); "
-        "ignored for 2.5 models.",
+        description="imageConfig.imageSize for models that take it (the catalogue says which "
+        "and which sizes); a size the model lacks becomes the next one up, with a warning.",
     )
     openai_api_key: SecretStr | None = Field(
         default=None,
@@ -127,9 +111,10 @@ class Settings(BaseSettings):
         description="OpenAI-compatible API root (env OPENAI_BASE_URL); /v1/images/edits is used.",
     )
     openai_model: str = Field(
-        default="gpt-image-1",
+        default="",
         validation_alias=AliasChoices("OPENAI_MODEL", "PRODUCT_IMAGES_OPENAI_MODEL"),
-        description="Model for /v1/images/edits (env OPENAI_MODEL).",
+        description="Model for /v1/images/edits (env OPENAI_MODEL); empty = the catalogue's "
+        "default (gpt-image-1).",
     )
     http_proxy: str | None = Field(
         default=None, description="HTTP(S) proxy URL for generative API calls."
@@ -150,15 +135,33 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(
         default=5,
         ge=1,
-        description="Consecutive retryable failures (429, 5xx, timeouts, answers without an "
-        "image) of one backend and model after which its circuit breaker opens: no more calls, "
-        "waiting products are deferred.",
+        description="Outage failures (5xx, failed connections, timeouts) of one backend and "
+        "model within breaker_window seconds, at least breaker_failure_rate of its calls, after "
+        "which its circuit breaker opens: no more calls, waiting products are deferred. 429s "
+        "never open it (they lower the adaptive rate instead).",
+    )
+    breaker_failure_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of the calls in the breaker's window that must have failed with "
+        "5xx or timeouts for it to open: an outage, not the odd 503 of a busy service.",
+    )
+    breaker_window: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds of recent calls the circuit breaker judges the failure rate on.",
     )
     breaker_cooldown: float = Field(
         default=30.0,
         gt=0,
         description="Seconds an open circuit breaker waits before letting one probe call "
-        "through; the probe's success closes it, its failure opens it again.",
+        "through; the probe's answer (a 429 too) closes it, its failure opens it again.",
+    )
+    adaptive_rate: bool = Field(
+        default=True,
+        description="Lower the request rate to a generative backend on each 429 and raise it "
+        "again on successes (like botocore's adaptive retry mode), under <backend>_rpm.",
     )
     defer_retries: int = Field(
         default=3,
@@ -193,9 +196,10 @@ class Settings(BaseSettings):
         "gemini_concurrency.",
     )
     prices: dict[str, ModelPrice] = Field(
-        default_factory=lambda: dict(DEFAULT_PRICES),
-        description="USD per million tokens by model id (input, output); costs are computed "
-        "from the usage the API reports.",
+        default_factory=dict,
+        description="Price overrides by model id (USD per million input / output tokens); "
+        "prices otherwise come from the model catalogue. Costs are computed from the usage "
+        "the API reports.",
     )
     batch_poll_initial: float = Field(
         default=10.0, gt=0, description="First wait (s) between Batch API polls; doubles."
@@ -209,8 +213,12 @@ class Settings(BaseSettings):
         description="How long a refresh waits for its batch jobs before falling back to "
         "normal (full-price) calls for what is left.",
     )
-    batch_discount: float = Field(
-        default=0.5, gt=0, le=1, description="Batch API price as a share of the normal price."
+    batch_discount: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Batch API price as a share of the normal price; unset = the model "
+        "catalogue's (a model without a Batch API makes --batch-mode use normal calls).",
     )
     white_from_local_above: float = Field(
         default=0.6,
@@ -285,6 +293,29 @@ class Settings(BaseSettings):
         ge=128,
         description="Longest side at which the cut-out is segmented before full-size refinement.",
     )
+    segmenter: str = Field(
+        default="u2netp",
+        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        description="Neural segmenter that finds the product (a spec in the built-in "
+        "segmenters or segmenter_specs_dir); 'classical' uses the colour model alone. When its "
+        "weight file is missing the classical cut-out runs and the manifest says so.",
+    )
+    models_dir: Path = Field(
+        default=Path.home() / ".cache" / "product-images" / "models",
+        description="Folder of neural model weight files (`product-images models fetch` "
+        "fills it; checksums are verified before use).",
+    )
+    segmenter_specs_dir: Path | None = Field(
+        default=None,
+        description="Extra folder of segmenter spec files (*.yaml), overriding built-ins by name: "
+        "point at another ONNX export (u2net, an ISNet or BiRefNet export you own).",
+    )
+    segmenter_threads: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="onnxruntime threads per segmentation (products already run side by side).",
+    )
     master_side: int = Field(
         default=2048, ge=256, description="Longest side of the white, scene and detail masters."
     )
@@ -305,6 +336,13 @@ class Settings(BaseSettings):
         "best); unset = a surface drawn in code (wood, stone, linen, paper). A generative "
         "backend sends the photo, or a folder's first, as a reference image.",
     )
+    generated_scene: Literal["full", "backdrop"] = Field(
+        default="full",
+        description="How a generative backend makes scene masters: 'full' has the model draw "
+        "the product in its scene (IPTC trainedAlgorithmicMedia); 'backdrop' has it draw only "
+        "the setting (templates/backdrop.txt) and stands the real product's cut-out in it, so "
+        "labels and shape stay exactly the photo's (compositeWithTrainedAlgorithmicMedia).",
+    )
     scene_reflection: bool = Field(
         default=False,
         description="Add a faint floor reflection under the product in scenes "
@@ -317,6 +355,14 @@ class Settings(BaseSettings):
         default=None,
         description="Run catalog products on Dask: 'local' starts a temporary LocalCluster, "
         "'tcp://host:8786' joins a running scheduler; unset = threads in the flow process.",
+    )
+    processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=0,
+        le=64,
+        description="Worker processes a catalog run decodes and cuts out its photos in (the "
+        "pixel work that holds Python's GIL), shared by every product of a process; 0 or 1 = "
+        "in the product's own thread. Default: the number of cores. One-photo `run`s use none.",
     )
     threads: int = Field(
         default=2,
@@ -337,12 +383,27 @@ class Settings(BaseSettings):
         description="Where new product photos are uploaded in the store: "
         "<prefix><sku>.<ext> or <prefix><sku>/<file>, or any name with S3 metadata 'sku'.",
     )
-    sensor_interval_seconds: int = Field(
+    sensor_interval_seconds: float = Field(
+        default=1.0,
+        ge=0.2,
+        le=3600,
+        description="How often `product-images serve` looks for new uploads (s): one listing "
+        "of the incoming prefix, a HEAD per new object, and no flow run unless a photo "
+        "arrived.",
+    )
+    worker_sensor_interval_seconds: int = Field(
         default=30,
         ge=5,
         le=86_400,
-        description="How often the upload-sensor deployment looks for new uploads (s); each "
-        "look is one short flow run.",
+        description="Schedule of the upload-sensor deployment that workers run (prefect.yaml, "
+        "`deployments(settings, work_pool=True)`); each look there is one flow run.",
+    )
+    link_expiry_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=168,
+        description="Presigned links in Prefect artifacts expire after this many hours "
+        "(S3 allows at most 168, 7 days). Anyone holding a link can read that image until then.",
     )
     refresh_cron: str = Field(
         default="0 3 * * *",
@@ -362,6 +423,15 @@ class Settings(BaseSettings):
         description="Prefect work pool the deployments go to when registered for workers "
         "(prefect.yaml / `deployments(settings, work_pool=True)`); `serve` needs none.",
     )
+
+    @model_validator(mode="after")
+    def _default_models(self) -> Settings:
+        """Empty model ids become the catalogues' defaults (the data decides, not the code)."""
+        if not self.gemini_model.strip():
+            self.gemini_model = load_catalog("gemini", self.model_catalogue_dir).default
+        if not self.openai_model.strip():
+            self.openai_model = load_catalog("openai", self.model_catalogue_dir).default
+        return self
 
     @field_validator("incoming_prefix")
     @classmethod

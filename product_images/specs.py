@@ -13,9 +13,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from product_images.datafiles import describe_validation, read_mapping
 from product_images.errors import SpecError, UnknownPlatformError
 
 __all__ = [
@@ -29,15 +29,16 @@ __all__ = [
     "select_platforms",
 ]
 
-BUILTIN_SPECS_DIR = Path(__file__).resolve().parent.parent / "platform_specs"
+#: The built-in marketplace files. `product_images/platform_specs` links to the checkout's
+#: top-level `platform_specs/`, so a wheel carries them as package data: an installed worker
+#: has no checkout to find them in.
+BUILTIN_SPECS_DIR = Path(__file__).resolve().parent / "platform_specs"
 
 Variant = Literal["white", "scene", "detail"]
 Fit = Literal["pad", "contain", "cover"]
 ImageFormat = Literal["jpeg", "png", "webp"]
 MetadataKind = Literal["icc", "exif", "xmp"]
 
-# libyaml's loader when present: the pure-Python one costs ~60 ms for the built-in specs.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _ASPECT = re.compile(r"^(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)$")
 
@@ -269,40 +270,14 @@ class PlatformSpec(BaseModel):
         return {slot.variant for slot in self.slots}
 
 
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
-
-
-def _yaml_problem(error: yaml.YAMLError, raw: bytes) -> str:
-    """The parser's message plus the line it points at (libyaml does not quote it)."""
-    mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
-    if mark is None:
-        return str(error)
-    lines = raw.decode("utf-8", "replace").splitlines()
-    quoted = lines[mark.line].strip() if mark.line < len(lines) else ""
-    return f"{error} (line {mark.line + 1}: {quoted!r})"
-
-
 def load_spec_file(path: Path) -> PlatformSpec:
     """Read and validate one spec file; errors name the file and the field."""
-    raw = path.read_bytes()
-    try:
-        data = yaml.load(raw, Loader=_YAML_LOADER)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path.name}: not valid YAML: {_yaml_problem(exc, raw)}") from exc
-    if not isinstance(data, dict):
-        raise SpecError(f"{path.name}: expected a mapping at the top level")
-    if "name" in data and data["name"] != path.stem:
-        raise SpecError(f"{path.name}: name: {data['name']!r} must match the file name")
+    data, raw = read_mapping(path)
     data = {**data, "name": path.stem, "version": hashlib.sha256(raw).hexdigest()[:16]}
     try:
         return PlatformSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(f"{path.name}: {_describe(exc)}") from exc
+        raise SpecError(f"{path.name}: {describe_validation(exc)}") from exc
 
 
 def load_specs(dirs: Iterable[Path] = (BUILTIN_SPECS_DIR,)) -> dict[str, PlatformSpec]:

@@ -73,4 +73,9 @@ class CatalogSummary(BaseModel):
             head += f"; {paid} paid calls, ${self.cost_usd:.4f}"
         lines = [head] + [f"FAILED {r.sku}: [{r.reason}] {r.message}" for r in self.failed]
         lines += [f"DEFERRED {r.sku}: [{r.reason}] {r.message}" for r in self.deferred]
+        lines += [
+            f"NEEDS REVIEW {r.sku}: {'; '.join(r.review_reasons) or 'see its manifest'}"
+            for r in self.results
+            if r.needs_review
+        ]
         return lines + [f"SKIPPED {r.sku}: {r.message}" for r in self.skipped]

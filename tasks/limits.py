@@ -11,11 +11,18 @@ Per backend, two limits (names from `limit_names`):
 `ensure_concurrency_limits` creates or updates them (called by `serve` and by the flows at
 start); `prefect_call_limits` routes the product's calls through them while a task runs
 against a Prefect API, and leaves the in-process limiter in charge otherwise.
+
+The adaptive rate (429s lower it, successes raise it: product_images/generative/throttle.py)
+is shared the same way: while tasks run against a Prefect API, a process's new rate becomes
+the decay of `<backend>-rpm` (`RatePublisher`), so every worker slows down on one worker's
+429s; the flows' `ensure_concurrency_limits` sets it back to the configured rpm at start.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
@@ -30,13 +37,15 @@ from prefect.concurrency.sync import concurrency, rate_limit
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import get_current_settings
 
-from product_images.errors import SettingsError
+from product_images.backends import generative_backend
+from product_images.errors import LimitsUnavailableError, SettingsError
 from product_images.generative.limits import CallLimiter, burst_of, cluster_limits
 from product_images.settings import Settings, get_settings
 from tasks.slot_pool import RateTokens, SlotPool
 
 __all__ = [
     "PrefectCallLimiter",
+    "RatePublisher",
     "ensure_concurrency_limits",
     "limit_names",
     "prefect_api_configured",
@@ -45,6 +54,8 @@ __all__ = [
 
 #: Backends with limits; their settings are <backend>_rpm and <backend>_concurrency.
 BACKENDS = ("gemini", "openai")
+
+log = logging.getLogger(__name__)
 
 
 def limit_names(backend: str) -> tuple[str, str]:
@@ -74,7 +85,8 @@ class PrefectCallLimiter:
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        """A concurrency slot, then a rate slot; SettingsError when a limit does not exist."""
+        """A concurrency slot, then a rate slot; SettingsError when a limit does not exist,
+        LimitsUnavailableError (the product is deferred) when the server fails to answer."""
         try:
             with self.pool.lend() if self.pool else _server_slot(self.requests):
                 if self.tokens:
@@ -83,11 +95,17 @@ class PrefectCallLimiter:
                     rate_limit(self.rpm, strict=True)
                 yield
         except ConcurrencySlotAcquisitionError as error:
-            raise SettingsError(
+            raise self._refusal(error) from error
+
+    def _refusal(self, error: ConcurrencySlotAcquisitionError) -> Exception:
+        if "must be created" in str(error):  # Prefect's words for a missing limit
+            return SettingsError(
                 f"Prefect global concurrency limits {self.requests!r} and {self.rpm!r} are "
                 f"needed for {self.backend} calls: `product-images serve` and the flows "
                 f"create them (tasks.limits.ensure_concurrency_limits) ({error})"
-            ) from error
+            )
+        # A busy server (SQLite locked: 503) says nothing about the limits or the product.
+        return LimitsUnavailableError(f"{self.backend}: Prefect limits unavailable ({error})")
 
 
 def _server_slot(name: str) -> AbstractContextManager[object]:
@@ -167,13 +185,69 @@ def ensure_concurrency_limits(settings: Settings) -> list[str]:
     return list(wanted)
 
 
+class RatePublisher:
+    """Publishes a process's adaptive rate (requests a second) as the decay of the backend's
+    Prefect rate limit, at most once every `every` seconds: the server's database takes one
+    writer at a time, and a write per 429 or per success would slow every worker's slots."""
+
+    def __init__(
+        self,
+        name: str,
+        ceiling: float,
+        every: float = 1.0,
+        update: Callable[[str, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name, self.ceiling, self.every = name, ceiling, every
+        self._update = update or _set_decay
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._published = ceiling
+        self._at = float("-inf")
+
+    def __call__(self, rate: float) -> None:
+        with self._lock:
+            now = self._clock()
+            if now - self._at < self.every or rate == self._published:
+                return
+            self._published, self._at = rate, now
+        try:
+            self._update(self.name, rate)
+        except Exception as error:  # the call it followed succeeded or failed on its own
+            log.warning("could not publish the adaptive rate to %s: %s", self.name, error)
+
+
+def _set_decay(name: str, rate: float) -> None:
+    with get_client(sync_client=True) as client:
+        update = GlobalConcurrencyLimitUpdate(slot_decay_per_second=rate)
+        client.update_global_concurrency_limit(name, update)
+
+
+_PUBLISHERS: dict[tuple[str, float], RatePublisher] = {}
+
+
+def _share_adaptive_rate(settings: Settings) -> None:
+    """Publish the configured backend's adaptive rate to its Prefect rate limit."""
+    backend = generative_backend(settings) if settings.adaptive_rate else None
+    if backend is None:
+        return
+    name = backend.name
+    ceiling = getattr(settings, f"{name}_rpm") / 60.0
+    with _POOLS_LOCK:
+        key = (limit_names(name)[1], ceiling)
+        publisher = _PUBLISHERS.setdefault(key, RatePublisher(key[0], ceiling))
+    backend.generator.share_rate(publisher)
+
+
 def prefect_call_limits(settings: Settings | None = None) -> AbstractContextManager[None]:
     """While the block runs, generative calls in this process take Prefect's global limits
     when a Prefect API is configured (at most `<backend>_concurrency` of them at once, from
-    the process's pools); otherwise nothing changes (in-process limits)."""
+    the process's pools) and publish the adaptive rate to them; otherwise nothing changes
+    (in-process limits)."""
     if not prefect_api_configured():
         return nullcontext()
     chosen = settings or get_settings()
+    _share_adaptive_rate(chosen)
     sizes = {b: getattr(chosen, f"{b}_concurrency") for b in BACKENDS}
     rates = {b: getattr(chosen, f"{b}_rpm") for b in BACKENDS}
     return _pooled_limits(

@@ -53,10 +53,14 @@ def generative_backend(settings: Settings, override: str | None = None) -> Gener
     if name == "local":
         return None
     from product_images.backends.generative import GenerativeBackend
-    from product_images.generative.clients import make_generator
+    from product_images.generative.clients import checked_choice, make_generator
 
+    choice = checked_choice(settings, name)  # a shut-down model fails here, before any call
     key = (
         name,
+        # The catalogue decides size, prices and warnings: an edited file is a new client.
+        choice.catalogue_version,
+        choice.image_size,
         settings.gemini_model,
         settings.gemini_base_url,
         settings.openai_model,
@@ -64,7 +68,10 @@ def generative_backend(settings: Settings, override: str | None = None) -> Gener
         _fingerprint(settings),
         # Clients carry their breaker thresholds and rate limits.
         settings.breaker_failures,
+        settings.breaker_failure_rate,
+        settings.breaker_window,
         settings.breaker_cooldown,
+        settings.adaptive_rate,
         settings.gemini_rpm,
         settings.gemini_concurrency,
         settings.openai_rpm,
@@ -72,7 +79,7 @@ def generative_backend(settings: Settings, override: str | None = None) -> Gener
     )
     with _LOCK:
         if key not in _GENERATORS:
-            _GENERATORS[key] = GenerativeBackend(make_generator(settings, name))
+            _GENERATORS[key] = GenerativeBackend(make_generator(settings, name, choice), choice)
         return _GENERATORS[key]
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 
 from product_images.backends.backdrops import backdrop_urls
 from product_images.backends.base import MasterBackend, MasterContext, ProductCutout
+from product_images.backends.local import LocalBackend
 from product_images.generative.base import (
     Attempt,
     AttemptHooks,
@@ -28,13 +29,19 @@ from product_images.generative.base import (
 )
 from product_images.generative.budget import budget_for
 from product_images.generative.cache import GenerationCache, cache_key
+from product_images.generative.configured_model import price_table
 from product_images.generative.ledger import Ledger, entry_from
 from product_images.generative.templates import load_template
 from product_images.imaging.compose import Master, compose_white, decontaminate
 from product_images.imaging.fidelity import product_similarity
+from product_images.imaging.provenance import (
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    TRAINED_ALGORITHMIC_MEDIA,
+)
 from product_images.imaging.segment import segment_product
 from product_images.locks import store_lock
 from product_images.manifest import CallRecord
+from product_images.model_catalogue import ModelChoice
 from product_images.settings import Settings
 from product_images.specs import Variant
 from product_images.store import read_url
@@ -42,22 +49,25 @@ from product_images.store import read_url
 __all__ = ["GenerativeBackend", "estimate_cost"]
 
 _INPUT_SIDE = 1536  # longest side of the photo sent: plenty for the model, few input tokens
-# Worst-case output tokens per image (../shared/reference §1.4), for budget reservations.
-_OUTPUT_TOKENS = {"512": 747, "1K": 1290, "2K": 1680, "4K": 2520, None: 1290}
-_OPENAI_OUTPUT_TOKENS = 6240  # gpt-image-1 at high quality, 1536 px
+_INPUT_IMAGE_TOKENS = 1290  # what one input image is billed as, at most (§1.4)
+_UNKNOWN_OUTPUT_TOKENS = 2520  # a priced (PRODUCT_IMAGES_PRICES) but uncatalogued model: 4K
 
 
-def estimate_cost(generator: ImageGenerator, settings: Settings, prompt: str, images: int) -> float:
-    """The most one call could cost: what the budget reserves before the call is made."""
-    price = settings.prices.get(generator.model)
+def estimate_cost(choice: ModelChoice, settings: Settings, prompt: str, images: int) -> float:
+    """The most one call could cost, from the model catalogue: what the budget reserves
+    before the call is made (0 for a model the catalogue does not price)."""
+    price = price_table(settings, choice).get(choice.model)
     if price is None:
         return 0.0
-    output = (
-        _OPENAI_OUTPUT_TOKENS
-        if generator.name == "openai"
-        else _OUTPUT_TOKENS.get(settings.gemini_image_size, 2520)
-    )
-    return price.cost(1290 * images + len(prompt) // 3 + 64, output)
+    size = choice.billed
+    tokens_in = _INPUT_IMAGE_TOKENS * images + len(prompt) // 3 + 64
+    by_tokens = price.cost(tokens_in, size.tokens if size else _UNKNOWN_OUTPUT_TOKENS)
+    return max(by_tokens, price.cost(tokens_in, 0) + (size.usd if size else 0.0))
+
+
+def _template_name(variant: str, settings: Settings) -> str:
+    """The prompt template of a variant: 'backdrop' for scenes composited on a generated set."""
+    return "backdrop" if variant == "scene" and settings.generated_scene == "backdrop" else variant
 
 
 def _references(variant: str, settings: Settings) -> tuple[ImageInput, ...]:
@@ -83,24 +93,33 @@ def _photo_input(rgb: np.ndarray) -> ImageInput:
 
 
 class GenerativeBackend(MasterBackend):
-    """Masters from an ImageGenerator (Gemini or an OpenAI-compatible API)."""
+    """Masters from an ImageGenerator (Gemini or an OpenAI-compatible API), its model's
+    sizes, prices and warnings from the model catalogue (`choice`)."""
 
-    def __init__(self, generator: ImageGenerator) -> None:
+    def __init__(self, generator: ImageGenerator, choice: ModelChoice) -> None:
         self.generator = generator
+        self.choice = choice
         self.name = generator.name
+
+    def check_available(self) -> None:
+        """Raise BackendUnavailableError while the API's circuit breaker is open."""
+        self.generator.check_available()
 
     def make_master(
         self, variant: Variant, product: ProductCutout, settings: Settings, context: MasterContext
     ) -> Master:
         """Generate, post-process and check the master; regenerate on drift, within limits."""
-        template = load_template(variant, settings.templates_dir)
+        template = load_template(_template_name(variant, settings), settings.templates_dir)
         request = self.request_for(variant, product, settings, context)
+        if template.variant == "backdrop":
+            return self._composite_scene(request, product, settings, context, template.sha256)
         master: Master | None = None
         for attempt in range(settings.max_regenerations + 1):
             key = self._cache_key(variant, settings, context, attempt)
             data = self._image(key, request, variant, settings, context)
             master = _postprocess(data, variant, product, settings, self.generator.model)
-            master = replace(master, template_sha256=template.sha256)
+            notes = (*master.notes, *self.choice.warnings)
+            master = replace(master, template_sha256=template.sha256, notes=notes)
             if master.confidence >= settings.fidelity_threshold:
                 return master
         assert master is not None
@@ -110,12 +129,40 @@ class GenerativeBackend(MasterBackend):
     def request_for(
         self, variant: str, product: ProductCutout, settings: Settings, context: MasterContext
     ) -> GenerationRequest:
-        """What is sent for one master: the rendered template, the photo, any references."""
-        prompt = load_template(variant, settings.templates_dir).render(context.fields)
+        """What is sent for one master: the rendered template, the photo, any references (as
+        many as the model takes, per the catalogue)."""
+        template = load_template(_template_name(variant, settings), settings.templates_dir)
+        prompt = template.render(context.fields)
         inputs = (_photo_input(product.rgb), *_references(variant, settings))
+        if self.choice.entry is not None:
+            inputs = inputs[: self.choice.entry.max_reference_images]
         if len(inputs) > 1:
             prompt += "\nUse the second image as the background and style reference for the scene."
-        return GenerationRequest(prompt, inputs, "1:1", settings.gemini_image_size)
+        return GenerationRequest(prompt, inputs, "1:1", self.choice.image_size)
+
+    def _composite_scene(
+        self,
+        request: GenerationRequest,
+        product: ProductCutout,
+        settings: Settings,
+        context: MasterContext,
+        template_sha256: str,
+    ) -> Master:
+        """A generated, empty backdrop with the real product's cut-out standing in it: the
+        product's pixels are the photo's, so no fidelity check or regeneration is needed."""
+        data = self._image(
+            self._cache_key("scene", settings, context, 0), request, "scene", settings, context
+        )
+        with Image.open(io.BytesIO(data)) as decoded:
+            backdrop = decoded.convert("RGB")
+        master = LocalBackend().scene(product, settings, context, backdrop)
+        return replace(
+            master,
+            generated_by=self.generator.model,
+            digital_source_type=COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+            template_sha256=template_sha256,
+            notes=("real product composited on a generated backdrop", *self.choice.warnings),
+        )
 
     def first_take_key(self, variant: str, settings: Settings, context: MasterContext) -> str:
         """The cache key of a master's first generation (what a batch pre-fills)."""
@@ -125,7 +172,7 @@ class GenerativeBackend(MasterBackend):
         self, variant: str, settings: Settings, context: MasterContext, take: int
     ) -> str:
         """Everything that decides the image: source, prompt and template, model, parameters."""
-        template = load_template(variant, settings.templates_dir)
+        template = load_template(_template_name(variant, settings), settings.templates_dir)
         return cache_key(
             {
                 "source": context.source_sha256,
@@ -135,7 +182,7 @@ class GenerativeBackend(MasterBackend):
                 "model": self.generator.model,
                 "variant": variant,
                 "aspect": "1:1",
-                "size": settings.gemini_image_size,
+                "size": self.choice.image_size,
                 "take": take,
                 "references": [
                     hashlib.sha256(r.data).hexdigest() for r in _references(variant, settings)
@@ -153,7 +200,7 @@ class GenerativeBackend(MasterBackend):
         if not paid:
             return
         budget = budget_for(context.run_id, context.budget_usd)
-        estimate = len(paid) * estimate_cost(self.generator, settings, "x" * 1500, 1)
+        estimate = len(paid) * estimate_cost(self.choice, settings, "x" * 1500, 1)
         budget.reserve(estimate)
         budget.settle(estimate, 0.0)
 
@@ -208,11 +255,12 @@ class GenerativeBackend(MasterBackend):
         self, request: GenerationRequest, variant: str, settings: Settings, context: MasterContext
     ) -> AttemptHooks:
         budget = budget_for(context.run_id, context.budget_usd)
-        estimate = estimate_cost(self.generator, settings, request.prompt, len(request.images))
+        estimate = estimate_cost(self.choice, settings, request.prompt, len(request.images))
         ledger = Ledger(context.store)
+        prices = price_table(settings, self.choice)
 
         def after(attempt: Attempt) -> None:
-            entry = entry_from(attempt, context.sku, variant, context.tag, settings.prices)
+            entry = entry_from(attempt, context.sku, variant, context.tag, prices)
             budget.settle(estimate, entry.cost_usd)
             ledger.append(entry)
             context.calls.append(
@@ -238,7 +286,13 @@ def _postprocess(
         master = _square(image, side, full_box=variant == "detail")
     cut = product.cutout
     similarity = product_similarity(product.rgb, cut.alpha, cut.box, image, variant)
-    return replace(master, confidence=similarity, generated_by=model, notes=tuple(notes))
+    return replace(
+        master,
+        confidence=similarity,
+        generated_by=model,
+        digital_source_type=TRAINED_ALGORITHMIC_MEDIA,
+        notes=tuple(notes),
+    )
 
 
 def _force_white(image: Image.Image, side: int, fill: float) -> Master:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from product_images.backends.backdrops import best_backdrop
 from product_images.backends.base import MasterBackend, MasterContext, ProductCutout
@@ -44,12 +45,26 @@ class LocalBackend(MasterBackend):
         cut = product.cutout
         if variant == "detail":
             return crop_detail(product.rgb, cut.alpha, cut.box, settings.master_side)
-        clean = _decontaminated(product)
         if variant == "white":
             return compose_white(
-                clean, cut.alpha, cut.box, settings.master_side, settings.master_fill
+                _decontaminated(product),
+                cut.alpha,
+                cut.box,
+                settings.master_side,
+                settings.master_fill,
             )
-        return _scene(product, clean, settings, context)
+        return self.scene(product, settings, context)
+
+    def scene(
+        self,
+        product: ProductCutout,
+        settings: Settings,
+        context: MasterContext,
+        backdrop: Image.Image | None = None,
+    ) -> Master:
+        """The real product (its cut-out pixels) standing in a scene; also how a generated
+        backdrop becomes a composite scene master."""
+        return _scene(product, settings, context, backdrop)
 
     def detail_at(
         self, aspect: float, product: ProductCutout, settings: Settings, context: MasterContext
@@ -60,17 +75,21 @@ class LocalBackend(MasterBackend):
 
 
 def _scene(
-    product: ProductCutout, clean: np.ndarray, settings: Settings, context: MasterContext
+    product: ProductCutout,
+    settings: Settings,
+    context: MasterContext,
+    backdrop: Image.Image | None,
 ) -> Master:
-    """On the user's backdrop photo that suits the product best, else on a drawn surface."""
+    """On `backdrop` when given (a generated empty set), else on the user's backdrop photo
+    that suits the product best, else on a drawn surface."""
     cut = product.cutout
-    chosen = None
-    if settings.scene_background:
+    chosen = (backdrop, "generated backdrop") if backdrop is not None else None
+    if chosen is None and settings.scene_background:
         chosen = best_backdrop(settings.scene_background, tone_of(product.rgb, cut.alpha))
     photo, name = chosen if chosen else (None, "")
     size = real_size_cm(context.fields.get("name", ""), context.fields.get("category", ""))
     return compose_scene(
-        clean,
+        _decontaminated(product),
         cut.alpha,
         cut.box,
         settings.master_side,

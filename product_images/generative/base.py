@@ -95,5 +95,11 @@ class ImageGenerator(ABC):
     ) -> GenerationResult:
         """One image for `request`, retrying retryable failures; raises GenerationError."""
 
+    def check_available(self) -> None:  # noqa: B027 - optional: clients without a breaker
+        """Raise BackendUnavailableError when calls would be refused right now."""
+
+    def share_rate(self, listener: Callable[[float], None]) -> None:  # noqa: B027 - optional
+        """Call `listener(requests per second)` whenever the adaptive request rate changes."""
+
     def close(self) -> None:  # noqa: B027 - optional for implementations without resources
         """Release connections."""

@@ -396,7 +396,7 @@ class GeminiBatchClient(GeminiClient):
         for key, request in requests.items():
             if not isinstance(key, str) or not key.strip():
                 raise ValueError(f"batch keys must be non-empty strings, got {key!r}")
-            body = build_request_body(request, self.model, self.image_size)
+            body = build_request_body(request, self.model, self.image_size, self.sends_image_size)
             entries.append((key, json.dumps({"request": body, "metadata": {"key": key}})))
         return entries
 

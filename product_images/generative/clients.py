@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 from pydantic import SecretStr
@@ -10,15 +11,19 @@ from product_images.errors import SettingsError
 from product_images.generative.base import ImageGenerator
 from product_images.generative.batch import GeminiBatchClient
 from product_images.generative.breaker import breaker_for
+from product_images.generative.configured_model import model_choice
 from product_images.generative.gemini import GeminiClient
 from product_images.generative.http import HttpImageGenerator
 from product_images.generative.limits import backend_limiter
 from product_images.generative.openai_images import OpenAIImagesClient
+from product_images.generative.throttle import throttle_for
+from product_images.model_catalogue import ModelChoice
 from product_images.settings import Settings
 
-__all__ = ["make_batch_client", "make_generator"]
+__all__ = ["checked_choice", "make_batch_client", "make_generator"]
 
 C = TypeVar("C", bound=HttpImageGenerator)
+_LOG = logging.getLogger(__name__)
 
 
 def _key(secret: SecretStr | None, backend: str, env: str) -> SecretStr:
@@ -41,13 +46,17 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _guarded(client: C, settings: Settings, breaker: bool = True) -> C:
-    """The client with its backend's rate limits and (unless told not to) circuit breaker."""
+def _guarded(client: C, settings: Settings, choice: ModelChoice, breaker: bool = True) -> C:
+    """The client with its backend's rate limits, adaptive rate, (unless told not to) circuit
+    breaker, and the current model ids its 404s suggest."""
+    client.current_models = choice.current
     rpm, concurrency, base_url = {
         "gemini": (settings.gemini_rpm, settings.gemini_concurrency, settings.gemini_base_url),
         "openai": (settings.openai_rpm, settings.openai_concurrency, settings.openai_base_url),
     }[client.name]
     client.limiter = backend_limiter(client.name, rpm, concurrency)
+    if settings.adaptive_rate:
+        client.throttle = throttle_for(client.name, base_url, client.model, rpm)
     if breaker:
         client.breaker = breaker_for(
             client.name,
@@ -55,35 +64,54 @@ def _guarded(client: C, settings: Settings, breaker: bool = True) -> C:
             client.model,
             settings.breaker_failures,
             settings.breaker_cooldown,
+            settings.breaker_failure_rate,
+            settings.breaker_window,
         )
     return client
 
 
-def make_generator(settings: Settings, backend: str) -> ImageGenerator:
-    """A client for `backend` ("gemini" or "openai") configured from `settings`, its calls
-    rate-limited and behind the backend's circuit breaker.
+def checked_choice(settings: Settings, backend: str) -> ModelChoice:
+    """The configured model of `backend` against its catalogue.
 
-    Raises SettingsError when the backend is unknown or its API key is not set.
+    Raises ModelRetiredError (a SettingsError) for a shut-down id, before any call.
     """
+    if backend not in ("gemini", "openai"):
+        raise SettingsError(
+            f"no generative client for backend {backend!r}: use 'gemini' or 'openai'"
+        )
+    return model_choice(settings, backend)
+
+
+def make_generator(
+    settings: Settings, backend: str, choice: ModelChoice | None = None
+) -> ImageGenerator:
+    """A client for `backend` ("gemini" or "openai") configured from `settings` and the model
+    catalogue, its calls rate-limited and behind the backend's circuit breaker.
+
+    Raises SettingsError when the backend is unknown, its API key is not set or its model is
+    shut down.
+    """
+    choice = choice or checked_choice(settings, backend)
+    for warning in choice.warnings:  # once per client: clients are made once per process
+        _LOG.warning("%s", warning)
     if backend == "gemini":
         gemini = GeminiClient(
             _key(settings.gemini_api_key, backend, "GEMINI_API_KEY"),
             model=settings.gemini_model,
             base_url=settings.gemini_base_url,
             auth=settings.gemini_auth,
-            image_size=settings.gemini_image_size,
+            image_size=choice.image_size,
+            sends_image_size=choice.sends_image_size,
             **_transport_options(settings),
         )
-        return _guarded(gemini, settings)
-    if backend == "openai":
-        openai = OpenAIImagesClient(
-            _key(settings.openai_api_key, backend, "OPENAI_API_KEY"),
-            model=settings.openai_model,
-            base_url=settings.openai_base_url,
-            **_transport_options(settings),
-        )
-        return _guarded(openai, settings)
-    raise SettingsError(f"no generative client for backend {backend!r}: use 'gemini' or 'openai'")
+        return _guarded(gemini, settings, choice)
+    openai = OpenAIImagesClient(
+        _key(settings.openai_api_key, backend, "OPENAI_API_KEY"),
+        model=settings.openai_model,
+        base_url=settings.openai_base_url,
+        **_transport_options(settings),
+    )
+    return _guarded(openai, settings, choice)
 
 
 def make_batch_client(settings: Settings) -> GeminiBatchClient:
@@ -93,16 +121,20 @@ def make_batch_client(settings: Settings) -> GeminiBatchClient:
     already handled (its requests go through normal calls, which the breaker guards), while
     an open breaker during polling would abandon jobs that were paid for.
     """
-    return _guarded(_batch_client(settings), settings, breaker=False)
+    choice = checked_choice(settings, "gemini")
+    for warning in choice.warnings:
+        _LOG.warning("%s", warning)
+    return _guarded(_batch_client(settings, choice), settings, choice, breaker=False)
 
 
-def _batch_client(settings: Settings) -> GeminiBatchClient:
+def _batch_client(settings: Settings, choice: ModelChoice) -> GeminiBatchClient:
     return GeminiBatchClient(
         _key(settings.gemini_api_key, "gemini", "GEMINI_API_KEY"),
         model=settings.gemini_model,
         base_url=settings.gemini_base_url,
         auth=settings.gemini_auth,
-        image_size=settings.gemini_image_size,
+        image_size=choice.image_size,
+        sends_image_size=choice.sends_image_size,
         poll_initial=settings.batch_poll_initial,
         poll_max=settings.batch_poll_max,
         timeout=settings.batch_timeout,

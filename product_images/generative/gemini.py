@@ -56,6 +56,7 @@ from product_images.generative.retry import (
     sniff_image_type,
     transport_error,
 )
+from product_images.model_catalogue import load_catalog
 
 __all__ = ["SAFETY_FINISH_REASONS", "GeminiClient", "build_request_body", "takes_image_size"]
 
@@ -74,7 +75,8 @@ SAFETY_FINISH_REASONS = frozenset(
     }
 )
 
-DEFAULT_MODEL = "gemini-3.1-flash-image"
+#: For clients built without settings; the model catalogue decides it.
+DEFAULT_MODEL = load_catalog("gemini").default
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 
 _MAJOR_VERSION = re.compile(r"^(?:models/)?gemini-(\d+)(?:[.\-]|$)")
@@ -91,7 +93,10 @@ def takes_image_size(model: str) -> bool:
 
 
 def build_request_body(
-    request: GenerationRequest, model: str, image_size: str | None = None
+    request: GenerationRequest,
+    model: str,
+    image_size: str | None = None,
+    sends_image_size: bool | None = None,
 ) -> dict[str, Any]:
     """The generateContent JSON body for `request`.
 
@@ -105,6 +110,9 @@ def build_request_body(
     rather than ["IMAGE"]: every Gemini image model accepts it (earlier image models rejected
     IMAGE alone), and when the model declines to draw, its text explains why, which goes into
     the NoImageError message. Text parts cost a handful of tokens.
+
+    `sends_image_size` comes from the model catalogue; None (a model it does not know) falls
+    back to guessing from the id.
     """
     parts: list[dict[str, Any]] = [{"text": request.prompt}]
     for image in request.images:
@@ -120,7 +128,8 @@ def build_request_body(
     if request.aspect_ratio:
         image_config["aspectRatio"] = request.aspect_ratio
     size = request.image_size or image_size
-    if size and takes_image_size(model):
+    sends = takes_image_size(model) if sends_image_size is None else sends_image_size
+    if size and sends:
         image_config["imageSize"] = size
     generation_config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
     if image_config:
@@ -178,6 +187,7 @@ class GeminiClient(HttpImageGenerator):
         base_url: str = DEFAULT_BASE_URL,
         auth: Literal["header", "bearer"] = "header",
         image_size: str | None = "2K",
+        sends_image_size: bool | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 180.0,
         proxy: str | None = None,
@@ -209,6 +219,7 @@ class GeminiClient(HttpImageGenerator):
         )
         self.auth = auth
         self.image_size = image_size
+        self.sends_image_size = sends_image_size
         base = check_base_url(base_url, "GEMINI_BASE_URL").removesuffix("/v1beta")
         self.base_url = base
         self.url = f"{base}/v1beta/models/{quote(model, safe='')}:generateContent"
@@ -222,7 +233,8 @@ class GeminiClient(HttpImageGenerator):
         self, request: GenerationRequest, hooks: AttemptHooks | None = None
     ) -> GenerationResult:
         """One image for `request`, retrying retryable failures; raises GenerationError."""
-        body = json.dumps(build_request_body(request, self.model, self.image_size)).encode()
+        payload = build_request_body(request, self.model, self.image_size, self.sends_image_size)
+        body = json.dumps(payload).encode()
         answer, attempts = self._with_retries(lambda info: self._attempt(body, info), hooks)
         usage, parsed = answer
         return GenerationResult(
@@ -400,7 +412,7 @@ class GeminiClient(HttpImageGenerator):
             cls = ModelNotFoundError
             message = (
                 f"model '{model}' not found: set GEMINI_MODEL (or PRODUCT_IMAGES_GEMINI_MODEL) "
-                f"to a current image model, e.g. {DEFAULT_MODEL} ({where}; if the id is right, "
+                f"to {self.suggested_models(DEFAULT_MODEL)} ({where}; if the id is right, "
                 f"check GEMINI_BASE_URL={self.base_url})"
             )
         elif status == 402:

@@ -21,6 +21,7 @@ from product_images.generative.retry import (
     proxy_password,
     retry_call,
 )
+from product_images.generative.throttle import AdaptiveRate
 
 __all__ = ["HttpImageGenerator"]
 
@@ -30,11 +31,20 @@ T = TypeVar("T")
 class HttpImageGenerator(ImageGenerator):
     """Base of the Gemini and OpenAI clients: one pooled, thread-safe httpx client each.
 
-    `limiter` and `breaker` guard every HTTP attempt; `make_generator` sets them from the
-    settings (a client built directly has neither)."""
+    `limiter`, `breaker` and the adaptive `throttle` guard every HTTP attempt;
+    `make_generator` sets them from the settings (a client built directly has none), and
+    `current_models` from the model catalogue: the ids a 404 suggests."""
 
     limiter: CallLimiter = unlimited
     breaker: CircuitBreaker | None = None
+    throttle: AdaptiveRate | None = None
+    current_models: tuple[str, ...] = ()
+
+    def suggested_models(self, fallback: str) -> str:
+        """The current model ids for an error message, or `fallback` when none are known."""
+        if not self.current_models:
+            return f"an image model, e.g. {fallback}"
+        return "a current image model: " + ", ".join(self.current_models)
 
     def _setup(
         self,
@@ -83,7 +93,18 @@ class HttpImageGenerator(ImageGenerator):
             scrub=self._scrub,
             limiter=self.limiter,
             breaker=self.breaker,
+            throttle=self.throttle,
         )
+
+    def check_available(self) -> None:
+        """Raise BackendUnavailableError while the circuit breaker is open."""
+        if self.breaker is not None:
+            self.breaker.check()
+
+    def share_rate(self, listener: Callable[[float], None]) -> None:
+        """Call `listener(requests per second)` whenever the adaptive rate changes."""
+        if self.throttle is not None:
+            self.throttle.subscribe(listener)
 
     def close(self) -> None:
         """Close the pooled connections."""

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from product_images.generative.base import Attempt
 from product_images.manifest import CallRecord
-from product_images.settings import ModelPrice
+from product_images.model_catalogue import ModelPrice
 from product_images.store import Store
 
 __all__ = ["LEDGER_PREFIX", "Ledger", "LedgerEntry", "summarise"]
@@ -31,10 +31,15 @@ class LedgerEntry(CallRecord):
 
 
 def price_of(attempt: Attempt, prices: dict[str, ModelPrice]) -> float:
-    """USD for one attempt from the tokens the API reported (0 when the model is unpriced)."""
+    """USD for one attempt from the tokens the API reported (0 when the model is unpriced).
+
+    An image answered without usage (some relays report none) costs the catalogue's list
+    price per image rather than nothing."""
     price = prices.get(attempt.model)
     if price is None:
         return 0.0
+    if attempt.outcome == "ok" and attempt.usage.output_tokens == 0 and price.image_usd:
+        return price.image_usd + price.cost(attempt.usage.prompt_tokens, 0)
     return price.cost(attempt.usage.prompt_tokens, attempt.usage.output_tokens)
 
 

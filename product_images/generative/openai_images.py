@@ -49,10 +49,12 @@ from product_images.generative.retry import (
     sniff_image_type,
     transport_error,
 )
+from product_images.model_catalogue import load_catalog
 
 __all__ = ["OpenAIImagesClient", "size_for_aspect_ratio"]
 
-DEFAULT_MODEL = "gpt-image-1"
+#: For clients built without settings; the model catalogue decides it.
+DEFAULT_MODEL = load_catalog("openai").default
 DEFAULT_BASE_URL = "https://api.openai.com"
 
 #: Error codes of a refused prompt or image (400): permanent, not a bad setting.
@@ -252,7 +254,7 @@ class OpenAIImagesClient(HttpImageGenerator):
             cls = ModelNotFoundError
             message = (
                 f"model '{model}' not found: set OPENAI_MODEL (or PRODUCT_IMAGES_OPENAI_MODEL) "
-                f"to an image model, e.g. {DEFAULT_MODEL} ({where}; if the id is right, check "
+                f"to {self.suggested_models(DEFAULT_MODEL)} ({where}; if the id is right, check "
                 f"OPENAI_BASE_URL={self.base_url})"
             )
         elif 300 <= status < 400:

@@ -33,6 +33,7 @@ from product_images.errors import (
 from product_images.generative.base import Attempt, AttemptHooks, Usage
 from product_images.generative.breaker import CircuitBreaker
 from product_images.generative.limits import CallLimiter, unlimited
+from product_images.generative.throttle import AdaptiveRate
 
 __all__ = [
     "AttemptInfo",
@@ -264,10 +265,12 @@ def retry_call(
     scrub: Callable[[str], str] = str,
     limiter: CallLimiter = unlimited,
     breaker: CircuitBreaker | None = None,
+    throttle: AdaptiveRate | None = None,
 ) -> tuple[T, int]:
     """Run `attempt` until it succeeds, a permanent error, or `max_attempts`; (value, tries).
 
-    Every attempt holds a `limiter` slot and goes through the `breaker`. hooks.before() runs
+    Every attempt waits for its turn at the adaptive `throttle` (which its outcome then
+    moves), holds a `limiter` slot and goes through the `breaker`. hooks.before() runs
     before every attempt and hooks.after() after every attempt with its Attempt record. An
     open breaker (BackendUnavailableError) and an error of hooks.before() (BudgetExceededError)
     propagate untouched: no call was made, nothing is recorded. Only RetryableGenerationError
@@ -279,7 +282,7 @@ def retry_call(
     max_attempts = max(1, max_attempts)
     for number in range(1, max_attempts + 1):
         info = AttemptInfo()
-        value, error, seconds = _attempt_once(attempt, info, hooks, limiter, breaker)
+        value, error, seconds = _attempt_once(attempt, info, hooks, (limiter, breaker, throttle))
         hooks.after(_attempt_record(backend, model, info, seconds, error, scrub))
         if error is None:
             return cast(T, value), number
@@ -301,15 +304,19 @@ def retry_call(
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
+_Guards = tuple[CallLimiter, CircuitBreaker | None, AdaptiveRate | None]
+
+
 def _attempt_once(
-    attempt: Callable[[AttemptInfo], T],
-    info: AttemptInfo,
-    hooks: AttemptHooks,
-    limiter: CallLimiter,
-    breaker: CircuitBreaker | None,
+    attempt: Callable[[AttemptInfo], T], info: AttemptInfo, hooks: AttemptHooks, guards: _Guards
 ) -> tuple[T | None, Exception | None, float]:
     """(value, error, seconds) of one call; errors raised before the call propagate."""
+    limiter, breaker, throttle = guards
+    # The throttle's turn comes before the concurrency slot: waiting for it holds no slot.
+    ticket = throttle.wait() if throttle else 0.0
     started: float | None = None
+    value: T | None = None
+    error: Exception | None = None
     try:
         with limiter.slot(), breaker.guard() if breaker else nullcontext():
             hooks.before()
@@ -318,8 +325,10 @@ def _attempt_once(
     except Exception as exc:
         if started is None:  # refused before any request went out: nothing to record
             raise
-        return None, exc, time.monotonic() - started
-    return value, None, time.monotonic() - started
+        error = exc
+    if throttle:
+        throttle.record(ticket, error)
+    return value, error, time.monotonic() - started
 
 
 def _attempt_record(

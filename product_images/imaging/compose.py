@@ -35,6 +35,7 @@ class Master:
     confidence: float
     reasons: tuple[str, ...] = ()
     generated_by: str | None = None  # model id when a generative model made it
+    digital_source_type: str | None = None  # IPTC term (imaging/provenance.py); None: local
     template_sha256: str | None = None  # prompt template it was generated from
     notes: tuple[str, ...] = ()
     # The product's mask on the master's grid (uint8), where a master knows it: shadows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import threading
 from functools import lru_cache
 
@@ -13,13 +14,34 @@ from PIL import Image, ImageCms, PngImagePlugin
 from product_images.errors import RenderError
 from product_images.specs import SlotSpec
 
-__all__ = ["SRGB_ICC", "SharedEncodings", "encode_for_slot", "encode_master", "fast_png"]
+__all__ = [
+    "ICC_DATE",
+    "SRGB_ICC",
+    "SharedEncodings",
+    "encode_for_slot",
+    "encode_master",
+    "fast_png",
+    "stamp_icc_date",
+]
+
+
+#: The ICC header's creation date (bytes 24-35: six big-endian uint16, year to second).
+#: LittleCMS stamps the current time there; a fixed date makes every encoding of the same
+#: pixels the same bytes, so content-addressed keys do not change on a rerun.
+ICC_DATE = struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+_ICC_DATE_AT = slice(24, 36)
+
+
+def stamp_icc_date(profile: bytes) -> bytes:
+    """The profile with its creation date set to ICC_DATE (its profile ID is not set by
+    LittleCMS, so no checksum needs recomputing)."""
+    return profile[: _ICC_DATE_AT.start] + ICC_DATE + profile[_ICC_DATE_AT.stop :]
 
 
 @lru_cache(maxsize=1)
 def _srgb_icc() -> bytes:
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-    return profile.tobytes()
+    return stamp_icc_date(profile.tobytes())
 
 
 SRGB_ICC = _srgb_icc()

@@ -25,7 +25,7 @@ from product_images.imaging.shadows import (
     smooth_pixels,
 )
 
-__all__ = ["ForegroundMask", "find_foreground"]
+__all__ = ["ForegroundMask", "drop_specks", "fill_holes", "find_foreground"]
 
 _MIN_COMPONENT = 0.04  # components smaller than this share of the largest are specks
 _MIN_HOLE = 0.001  # holes smaller than this share of the image are always filled
@@ -67,12 +67,12 @@ def _cleaned(
     diff: Difference,
     model: BackgroundModel,
 ) -> ForegroundMask:
-    mask, components = _drop_specks(mask)
-    mask = _fill_holes(mask, diff.distance, model.threshold)
+    mask, components = drop_specks(mask)
+    mask = fill_holes(mask, diff.distance, model.threshold)
     return ForegroundMask(mask, colour, shadow, components)
 
 
-def _drop_specks(mask: np.ndarray) -> tuple[np.ndarray, int]:
+def drop_specks(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """Only components of a real size stay; returns the mask and how many there are."""
     m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     _count, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
@@ -83,7 +83,7 @@ def _drop_specks(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return np.isin(labels, keep), len(keep)
 
 
-def _fill_holes(mask: np.ndarray, distance: np.ndarray, threshold: float) -> np.ndarray:
+def fill_holes(mask: np.ndarray, distance: np.ndarray, threshold: float) -> np.ndarray:
     """Fill enclosed holes, except those that show the background (handle and strap loops)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), 4)
     h, w = mask.shape

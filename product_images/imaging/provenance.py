@@ -1,7 +1,12 @@
-"""AI provenance: the IPTC DigitalSourceType that marks an image as made by a generative model.
+"""AI provenance: the IPTC DigitalSourceType that says how far a generative model made an image.
 
-Google Merchant Center requires `trainedAlgorithmicMedia` on AI-generated product images;
-we put it on every output derived from a generated master, and on none of the others.
+Per output, from how its master was made (IPTC NewsCodes, digitalsourcetype):
+- `trainedAlgorithmicMedia`: the model drew the image, product included (a generated scene,
+  detail, or a white master cut from a generated image). Google Merchant Center requires it
+  on AI-generated product images.
+- `compositeWithTrainedAlgorithmicMedia`: the real product photo (our cut-out, its own
+  pixels) combined with generated parts (a generated backdrop).
+- nothing: every pixel comes from the photo and local, non-generative processing.
 """
 
 from __future__ import annotations
@@ -10,13 +15,20 @@ import io
 
 from PIL import Image
 
-__all__ = ["TRAINED_ALGORITHMIC_MEDIA", "ai_provenance_xmp", "digital_source_type"]
+__all__ = [
+    "COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA",
+    "TRAINED_ALGORITHMIC_MEDIA",
+    "ai_provenance_xmp",
+    "digital_source_type",
+]
 
-TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+_NEWSCODES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+TRAINED_ALGORITHMIC_MEDIA = _NEWSCODES + "trainedAlgorithmicMedia"
+COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = _NEWSCODES + "compositeWithTrainedAlgorithmicMedia"
 
 
-def ai_provenance_xmp(model: str) -> bytes:
-    """An XMP packet declaring the image as trained-algorithmic media made with `model`."""
+def ai_provenance_xmp(model: str, source_type: str = TRAINED_ALGORITHMIC_MEDIA) -> bytes:
+    """An XMP packet declaring the image's DigitalSourceType, made with `model`."""
     return (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">'
@@ -24,7 +36,7 @@ def ai_provenance_xmp(model: str) -> bytes:
         '<rdf:Description rdf:about=""'
         ' xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"'
         ' xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
-        f' Iptc4xmpExt:DigitalSourceType="{TRAINED_ALGORITHMIC_MEDIA}"'
+        f' Iptc4xmpExt:DigitalSourceType="{_escape(source_type)}"'
         f' xmp:CreatorTool="product-images with {_escape(model)}"/>'
         "</rdf:RDF></x:xmpmeta>"
         '<?xpacket end="w"?>'

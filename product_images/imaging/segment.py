@@ -25,6 +25,9 @@ from product_images.imaging.background_model import (
 from product_images.imaging.confidence import score_cutout
 from product_images.imaging.edges import refine_alpha
 from product_images.imaging.foreground import ForegroundMask, find_foreground
+from product_images.imaging.neural_confidence import ColourView, score_neural
+from product_images.imaging.neural_prior import NeuralEvidence, fuse_masks
+from product_images.segmenters import NeuralSegmenter
 
 __all__ = ["Cutout", "cutout_from_alpha", "segment_product"]
 
@@ -38,6 +41,7 @@ class Cutout:
     confidence: float
     reasons: tuple[str, ...] = field(default_factory=tuple)
     background_rgb: tuple[int, int, int] = (255, 255, 255)
+    segmenter: str = "classical"  # what made the mask: classical, <model>+classical, source-alpha
 
 
 def cutout_from_alpha(alpha: np.ndarray) -> Cutout:
@@ -47,20 +51,49 @@ def cutout_from_alpha(alpha: np.ndarray) -> Cutout:
     core = (alpha >= 128).astype(np.uint8)
     near = cv2.dilate(core, np.ones((5, 5), np.uint8)).astype(bool)
     kept = np.where(near, alpha, 0).astype(np.uint8)
-    return Cutout(alpha=kept, box=_box(kept), confidence=0.99)
+    return Cutout(alpha=kept, box=_box(kept), confidence=0.99, segmenter="source-alpha")
 
 
-def segment_product(image: Image.Image, working_side: int = 400) -> Cutout:
-    """Separate the product in an RGB photo from its background."""
+def segment_product(
+    image: Image.Image, working_side: int = 400, neural: NeuralSegmenter | None = None
+) -> Cutout:
+    """Separate the product in an RGB photo from its background: with a neural model when one
+    is given (its map finds the product, the classical analysis finishes the edge), else by
+    the classical analysis alone."""
     image = image if image.mode == "RGB" else image.convert("RGB")
     rgb = np.asarray(image)
     # k-means and GrabCut draw from OpenCV's per-thread RNG: seed it so the same photo always
     # gives the same cut-out (cache keys and fidelity decisions depend on it).
     cv2.setRNGSeed(20261124)
     seen = analyse(_downscale(image, 2 * working_side), working_side)
-    confidence, reasons = score_cutout(seen.rgb, seen.model, seen.diff, seen.found, seen.border)
-    alpha = refine_alpha(rgb, seen.rgb, seen.found.mask, seen.model.threshold)
-    return Cutout(alpha, _box_near(alpha, seen.found.mask), confidence, reasons, seen.model.rgb)
+    if neural is None:
+        confidence, reasons = score_cutout(seen.rgb, seen.model, seen.diff, seen.found, seen.border)
+        mask, name = seen.found.mask, "classical"
+    else:
+        evidence = _neural_evidence(neural, seen)
+        mask, name = evidence.fused, f"{neural.name}+classical"
+        confidence, reasons = score_neural(evidence, _colour_view(seen))
+    alpha = refine_alpha(rgb, seen.rgb, mask, seen.model.threshold)
+    box = _box_near(alpha, mask)
+    return Cutout(alpha, box, confidence, reasons, seen.model.rgb, name)
+
+
+def _colour_view(seen: Analysis) -> ColourView:
+    distance, threshold = seen.diff.distance, seen.model.threshold
+    lighter = (distance > threshold) & ~seen.diff.darker
+    strong = (distance > 3 * threshold) & ~seen.found.shadow
+    return ColourView(seen.found.mask, lighter, strong, seen.border, seen.model.smooth)
+
+
+def _neural_evidence(neural: NeuralSegmenter, seen: Analysis) -> NeuralEvidence:
+    """The model's map of the analysis copy, fused with the classical analysis."""
+    h, w = seen.rgb.shape[:2]
+    probability = cv2.resize(neural.probability(seen.rgb), (w, h), interpolation=cv2.INTER_LINEAR)
+    found = seen.found
+    return fuse_masks(
+        probability, found.mask, found.shadow, seen.diff.distance, seen.model.threshold,
+        seen.model.smooth,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

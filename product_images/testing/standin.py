@@ -134,6 +134,8 @@ _LOG = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 
 DEFAULT_MODELS: tuple[str, ...] = (
+    "gemini-nano-banana-2.1",
+    "gemini-3.1-flash-lite-image",
     "gemini-3.1-flash-image",
     "gemini-3.1-flash-image-preview",
     "gemini-3-pro-image",
@@ -225,11 +227,15 @@ _IMAGE_SIZES: dict[str, tuple[str, ...]] = {
     "2.5": (),
     "3-pro": ("1K", "2K", "4K"),
     "3.1-flash": ("512", "1K", "2K", "4K"),
+    "3.1-flash-lite": ("1K",),
+    "nano-banana-2.1": ("1K", "2K", "4K"),
 }
 _OUTPUT_TOKENS: dict[str, dict[str | None, int]] = {
     "2.5": {None: 1290},
     "3-pro": {"1K": 1120, "2K": 1120, "4K": 2000},
     "3.1-flash": {"512": 747, "1K": 1120, "2K": 1680, "4K": 2520},
+    "3.1-flash-lite": {"1K": 1120},
+    "nano-banana-2.1": {"1K": 1120, "2K": 1680, "4K": 2520},
 }
 
 #: gpt-image-1 output tokens per image by quality and size.
@@ -241,7 +247,12 @@ _OPENAI_OUTPUT_TOKENS: dict[str, dict[str, int]] = {
 
 
 def _family(model: str) -> str:
-    """Which size table and options a Gemini model has: "2.5", "3-pro" or "3.1-flash"."""
+    """Which size table and options a Gemini model has: "2.5", "3-pro", "3.1-flash",
+    "3.1-flash-lite" or "nano-banana-2.1" (§7.1 of the research notes)."""
+    if model.startswith("gemini-nano-banana-2"):
+        return "nano-banana-2.1"
+    if model.startswith("gemini-3.1-flash-lite"):
+        return "3.1-flash-lite"
     if model.startswith("gemini-3.1"):
         return "3.1-flash"
     if model.startswith("gemini-3"):
@@ -250,7 +261,7 @@ def _family(model: str) -> str:
 
 
 def _ratios(family: str) -> tuple[str, ...]:
-    return _RATIOS_31 if family == "3.1-flash" else _RATIOS
+    return _RATIOS_31 if family in ("3.1-flash", "nano-banana-2.1") else _RATIOS
 
 
 def output_size(
@@ -379,8 +390,11 @@ def _cached(key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
 
 
 def _style(prompt: str) -> str:
-    """The look the prompt asks for: "detail", "white" or "scene"."""
+    """The look the prompt asks for: "backdrop" (the set without the product), "detail",
+    "white" or "scene"."""
     text = prompt.lower()
+    if "do not draw the product" in text:
+        return "backdrop"
     if any(word in text for word in ("detail", "close-up", "closeup", "close up")):
         return "detail"
     return "white" if "white" in text else "scene"
@@ -418,6 +432,8 @@ def _placeholder() -> Image.Image:
 
 
 def _compose(source: bytes | None, size: tuple[int, int], style: str) -> Image.Image:
+    if style == "backdrop":  # an empty set: wall, floor, no product and no shadow
+        return _backdrop(size, 0.0, 0.7)
     product = _open(source)
     if style == "detail":
         return _detail(product, size)
@@ -461,7 +477,8 @@ def _backdrop(size: tuple[int, int], shadow_width: float, floor_at: float) -> Im
     )
     half = w * shadow_width * 0.55
     shadow = (w / 2 - half, h * (floor_at - 0.03), w / 2 + half, h * (floor_at + 0.03))
-    ImageDraw.Draw(image).ellipse(shadow, fill=(128, 120, 112))
+    if shadow_width > 0:
+        ImageDraw.Draw(image).ellipse(shadow, fill=(128, 120, 112))
     image = image.filter(ImageFilter.GaussianBlur(1.5))
     return image.resize(size, Image.Resampling.BILINEAR)
 
@@ -904,6 +921,7 @@ _CAPTIONS = {
     "white": "Here is the product on a clean, pure white background.",
     "scene": "Here is the product in a soft studio scene.",
     "detail": "Here is a close-up detail of the product.",
+    "backdrop": "Here is the empty set, without the product.",
 }
 
 

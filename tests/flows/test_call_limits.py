@@ -14,12 +14,14 @@ from product_images.generative.breaker import reset_breakers
 from product_images.generative.clients import make_generator
 from product_images.generative.ledger import Ledger
 from product_images.generative.limits import cluster_limits
+from product_images.generative.throttle import BACKOFF, reset_throttles
 from product_images.settings import Settings, get_settings
 from product_images.store import LocalStore
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer
 from tasks.limits import (
     PrefectCallLimiter,
+    RatePublisher,
     ensure_concurrency_limits,
     limit_names,
     prefect_call_limits,
@@ -133,6 +135,72 @@ def test_pooled_slots_keep_the_limit_and_go_back_when_the_last_task_ends(server)
     assert server.calls == 6 and 1 <= peak[0] <= 2
     with get_client(sync_client=True) as prefect:
         assert prefect.read_global_concurrency_limit_by_name("gemini-requests").active_slots == 0
+
+
+def test_a_429_slows_every_worker_down_through_the_prefect_rate_limit(server):
+    settings = Settings(
+        gemini_api_key=server.api_key,
+        gemini_base_url=server.url,
+        gemini_image_size="512",
+        gemini_rpm=6000,
+        retry_base_delay=0,
+    )
+    ensure_concurrency_limits(settings)
+    reset_throttles()
+    client = make_generator(settings, "gemini")
+    server.script("429")
+    with prefect_call_limits(settings):
+        client.generate(_request())  # a 429, then an image
+    # the decrease is published; the increase right after it waits for the next second
+    assert _limit("gemini-rpm")[1] == pytest.approx(100 * BACKOFF)
+    ensure_concurrency_limits(settings)  # a flow's start: back to the configured rate
+    assert _limit("gemini-rpm")[1] == pytest.approx(100)
+    reset_throttles()
+
+
+@pytest.mark.parametrize(
+    ("rates", "published"),
+    [
+        ([7.0, 4.9, 5.0], [7.0]),  # one write a second at most
+        ([7.0, ("later", 4.9), ("later", 4.9)], [7.0, 4.9]),  # an unchanged rate: no write
+        ([7.0, ("later", 8.0)], [7.0, 8.0]),  # an increase a second later
+    ],
+)
+def test_the_rate_publisher_writes_at_most_once_a_second(rates, published):
+    clock, written = [0.0], []
+    publisher = RatePublisher(
+        "gemini-rpm",
+        ceiling=10.0,
+        update=lambda name, rate: written.append(rate),
+        clock=lambda: clock[0],
+    )
+    for rate in rates:
+        if isinstance(rate, tuple):
+            clock[0] += 1.0
+            rate = rate[1]
+        publisher(rate)
+    assert written == published
+
+
+def test_the_rate_publisher_never_fails_the_call_it_follows(caplog):
+    def broken(name, rate):
+        raise RuntimeError("server gone")
+
+    RatePublisher("gemini-rpm", ceiling=10.0, update=broken)(5.0)
+    assert "could not publish the adaptive rate to gemini-rpm" in caplog.text
+
+
+def test_a_busy_prefect_server_defers_the_product_a_missing_limit_is_a_settings_error():
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+
+    from product_images.deferral import is_deferred
+    from product_images.errors import LimitsUnavailableError
+
+    limiter = PrefectCallLimiter("gemini")
+    busy = limiter._refusal(ConcurrencySlotAcquisitionError("Unable to acquire: 503"))
+    assert isinstance(busy, LimitsUnavailableError) and is_deferred(busy)
+    missing = ConcurrencySlotAcquisitionError("Concurrency limits ['x'] must be created before")
+    assert isinstance(limiter._refusal(missing), SettingsError)
 
 
 def test_limit_names_are_per_backend():

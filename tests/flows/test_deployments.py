@@ -7,6 +7,7 @@ photo from the bucket to a finished flow run: upload -> sensor -> event -> autom
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -14,31 +15,47 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from jsonschema import Draft202012Validator
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterId,
+)
 from prefect.client.schemas.objects import FlowRun
 from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 from prefect.events.schemas.events import ReceivedEvent
 from prefect.settings import PREFECT_API_URL, PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
 
-from cli.serve import POLL_SECONDS, _poll_seconds, serve
+from cli.ownership import release_from_pools
+from cli.serve import POLL_SECONDS, _poll_seconds, deploy, serve
 from flows.deployments import (
     ProductParameters,
     deployments,
     process_product_deployment,
     refresh_catalog,
 )
-from flows.upload_sensor import UPLOAD_EVENT, emit_upload_events, sense_uploads
+from flows.upload_sensor import (
+    UPLOAD_EVENT,
+    emit_upload_events,
+    sense_once,
+    sense_uploads,
+    watched_location,
+)
+from product_images.errors import InvalidSkuError
 from product_images.manifest import Manifest
+from product_images.pipeline import check_sku
 from product_images.settings import Settings
+from product_images.specs import load_specs
 from product_images.store import LocalStore, S3Store
 from product_images.testing.seaweedfs import SeaweedServer
 from product_images.uploads import CURSOR_KEY, UploadMarker, processed_key
@@ -89,19 +106,25 @@ def test_deployments_are_built_from_the_settings() -> None:
         refresh_cron="30 4 * * 1-5",
         refresh_timezone="Europe/Berlin",
         refresh_catalog="s3://shop/catalog.csv",
-        sensor_interval_seconds=45,
+        worker_sensor_interval_seconds=45,
     )
     built = {d.name: d for d in deployments(settings)}
 
-    assert {name: d.flow_name for name, d in built.items()} == NAMES
+    # serve looks for uploads in-process: no sensor deployment, no flow run per look
+    assert {name: d.flow_name for name, d in built.items()} == {
+        name: flow for name, flow in NAMES.items() if name != "upload-sensor"
+    }
     [cron] = built["catalog-refresh"].schedules
     assert (cron.schedule.cron, cron.schedule.timezone) == ("30 4 * * 1-5", "Europe/Berlin")
     assert built["catalog-refresh"].parameters == {"catalog": "s3://shop/catalog.csv"}
-    [interval] = built["upload-sensor"].schedules
-    assert interval.schedule.interval == timedelta(seconds=45)
     assert built["process-product"].schedules == []
     for deployment in built.values():
         assert deployment.work_pool_name is None and deployment.work_queue_name is None
+
+    for_workers = {d.name: d for d in deployments(settings, work_pool=True)}
+    assert {name: d.flow_name for name, d in for_workers.items()} == NAMES
+    [interval] = for_workers["upload-sensor"].schedules
+    assert interval.schedule.interval == timedelta(seconds=45)
 
     [trigger] = built["process-product"].triggers
     assert trigger.expect == {UPLOAD_EVENT}
@@ -129,8 +152,65 @@ def test_the_run_form_is_the_pydantic_model() -> None:
     for name, field in form["properties"].items():
         assert field.get("description"), f"{name} has no description"
     assert form["required"] == ["sku", "source"]
-    assert form["properties"]["budget_usd"]["default"] is None
-    assert schema["properties"]["idempotency_key"]["description"]
+
+
+def _form() -> dict[str, Any]:
+    [product] = [d for d in deployments(Settings()) if d.name == "process-product"]
+    return product._parameter_openapi_schema.model_dump(exclude_unset=True)
+
+
+def test_the_run_form_hides_internal_parameters_and_none_toggles() -> None:
+    schema = _form()
+    assert set(schema["properties"]) == {"params"}  # idempotency_key, store: set by triggers
+    for name, field in schema["definitions"]["ProductParameters"]["properties"].items():
+        assert "anyOf" not in field, f"{name} would show Prefect's 'is type None' toggle"
+    form = schema["definitions"]["ProductParameters"]["properties"]
+    for name in ("platforms", "variants", "backend", "budget_usd"):
+        assert "default" not in form[name]  # left empty: not sent, the model's None applies
+    assert ProductParameters(sku="S", source="s.jpg").backend is None
+
+
+def test_the_run_form_offers_the_known_marketplaces() -> None:
+    platforms = _form()["definitions"]["ProductParameters"]["properties"]["platforms"]
+    assert platforms["type"] == "array" and platforms["uniqueItems"] is True
+    assert platforms["items"]["enum"] == sorted(load_specs(Settings().spec_dirs()))
+    assert {"amazon", "shopify", "tiktok-shop"} <= set(platforms["items"]["enum"])
+
+
+@pytest.mark.parametrize(
+    ("sku", "valid"),
+    [
+        ("SKU-1", True),
+        ("a.b_c-9", True),
+        ("../etc", False),
+        ("a..b", False),
+        ("-x", False),
+        ("a/b", False),
+        ("x" * 129, False),
+        ("ok\n", False),
+    ],
+)
+def test_the_run_form_checks_the_sku_with_the_cli_rule(sku: str, valid: bool) -> None:
+    # What the UI and the server check (JSON Schema), what the flow checks, what the CLI checks.
+    schema = _form()
+    params = {"sku": sku, "source": "s3://b/p.jpg"}
+    errors = list(Draft202012Validator(schema).iter_errors({"params": params}))
+    assert (not errors) is valid
+    if valid:
+        assert ProductParameters(**params).sku == check_sku(sku) == sku
+    else:
+        with pytest.raises(InvalidSkuError):
+            check_sku(sku)
+        with pytest.raises(ValueError):
+            ProductParameters(**params)
+
+
+def test_a_trigger_still_passes_the_hidden_parameters() -> None:
+    # The form hides them; JSON Schema lets unlisted properties through, and the flow has them.
+    schema = _form()
+    run = {"params": {"sku": "S", "source": "s.jpg"}, "idempotency_key": "S/etag-1", "store": "x"}
+    assert not list(Draft202012Validator(schema).iter_errors(run))
+    assert schema.get("additionalProperties", True) is not False
 
 
 def test_work_pool_deployments_use_priority_queues() -> None:
@@ -161,7 +241,7 @@ def test_prefect_yaml_mirrors_the_deployments() -> None:
     }
     for name, entry in entries.items():
         module, _, attribute = entry["entrypoint"].partition(":")
-        assert module == "flows/deployments.py"
+        assert module == "flows.deployments"  # the installed package, not a checkout path
         import flows.deployments as registry
 
         assert getattr(registry, attribute) is flows[name]
@@ -171,7 +251,8 @@ def test_prefect_yaml_mirrors_the_deployments() -> None:
     [cron] = entries["catalog-refresh"]["schedules"]
     assert (cron["cron"], cron["timezone"]) == (settings.refresh_cron, settings.refresh_timezone)
     [interval] = entries["upload-sensor"]["schedules"]
-    assert interval["interval"] == settings.sensor_interval_seconds
+    assert interval["interval"] == settings.worker_sensor_interval_seconds
+    assert document["pull"] == []  # nothing of the deploying machine baked in
     [trigger] = entries["process-product"]["triggers"]
     expected = built["process-product"].triggers[0]
     assert set(trigger["expect"]) == expected.expect
@@ -264,25 +345,61 @@ def test_prefect_deploy_registers_prefect_yaml(
     client.delete_resource_owned_automations(f"prefect.deployment.{product.id}")
 
 
-def test_a_process_worker_runs_a_deployment(
-    client: SyncPrefectClient, process_pool: str, photo: Path, tmp_path: Path
+@pytest.fixture
+def installed_package(tmp_path: Path) -> Path:
+    """This project built as a wheel and installed (not editable) into a folder of its own."""
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = wheels.glob("product_images-*.whl")
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    return site
+
+
+def test_a_worker_runs_a_deployment_from_an_installed_package(
+    client: SyncPrefectClient,
+    process_pool: str,
+    photo: Path,
+    tmp_path: Path,
+    installed_package: Path,
 ) -> None:
+    # The worker runs in another folder, with the wheel's copy of the code first on its path
+    # (the editable install's finder comes after it): no checkout, no deploying machine's path.
     [product, *_] = deployments(Settings(), work_pool=True)
     deployment_id = product.apply()
     store = tmp_path / "out"
-    parameters = {
-        "params": {"sku": "W-1", "source": str(photo), "platforms": ["amazon"]},
-        "store": str(store),
-    }
-    run = client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+    parameters = {"params": {"sku": "W-1", "source": str(photo), "platforms": ["amazon"]}}
+    run = client.create_flow_run_from_deployment(
+        deployment_id, parameters=parameters | {"store": str(store)}
+    )
+    elsewhere = tmp_path / "worker"
+    elsewhere.mkdir()
     env = {
         **os.environ,
+        "PYTHONPATH": str(installed_package),
         "PREFECT_API_URL": PREFECT_API_URL.value(),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
+    where = subprocess.run(
+        [sys.executable, "-c", "import flows.deployments as d; print(d.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.startswith(str(installed_package)), where.stdout
     worker = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", process_pool, "--run-once"],
-        cwd=ROOT,
+        cwd=elsewhere,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -296,6 +413,8 @@ def test_a_process_worker_runs_a_deployment(
     assert state is not None and state.is_completed(), output[-3000:]
     manifest = Manifest.model_validate_json((store / "W-1" / "manifest.json").read_text())
     assert {o.slot for o in manifest.outputs} == {"main", "scene", "detail"}
+    registered = client.read_deployment(deployment_id)
+    assert registered.path is None and not registered.pull_steps  # nothing machine-bound
 
 
 # -- the sensor -----------------------------------------------------------------------------
@@ -434,7 +553,6 @@ def served(tmp_path: Path, s3_env: SeaweedServer, s3_store: S3Store) -> Iterator
         "PRODUCT_IMAGES_STORE": f"s3://{s3_store.bucket}",
         "PRODUCT_IMAGES_PLATFORMS": '["amazon"]',
         "PRODUCT_IMAGES_BACKEND": "local",
-        "PRODUCT_IMAGES_SENSOR_INTERVAL_SECONDS": "5",
     }
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -465,21 +583,12 @@ def _served(client: SyncPrefectClient, name: str) -> uuid.UUID | None:
 def test_an_upload_becomes_a_finished_flow_run(
     served: S3Store, photo: Path, client: SyncPrefectClient
 ) -> None:
-    """upload -> sensor run -> event -> automation -> process-product run, all served.
-
-    The test harness's server runs the event, trigger and action services but not the
-    scheduler, so the sensor's interval never fires here: the test starts a sensor run
-    itself, as the schedule would.
-    """
+    """upload -> serve's watcher -> event -> automation -> process-product run, all served."""
     sku = f"E2E-{uuid.uuid4().hex[:8]}"
-    served.put(f"incoming/{sku}.jpg", photo.read_bytes(), "image/jpeg")
-    sensor = _eventually(
-        lambda: _served(client, "sense-uploads/upload-sensor"), timeout=45, what="serve to start"
-    )
     _eventually(
-        lambda: _served(client, "product-request/process-product"), timeout=15, what="serve"
+        lambda: _served(client, "product-request/process-product"), timeout=45, what="serve"
     )
-    client.create_flow_run_from_deployment(sensor)
+    served.put(f"incoming/{sku}.jpg", photo.read_bytes(), "image/jpeg")
 
     def finished() -> list[FlowRun]:
         runs = _runs_of(client, "product-request/process-product", sku)
@@ -489,15 +598,30 @@ def test_an_upload_becomes_a_finished_flow_run(
 
     [run] = _eventually(finished, timeout=60, what="the upload's flow run to complete")
     assert Manifest.model_validate_json(served.get(f"{sku}/manifest.json")).sku == sku
+    [artifact] = client.read_artifacts(
+        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+    )
+    assert artifact.key == f"product-{sku.lower()}" and "_thumbs/" in str(artifact.data)
     key = run.parameters["idempotency_key"]
     marker = UploadMarker.model_validate_json(served.get(processed_key(key)))
     assert (marker.state, marker.run_id) == ("done", str(run.id))
 
-    # The same upload announced again (a sensor that crashed before saving its cursor, or
-    # an event sent by hand) starts a run that finds the marker and makes nothing.
-    [event] = _events_for(client, [sku])
-    repeat = event.model_dump(mode="json", include={"event", "resource", "payload"})
-    repeat |= {"id": str(uuid.uuid4()), "occurred": event.occurred.isoformat()}
+    assert "upload" in run.tags  # run in serve's own process, no process started for it
+
+    # The same upload announced as an event too (a worker's sensor, or sent by hand): the
+    # trigger starts a run that finds the marker and makes nothing.
+    repeat = {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": UPLOAD_EVENT,
+        "resource": {"prefect.resource.id": f"product.{sku}"},
+        "payload": {
+            "sku": sku,
+            "source": run.parameters["params"]["source"],
+            "idempotency_key": key,
+            "store": run.parameters["store"],
+        },
+    }
     client.request("POST", "/events", json=[repeat])
     runs = _eventually(
         lambda: (done := finished()) and len(done) == 2 and done,
@@ -506,3 +630,54 @@ def test_an_upload_becomes_a_finished_flow_run(
     )
     assert len(runs) == 2
     assert UploadMarker.model_validate_json(served.get(processed_key(key))).run_id == str(run.id)
+
+
+def test_every_sensor_line_names_the_store_and_its_incoming_prefix(
+    photo: Path, tmp_path: Path
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.put("incoming/L-1.jpg", photo.read_bytes(), "image/jpeg")
+    store.put("incoming/notes.txt", b"not a photo", "text/plain")
+    logger = logging.getLogger("test-sensor-lines")
+    logger.setLevel(logging.INFO)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    announced: list[Any] = []
+    try:
+        sense_once(store, "incoming/", logger, announce=lambda _, ups: announced.extend(ups))
+        sense_once(store, "incoming/", logger, announce=lambda _, ups: announced.extend(ups))
+    finally:
+        logger.removeHandler(handler)
+    watched = watched_location(store.url, "incoming/")
+    assert watched == f"{store.url.rstrip('/')}/incoming/"
+    assert [u.sku for u in announced] == ["L-1"]  # once: the cursor moved past it
+    assert lines[0] == f"ignored {watched}notes.txt: not an image file name"
+    assert f"1 new upload(s) under {watched}" in lines
+    assert f"0 new upload(s) under {watched}" in lines
+    assert all(watched in line for line in lines), lines
+
+
+def test_serve_and_deploy_refuse_to_take_the_other_ones_deployments(
+    client: SyncPrefectClient, process_pool: str
+) -> None:
+    ids = [d.apply() for d in deployments(Settings(), work_pool=True)]
+    try:
+        refused = CliRunner().invoke(serve, [])
+        assert refused.exit_code == 1
+        assert "product-request/process-product: registered for work pool 'process'" in (
+            refused.output
+        )
+        assert "--take-over" in refused.output
+        assert CliRunner().invoke(deploy, []).exit_code == 0  # the pool's own: fine
+        names = [f"{d.flow_name}/{d.name}" for d in deployments(Settings())]
+        assert release_from_pools(names) == names  # what `serve --take-over` does first
+        ids = [d.apply() for d in deployments(Settings())]
+        assert {client.read_deployment(i).work_pool_name for i in ids} == {None}
+        taken = CliRunner().invoke(deploy, [])
+        assert taken.exit_code == 1 and "registered for `product-images serve`" in taken.output
+    finally:
+        for deployment_id in ids:
+            with contextlib.suppress(Exception):
+                client.delete_resource_owned_automations(f"prefect.deployment.{deployment_id}")

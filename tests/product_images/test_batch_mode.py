@@ -3,6 +3,7 @@
 import pytest
 
 from product_images.batch_mode import prefill_refresh
+from product_images.generative.configured_model import price_table
 from product_images.generative.ledger import Ledger
 from product_images.pipeline import ProductRequest, run_product
 from product_images.settings import Settings
@@ -50,7 +51,7 @@ def test_batch_fills_the_cache_at_half_price_and_the_run_pays_nothing_more(serve
     assert sum(r.paid_calls for r in results) == 0
     entries = Ledger(store).entries()
     assert {e.backend for e in entries} == {"gemini-batch"} and len(entries) == 6
-    price = settings.prices[settings.gemini_model]
+    price = price_table(settings)[settings.gemini_model]
     full = price.cost(entries[0].prompt_tokens, entries[0].output_tokens)
     assert entries[0].cost_usd == pytest.approx(full / 2, rel=1e-3)
 

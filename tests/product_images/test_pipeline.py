@@ -7,6 +7,7 @@ from PIL import Image
 
 from product_images.errors import InvalidSkuError
 from product_images.imaging.check import check_image
+from product_images.imaging.mask_quality import iou
 from product_images.manifest import Manifest
 from product_images.pipeline import ProductRequest, check_sku, run_product
 from product_images.settings import Settings
@@ -74,18 +75,37 @@ def test_transparent_cutout_source_is_used_as_is(tmp_path):
     assert not manifest.needs_review or manifest.needs_review[0].step == "detail"
 
 
-def test_low_confidence_cutout_is_flagged_for_review(tmp_path):
-    image, _ = draw_product(size=(700, 500))
+def _busy_photo(tmp_path):
+    image, mask = draw_product(size=(700, 500))
     noise = np.random.default_rng(1).integers(-70, 70, (500, 700, 3))
     busy = Image.fromarray(np.clip(np.asarray(image).astype(int) + noise, 0, 255).astype(np.uint8))
     path = tmp_path / "busy.png"
     busy.save(path)
+    return path, mask
+
+
+def test_low_confidence_cutout_is_flagged_for_review(tmp_path):
+    """The classical cut-out cannot vouch for a product on a noisy background: flagged."""
+    path, _ = _busy_photo(tmp_path)
     store = LocalStore(tmp_path / "out")
-    result = _run(path, store, platforms=["amazon"])
+    request = ProductRequest(sku="SKU-1", source=str(path), platforms=["amazon"])
+    settings = _settings(store.url).model_copy(update={"segmenter": "classical"})
+    result = run_product(request, settings, store)
     assert result.status == "done" and result.needs_review
     manifest = json.loads(store.get("SKU-1/manifest.json"))
     assert manifest["needs_review"][0]["step"] == "cutout"
     assert manifest["needs_review"][0]["reason"]
+
+
+def test_the_neural_cutout_finds_the_product_on_a_noisy_background(tmp_path):
+    """The model sees the product through the noise; the cut-out stores its alpha."""
+    path, mask = _busy_photo(tmp_path)
+    store = LocalStore(tmp_path / "out")
+    assert _run(path, store, platforms=["amazon"]).status == "done"
+    manifest = Manifest.model_validate_json(store.get("SKU-1/manifest.json"))
+    assert manifest.cutout is not None and manifest.cutout.segmenter == "u2netp+classical"
+    alpha = np.asarray(Image.open(io.BytesIO(store.get(manifest.cutout.key))).getchannel("A"))
+    assert iou(alpha >= 128, mask) >= 0.95
 
 
 @pytest.mark.parametrize(
@@ -220,3 +240,20 @@ def test_scene_on_a_folder_of_backdrop_photos_records_which(photo, tmp_path):
     (scene,) = manifest.masters
     assert scene.notes == ["scene: on the backdrop photo pale.jpg"]
     assert manifest.outputs[0].slot == "scene" and manifest.outputs[0].passed
+
+
+@pytest.mark.parametrize(
+    ("models_dir", "segmenter"),
+    [(None, "u2netp+classical"), ("empty", "classical")],
+)
+def test_the_manifest_says_which_segmenter_made_the_mask(photo, tmp_path, models_dir, segmenter):
+    """With the model file the neural cut-out runs; without it the classical one, said so."""
+    store = LocalStore(tmp_path / "out")
+    settings = _settings(store.url)
+    if models_dir:
+        settings = settings.model_copy(update={"models_dir": tmp_path / models_dir})
+    request = ProductRequest(sku="SKU-1", source=str(photo), platforms=["amazon"])
+    assert run_product(request, settings, store).status == "done"
+    manifest = Manifest.model_validate_json(store.get("SKU-1/manifest.json"))
+    assert manifest.cutout is not None and manifest.cutout.segmenter == segmenter
+    assert not manifest.needs_review

@@ -69,7 +69,7 @@ def test_generated_masters_are_redone_when_their_template_or_model_changes(setup
     store.put("R-1/manifest.json", manifest.model_dump_json().encode())
     gemini = settings.model_copy(update={"backend": "gemini", "gemini_api_key": "k"})
     reasons = refresh_reasons(request, store, gemini)
-    assert "scene: model gemini-old-image -> gemini-3.1-flash-image" in reasons
+    assert "scene: model gemini-old-image -> gemini-3-pro-image" in reasons
     assert "scene: prompt template changed" in reasons
     assert "detail: a generative backend is now configured" in reasons
 

@@ -372,3 +372,11 @@ def test_shadow_key_changes_with_its_parameters() -> None:
     assert main.shadow is not None
     softer = main.shadow.model_copy(update={"softness": 0.9})
     assert main.shadow_key().startswith("contact+cast-") and softer.key != main.shadow_key()
+
+
+def test_google_merchant_holds_500_px_from_2027_01_31_and_keeps_provenance() -> None:
+    spec = load_specs()["google-merchant"]
+    assert "2027-01-31" in spec.notes
+    for slot in spec.slots:
+        assert slot.min_side >= 500 and min(slot.target_size()) >= 500, slot.name
+        assert "xmp" in slot.keep_metadata, slot.name  # the IPTC DigitalSourceType

@@ -195,8 +195,6 @@ def served(
         PREFECT_RUNNER_POLL_FREQUENCY="1",
         PRODUCT_IMAGES_STORE=f"s3://{s3_store.bucket}/out",
         PRODUCT_IMAGES_BACKEND="local",  # offline, whatever keys the machine has
-        # The sensor would start a ~200 MB flow-run process every 30 s on a 2-core machine.
-        PRODUCT_IMAGES_SENSOR_INTERVAL_SECONDS="86400",
     )
     program = shutil.which("product-images", path=str(Path(sys.executable).parent))
     assert program, "no product-images script next to this Python: pip install -e ."

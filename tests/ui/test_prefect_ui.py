@@ -33,6 +33,7 @@ from product_images.manifest import Manifest, manifest_key
 from product_images.store import S3Store
 from product_images.testing.images import draw_product
 from product_images.testing.seaweedfs import SeaweedServer
+from product_images.thumbnails import THUMBNAIL_SIDE
 
 #: Debian's `chromium` package; CHROMIUM overrides it (as it does for scripts/install-chromium).
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -189,13 +190,21 @@ def test_a_product_run_from_the_ui(
     page.wait_for_url(re.compile(r"/run\b"))
     _form_field(page, "Sku").locator("textarea").fill(SKU)
     _form_field(page, "Source").locator("textarea").fill(source)
+    # Platforms: a multiple choice of the known marketplaces, not free text.
     platforms = _form_field(page, "Platforms")
-    platforms.get_by_role("button", name="list", exact=True).click()
+    platforms.locator(".p-select-button").click()  # focuses it; the arrow key opens it
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("option", name="tiktok-shop", exact=True)).to_be_visible()
     for name in PLATFORMS:
-        platforms.get_by_role("button", name="Add item").click()
-        platforms.locator("textarea").last.fill(name)
-    expect(platforms.locator("textarea")).to_have_count(len(PLATFORMS))
+        page.get_by_role("option", name=name, exact=True).click()
     shots("02-run-form.png", full_page=True)
+    page.get_by_text("Parameters", exact=True).click()  # a click outside closes the list
+    expect(page.get_by_role("option", name="tiktok-shop", exact=True)).to_be_hidden()
+    for name in PLATFORMS:
+        expect(platforms.locator(".p-select-button__value")).to_contain_text(name)
+    # Internal parameters are not on the form; a SKU the CLI refuses is refused here too.
+    expect(page.get_by_text("Idempotency Key")).to_have_count(0)
+    expect(page.get_by_text("Property is type None")).to_have_count(0)
 
     # 3. Submit; the UI's create_flow_run response names the run it made.
     run_id = _submit(page)
@@ -247,3 +256,57 @@ def test_a_product_run_from_the_ui(
     rounded = {step: round(seconds, 1) for step, seconds in timings.items()}
     (shots.folder / "timings.json").write_text(json.dumps(rounded, indent=2) + "\n")
     print("timings (s):", rounded)
+
+
+UPLOAD_SKU = "UP-1"
+
+
+def test_an_uploaded_photo_shows_its_run_with_thumbnails(
+    served: dict[str, Any],
+    prefect_server: Any,
+    page: Page,
+    shots: Shots,
+    s3_store: S3Store,
+    seaweed: SeaweedServer,
+    tmp_path: Path,
+) -> None:
+    """A photo dropped into <store>/incoming/ becomes a run of process-product; its page in
+    the UI shows the product artifact, whose thumbnails load from the bucket."""
+    photo = draw_product(size=(900, 700), colour=(40, 90, 170))[0]
+    buffer = tmp_path / "upload.jpg"
+    photo.save(buffer, quality=92)
+    s3_store.put(f"out/incoming/{UPLOAD_SKU}.jpg", buffer.read_bytes(), "image/jpeg")
+
+    run = _upload_run(prefect_server, f"request-{UPLOAD_SKU}")
+    run = prefect_server.wait_for_flow_run(run["id"], timeout=RUN_TIMEOUT)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    assert run["deployment_id"] == served["id"] and "upload" in run["tags"]
+
+    page.goto(f"{prefect_server.url}/runs/flow-run/{run['id']}")
+    expect(page.get_by_text("Completed", exact=True).first).to_be_visible()
+    page.get_by_text("Artifacts", exact=True).click()
+    page.get_by_text(f"product-{UPLOAD_SKU.lower()}").first.click()
+    thumbnails = page.locator("img[src*='_thumbs']")
+    expect(thumbnails).to_have_count(3)  # white, scene and detail masters
+    page.wait_for_function(
+        "() => [...document.querySelectorAll(\"img[src*='_thumbs']\")]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+    sizes = thumbnails.evaluate_all("imgs => imgs.map(img => [img.naturalWidth, img.src])")
+    assert all(0 < width <= THUMBNAIL_SIDE for width, _ in sizes), sizes
+    assert all(src.startswith(seaweed.endpoint_url) for _, src in sizes), sizes
+    expect(page.get_by_text("checks").first).to_be_visible()  # the outputs table
+    shots("05-upload-run-artifact.png", full_page=True)
+
+
+def _upload_run(server: Any, name: str, timeout: float = 60) -> dict[str, Any]:
+    """The flow run called `name` once it exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = {"flow_runs": {"name": {"any_": [name]}}, "limit": 1}
+        found = server.http.post("/flow_runs/filter", json=body).raise_for_status().json()
+        if found:
+            run: dict[str, Any] = found[0]
+            return run
+        time.sleep(0.5)
+    pytest.fail(f"no flow run {name} within {timeout:g}s of the upload")

@@ -1,14 +1,21 @@
 """The generative backend end to end: our real clients against the stand-in HTTP server."""
 
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from product_images.catalog import load_catalog
+from product_images.errors import ModelRetiredError
 from product_images.generative.ledger import Ledger
-from product_images.imaging.provenance import TRAINED_ALGORITHMIC_MEDIA, digital_source_type
+from product_images.imaging.provenance import (
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    TRAINED_ALGORITHMIC_MEDIA,
+    digital_source_type,
+)
 from product_images.manifest import Manifest
 from product_images.pipeline import ProductRequest, run_product
 from product_images.settings import Settings
@@ -86,6 +93,34 @@ def test_outputs_of_generated_masters_carry_ai_provenance(server, photo, tmp_pat
     )
     assert digital_source_type(store.get("G-1/amazon/detail.jpg")) == TRAINED_ALGORITHMIC_MEDIA
     assert digital_source_type(store.get("G-1/amazon/main.jpg")) is None
+    _assert_manifest_matches_the_files(settings)
+
+
+def _assert_manifest_matches_the_files(settings) -> None:
+    """Every output's recorded DigitalSourceType is the one in its file's XMP."""
+    store = LocalStore(Path(settings.store))
+    for output in _manifest(settings).outputs:
+        assert digital_source_type(store.get(output.key)) == output.digital_source_type, output.key
+
+
+def test_a_backdrop_scene_is_the_real_product_on_a_generated_set(server, photo, tmp_path):
+    settings = _settings(server, tmp_path, generated_scene="backdrop")
+    result = _run(settings, photo)
+    assert result.status == "done", result.message
+    masters = {m.variant: m for m in _manifest(settings).masters}
+    scene, cutout = masters["scene"], _manifest(settings).cutout
+    assert scene.digital_source_type == COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+    assert scene.generated_by == settings.gemini_model and cutout is not None
+    assert scene.confidence <= cutout.confidence  # the cut-out's pixels, so its doubts
+    assert masters["detail"].digital_source_type == TRAINED_ALGORITHMIC_MEDIA
+    assert masters["white"].digital_source_type is None
+    prompts = [r.json["contents"][0]["parts"][0]["text"] for r in server.requests]
+    assert sum("do NOT draw the product" in p for p in prompts) == 1 and server.calls == 2
+    store = LocalStore(Path(settings.store))
+    scene = store.get("G-1/google-merchant/scene.jpg")
+    assert digital_source_type(scene) == COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+    _assert_manifest_matches_the_files(settings)
+    assert all(o.passed for o in _manifest(settings).outputs)
 
 
 def test_a_rerun_of_an_unchanged_product_makes_no_call(server, photo, tmp_path):
@@ -116,7 +151,9 @@ def test_low_confidence_cutout_gets_a_generated_white_master(server, tmp_path):
     Image.fromarray(np.clip(np.asarray(image).astype(int) + noise, 0, 255).astype(np.uint8)).save(
         busy
     )
-    settings = _settings(server, tmp_path)
+    # The classical cut-out doubts this noisy photo (the neural one, when its file is present,
+    # does not): what is tested is the routing of a doubtful cut-out's white master.
+    settings = _settings(server, tmp_path, segmenter="classical")
     assert _run(settings, busy).status == "done"
     manifest = _manifest(settings)
     white = next(m for m in manifest.masters if m.variant == "white")
@@ -220,7 +257,7 @@ def test_cli_run_with_gemini_environment_records_calls_and_cost(
     assert len(manifest.calls) == 2 and manifest.cost_usd > 0
     assert {m.variant for m in manifest.masters} == {"white", "scene", "detail"}
     costs = CliRunner().invoke(main, ["costs", "--store", str(out), "--by", "model"])
-    assert "gemini-3.1-flash-image" in costs.output and "2 calls" in costs.output
+    assert "gemini-3-pro-image" in costs.output and "2 calls" in costs.output
 
 
 def test_a_scene_background_is_sent_as_a_reference_image(server, photo, tmp_path):
@@ -256,3 +293,43 @@ def test_two_workers_racing_on_one_product_pay_once(server, photo, tmp_path, s3_
     assert [r.status for r in results] == ["done", "done"]
     assert server.calls == 2  # scene and detail, once each
     assert sorted(r.paid_calls for r in results) in ([0, 2], [1, 1])
+
+
+def _edited_catalogue(directory: Path, factor: float) -> Path:
+    """The built-in gemini.yaml with gemini-3-pro-image `factor` times dearer and deprecated."""
+    data = yaml.safe_load(
+        resources.files("product_images.model_catalogue").joinpath("gemini.yaml").read_bytes()
+    )
+    for model in data["models"]:
+        if model["id"] == "gemini-3-pro-image":
+            model["input_usd_per_million"] *= factor
+            model["output_usd_per_million"] *= factor
+            model.update(status="deprecated", replacements=["gemini-nano-banana-2.1"])
+        elif "gemini-3-pro-image" in model.get("replacements", []):
+            model["replacements"] = ["gemini-nano-banana-2.1"]
+    data["default"] = "gemini-nano-banana-2.1"
+    directory.mkdir()
+    (directory / "gemini.yaml").write_text(yaml.safe_dump(data))
+    return directory
+
+
+def test_the_model_catalogue_file_sets_costs_and_warnings_of_a_run(server, photo, tmp_path):
+    before = _settings(server, tmp_path / "a", gemini_model="gemini-3-pro-image")
+    _run(before, photo)
+    models_dir = _edited_catalogue(tmp_path / "models", 3.0)
+    after = _settings(
+        server, tmp_path / "b", gemini_model="gemini-3-pro-image", model_catalogue_dir=models_dir
+    )
+    _run(after, photo)
+    old, new = _manifest(before), _manifest(after)
+    assert new.cost_usd == pytest.approx(3 * old.cost_usd, rel=1e-3) and old.cost_usd > 0
+    scene = next(m for m in new.masters if m.variant == "scene")
+    assert any("'gemini-3-pro-image' is deprecated" in n for n in scene.notes), scene.notes
+    assert not any("deprecated" in n for m in old.masters for n in m.notes)
+
+
+def test_a_shut_down_model_fails_before_any_call(server, photo, tmp_path):
+    settings = _settings(server, tmp_path, gemini_model="gemini-2.5-flash-image")
+    with pytest.raises(ModelRetiredError, match="set GEMINI_MODEL to gemini-3-pro-image"):
+        _run(settings, photo)
+    assert server.calls == 0

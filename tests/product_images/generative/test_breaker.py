@@ -41,16 +41,8 @@ def _fail(breaker, error, times):
             _call(breaker, error)
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        RateLimitedError("429"),
-        UpstreamServerError("503"),
-        GenerationTimeoutError("timeout"),
-        NoImageError("malformed"),
-    ],
-)
-def test_retryable_failures_in_a_row_open_it(error):
+@pytest.mark.parametrize("error", [UpstreamServerError("503"), GenerationTimeoutError("timeout")])
+def test_outage_failures_in_a_row_open_it(error):
     clock = Clock()
     breaker = CircuitBreaker("gemini m", failures=3, cooldown=30, clock=clock)
     _fail(breaker, error, 2)
@@ -64,21 +56,57 @@ def test_retryable_failures_in_a_row_open_it(error):
     assert refused.value.reason == "backend_unavailable"
 
 
+@pytest.mark.parametrize("answer", [RateLimitedError("429"), NoImageError("malformed")])
+def test_throttling_and_odd_answers_never_open_it(answer):
+    breaker = CircuitBreaker("gemini m", failures=3, clock=Clock())
+    _fail(breaker, answer, 50)
+    assert breaker.state == "closed"
+
+
 @pytest.mark.parametrize("permanent", [ContentBlockedError("safety"), BadRequestError("400")])
-def test_permanent_errors_do_not_count_and_break_the_run(permanent):
+def test_permanent_errors_are_answers_that_dilute_the_failure_rate(permanent):
     breaker = CircuitBreaker("gemini m", failures=3, clock=Clock())
     _fail(breaker, UpstreamServerError("503"), 2)
     _fail(breaker, permanent, 5)
-    _fail(breaker, UpstreamServerError("503"), 2)
+    _fail(breaker, UpstreamServerError("503"), 2)  # 4 failures, but 4 of 11 calls
     assert breaker.state == "closed"
 
 
-def test_a_success_resets_the_count():
-    breaker = CircuitBreaker("gemini m", failures=3, clock=Clock())
-    for _ in range(4):
-        _fail(breaker, RateLimitedError("429"), 2)
+def test_a_busy_service_with_scattered_5xx_stays_closed():
+    # 40% 429 + 20% 503, the rest answered: a 503 rate of 20%, far from an outage
+    clock = Clock()
+    breaker = CircuitBreaker("gemini m", failures=5, failure_rate=0.5, window=60, clock=clock)
+    pattern = ["429", "ok", "503", "429", "ok"]
+    for n in range(500):
+        clock.now += 0.05
+        answer = pattern[n % len(pattern)]
+        if answer == "ok":
+            _call(breaker)
+        else:
+            error = UpstreamServerError("503") if answer == "503" else RateLimitedError("429")
+            _fail(breaker, error, 1)
+    assert breaker.state == "closed"
+
+
+def test_a_high_failure_rate_opens_it_though_some_calls_succeed():
+    breaker = CircuitBreaker("gemini m", failures=5, failure_rate=0.5, clock=Clock())
+    for _ in range(2):
+        _fail(breaker, UpstreamServerError("503"), 2)
         _call(breaker)
+    assert breaker.state == "closed"  # 4 failures in 6 calls: fewer than 5
+    _fail(breaker, UpstreamServerError("503"), 1)
+    assert breaker.state == "open"  # the fifth failure, 5 in 7 calls
+
+
+def test_failures_older_than_the_window_are_forgotten():
+    clock = Clock()
+    breaker = CircuitBreaker("gemini m", failures=3, window=10, clock=clock)
+    for _ in range(5):
+        clock.now += 11
+        _fail(breaker, UpstreamServerError("503"), 2)
     assert breaker.state == "closed"
+    _fail(breaker, UpstreamServerError("503"), 1)
+    assert breaker.state == "open"  # three within ten seconds
 
 
 def test_other_exceptions_say_nothing_about_the_backend():
@@ -103,10 +131,17 @@ def test_after_the_cooldown_a_successful_probe_closes_it():
     assert breaker.state == "closed" and breaker.retry_after() == 0
 
 
+def test_a_throttled_probe_is_an_answer_and_closes_it():
+    breaker, clock = _opened()
+    clock.now += 30
+    _fail(breaker, RateLimitedError("429"), 1)
+    assert breaker.state == "closed"
+
+
 def test_a_failed_probe_opens_it_for_a_new_cooldown():
     breaker, clock = _opened()
     clock.now += 31
-    _fail(breaker, RateLimitedError("429"), 1)
+    _fail(breaker, GenerationTimeoutError("timeout"), 1)
     assert breaker.state == "open" and breaker.retry_after() == pytest.approx(30)
     clock.now += 29
     with pytest.raises(BackendUnavailableError):
@@ -228,3 +263,14 @@ def test_retry_call_holds_one_limiter_slot_per_attempt():
         attempt, backend="gemini", model="m", sleep=lambda s: None, limiter=CountingLimiter()
     )
     assert (value, tries, len(held)) == ("image", 3, 3)
+
+
+def test_check_refuses_only_while_open_and_never_claims_the_probe():
+    breaker, clock = _opened()
+    with pytest.raises(BackendUnavailableError):
+        breaker.check()
+    clock.now += 30
+    breaker.check()  # half-open: the next call may be the probe
+    breaker.check()
+    _call(breaker)  # ...and the probe is still free for it
+    assert breaker.state == "closed"

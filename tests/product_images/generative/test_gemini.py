@@ -391,10 +391,23 @@ def test_an_unknown_model_names_the_setting_to_change(standin, make_client):
     message = str(caught.value)
     assert message.startswith(
         "model 'gemini-2.0-flash-exp-image' not found: set GEMINI_MODEL (or "
-        "PRODUCT_IMAGES_GEMINI_MODEL) to a current image model, e.g. gemini-3.1-flash-image"
+        "PRODUCT_IMAGES_GEMINI_MODEL) to an image model, e.g. gemini-3-pro-image"
     )
     assert caught.value.status == 404
     assert standin.calls == 1
+
+
+def test_a_404_lists_the_current_models_of_the_catalogue(standin, monkeypatch):
+    monkeypatch.delenv("GEMINI_MODEL", raising=False)
+    settings = Settings(
+        GEMINI_API_KEY=KEY, GEMINI_BASE_URL=standin.url, GEMINI_MODEL="gemini-9-image"
+    )
+    with make_generator(settings, "gemini") as client, pytest.raises(ModelNotFoundError) as caught:
+        client.generate(REQUEST)
+    assert (
+        "to a current image model: gemini-3-pro-image, gemini-nano-banana-2.1, "
+        "gemini-3.1-flash-lite-image (HTTP 404" in str(caught.value)
+    )
 
 
 def test_a_wrong_key_says_to_check_gemini_api_key(standin, make_client):
@@ -542,11 +555,13 @@ def test_make_generator_builds_a_working_gemini_client(standin, monkeypatch):
     client = make_generator(settings, "gemini")
     try:
         assert isinstance(client, GeminiClient)
-        assert (client.name, client.model) == ("gemini", "gemini-3.1-flash-image")
+        # The catalogue's default; it has no 512, so the next size up is sent.
+        assert (client.name, client.model) == ("gemini", "gemini-3-pro-image")
+        assert client.image_size == "1K"
         result = client.generate(REQUEST)
     finally:
         client.close()
-    assert _size(result.image) == output_size(MODEL, "4:5", "512")
+    assert _size(result.image) == output_size("gemini-3-pro-image", "4:5", "1K")
     assert standin.requests[-1].headers["authorization"] == f"Bearer {KEY}"
 
 

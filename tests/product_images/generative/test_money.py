@@ -8,9 +8,10 @@ from product_images.errors import BudgetExceededError
 from product_images.generative.base import Attempt, Usage
 from product_images.generative.budget import RunBudget
 from product_images.generative.cache import GenerationCache, cache_key
+from product_images.generative.configured_model import price_table
 from product_images.generative.ledger import Ledger, entry_from, summarise
 from product_images.generative.templates import load_template
-from product_images.settings import DEFAULT_PRICES
+from product_images.settings import Settings
 from product_images.store import LocalStore
 
 
@@ -57,17 +58,22 @@ def _attempt(outcome="ok", output_tokens=1120, model="gemini-3.1-flash-image"):
 
 
 def test_ledger_prices_attempts_from_reported_tokens(tmp_path):
-    ledger = Ledger(LocalStore(tmp_path))
-    ledger.append(entry_from(_attempt(), "SKU-1", "scene", "spring", DEFAULT_PRICES))
-    ledger.append(
-        entry_from(_attempt("rate_limited", 0), "SKU-1", "scene", "spring", DEFAULT_PRICES)
-    )
+    ledger, prices = Ledger(LocalStore(tmp_path)), price_table(Settings())
+    ledger.append(entry_from(_attempt(), "SKU-1", "scene", "spring", prices))
+    ledger.append(entry_from(_attempt("rate_limited", 0), "SKU-1", "scene", "spring", prices))
     entries = ledger.entries()
     assert [e.outcome for e in entries] == ["ok", "rate_limited"]
     assert entries[0].cost_usd == pytest.approx((1300 * 0.5 + 1120 * 60) / 1e6)
     assert entries[1].cost_usd == pytest.approx(1300 * 0.5 / 1e6)
     assert summarise(entries, "tag") == {"spring": (2, round(sum(e.cost_usd for e in entries), 6))}
     assert set(summarise(entries, "model")) == {"gemini-3.1-flash-image"}
+
+
+def test_an_image_answered_without_usage_costs_its_list_price():
+    prices = price_table(Settings())
+    entry = entry_from(_attempt(output_tokens=0), "SKU-1", "scene", "", prices)
+    # The catalogue's dearest 3.1 Flash Image size (4K, $0.151) plus the input tokens.
+    assert entry.cost_usd == pytest.approx(0.151 + 1300 * 0.5 / 1e6)
 
 
 def test_budget_refuses_a_call_that_could_pass_the_cap():

@@ -72,3 +72,44 @@ def test_shared_encodings_give_what_encode_for_slot_gives():
     noisy = Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 400, 3), np.uint8))
     slot = SLOT.model_copy(update={"max_bytes": 60_000, "min_quality": 10})
     assert SharedEncodings().encode(noisy, slot)[0] == encode_for_slot(noisy, slot)[0]
+
+
+def test_the_srgb_profile_carries_a_fixed_date_not_the_time_it_was_made():
+    from PIL import ImageCms
+
+    from product_images.imaging.encode import ICC_DATE, stamp_icc_date
+
+    made = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    other_day = made[:24] + bytes.fromhex("07d0000200030004000500") + b"\x06" + made[36:]
+    assert stamp_icc_date(made) == stamp_icc_date(other_day) == SRGB_ICC
+    assert SRGB_ICC[24:36] == ICC_DATE
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(SRGB_ICC))
+    assert "sRGB" in ImageCms.getProfileDescription(profile)
+
+
+_ENCODE_IN_CHILD = """
+import sys
+from product_images.imaging.encode import encode_for_slot
+from product_images.imaging.provenance import ai_provenance_xmp
+from product_images.specs import SlotSpec
+from product_images.testing.images import draw_product
+slot = SlotSpec.model_validate_json(sys.argv[1])
+data, _ = encode_for_slot(draw_product(size=(400, 300))[0], slot, ai_provenance_xmp("gemini-3"))
+sys.stdout.buffer.write(data)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+def test_identical_pixels_and_rules_give_identical_bytes_in_another_process(fmt):
+    # The child builds its own profile and XMP seconds later: any clock in them would show.
+    import subprocess
+    import sys
+
+    slot = SLOT.model_copy(update={"format": fmt, "embed_icc": True})
+    here, _ = encode_for_slot(_photo(), slot, ai_provenance_xmp("gemini-3"))
+    child = subprocess.run(
+        [sys.executable, "-c", _ENCODE_IN_CHILD, slot.model_dump_json()],
+        capture_output=True,
+        check=True,
+    )
+    assert child.stdout == here

@@ -7,6 +7,7 @@ from product_images.imaging.compose import compose_scene, compose_white
 from product_images.imaging.encode import encode_for_slot
 from product_images.imaging.fidelity import product_similarity
 from product_images.imaging.provenance import (
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
     TRAINED_ALGORITHMIC_MEDIA,
     ai_provenance_xmp,
     digital_source_type,
@@ -16,12 +17,15 @@ from product_images.testing.images import draw_product
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
-def test_generated_outputs_declare_trained_algorithmic_media(fmt):
+@pytest.mark.parametrize(
+    "term", [TRAINED_ALGORITHMIC_MEDIA, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA]
+)
+def test_outputs_declare_their_digital_source_type(fmt, term):
     slot = SlotSpec(name="s", variant="scene", width=64, height=64, fit="cover", format=fmt)
     image = Image.new("RGB", (64, 64), (10, 20, 30))
-    tagged, _ = encode_for_slot(image, slot, ai_provenance_xmp("gemini-3.1-flash-image"))
+    tagged, _ = encode_for_slot(image, slot, ai_provenance_xmp("gemini-3-pro-image", term))
     plain, _ = encode_for_slot(image, slot)
-    assert digital_source_type(tagged) == TRAINED_ALGORITHMIC_MEDIA
+    assert digital_source_type(tagged) == term
     assert digital_source_type(plain) is None
 
 
