@@ -66,8 +66,6 @@ def fetch(names: tuple[str, ...]) -> None:
 
 def say_if_classical(settings: Settings) -> None:
     """One line on stderr when the neural segmenter's model is missing, and how to get it."""
-    hint = missing_model_hint(
-        settings.segmenter, settings.models_dir, settings.segmenter_specs_dir
-    )
+    hint = missing_model_hint(settings.segmenter, settings.models_dir, settings.segmenter_specs_dir)
     if hint:
         click.echo(hint, err=True)
