@@ -27,9 +27,17 @@ THUMBNAIL_SIDE = 200
 def thumbnail_key(sku: str, record: MasterRecord | OutputRecord) -> str:
     """Where the thumbnail of a master or output lives; it changes when its content does."""
     name = (
-        record.variant if isinstance(record, MasterRecord) else f"{record.platform}-{record.slot}"
+        _master_name(record)
+        if isinstance(record, MasterRecord)
+        else f"{record.platform}-{record.slot}"
     )
     return f"{THUMBNAIL_PREFIX}{sku}/{name}-{record.sha256[:12]}.jpg"
+
+
+def _master_name(record: MasterRecord) -> str:
+    """white, white-<shadow look>, detail-4x5, detail-2...: one name per take of a variant."""
+    name = f"{record.variant}-{record.look}" if record.look else record.variant
+    return f"{name}-{record.rank + 1}" if record.rank else name
 
 
 def thumbnail(data: bytes, side: int = THUMBNAIL_SIDE) -> bytes:
