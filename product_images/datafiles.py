@@ -3,15 +3,18 @@ catalogues) so that every mistake names the file, and the field or line, it is i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
 
 from product_images.errors import ProductImagesError, SpecError
 
-__all__ = ["describe_validation", "parse_mapping", "read_mapping"]
+__all__ = ["describe_validation", "load_folders", "parse_mapping", "read_mapping"]
+
+T = TypeVar("T")
 
 # libyaml's loader when present: the pure-Python one costs ~60 ms for the built-in specs.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -37,6 +40,18 @@ def parse_mapping(
     if not isinstance(data, dict):
         raise error(f"{filename}: expected a mapping at the top level")
     return data
+
+
+def load_folders(dirs: Iterable[Path], load: Callable[[Path], T], what: str) -> dict[str, T]:
+    """Every YAML file in `dirs`, loaded and named by its file's stem; a later directory
+    overrides an earlier one by name (a user's folder over the built-ins)."""
+    found: dict[str, T] = {}
+    for directory in dirs:
+        if not directory.is_dir():
+            raise SpecError(f"{directory}: {what} directory does not exist")
+        for path in sorted(directory.glob("*.y*ml")):
+            found[path.stem] = load(path)
+    return found
 
 
 def describe_validation(error: ValidationError) -> str:

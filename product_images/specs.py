@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from product_images.datafiles import describe_validation, read_mapping
+from product_images.datafiles import describe_validation, load_folders, read_mapping
 from product_images.errors import SpecError, UnknownPlatformError
 
 __all__ = [
@@ -282,14 +282,7 @@ def load_spec_file(path: Path) -> PlatformSpec:
 
 def load_specs(dirs: Iterable[Path] = (BUILTIN_SPECS_DIR,)) -> dict[str, PlatformSpec]:
     """Every platform defined in `dirs`; a later directory overrides an earlier one."""
-    specs: dict[str, PlatformSpec] = {}
-    for directory in dirs:
-        if not directory.is_dir():
-            raise SpecError(f"{directory}: spec directory does not exist")
-        for path in sorted(directory.glob("*.y*ml")):
-            spec = load_spec_file(path)
-            specs[spec.name] = spec
-    return specs
+    return load_folders(dirs, load_spec_file, "spec")
 
 
 def select_platforms(specs: dict[str, PlatformSpec], names: Sequence[str]) -> list[PlatformSpec]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from product_images.datafiles import describe_validation, read_mapping
+from product_images.datafiles import describe_validation, load_folders, read_mapping
 from product_images.errors import SpecError
 from product_images.segmenters.spec import SegmenterSpec
 
@@ -32,11 +32,4 @@ def load_segmenter_file(path: Path) -> SegmenterSpec:
 
 def load_segmenter_specs(extra: Iterable[Path] = ()) -> dict[str, SegmenterSpec]:
     """Every segmenter spec, built-in first; a later directory overrides by name."""
-    specs: dict[str, SegmenterSpec] = {}
-    for directory in (builtin_dir(), *extra):
-        if not directory.is_dir():
-            raise SpecError(f"{directory}: segmenter spec directory does not exist")
-        for path in sorted(directory.glob("*.y*ml")):
-            spec = load_segmenter_file(path)
-            specs[spec.name] = spec
-    return specs
+    return load_folders((builtin_dir(), *extra), load_segmenter_file, "segmenter spec")
