@@ -3,7 +3,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -11,6 +10,7 @@ from botocore.config import Config
 from click.testing import CliRunner
 
 from cli.main import main
+from product_images.testing.polling import wait_until
 from product_images.testing.seaweedfs import free_ports
 
 PROGRAM = str(Path(sys.executable).parent / "product-images")
@@ -58,11 +58,12 @@ def test_local_s3_gives_a_bucket_and_the_variables_to_use_it(photo, tmp_path):
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 90
-        while "Ctrl-C" not in log.read_text():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.3)
+        wait_until(
+            lambda: "Ctrl-C" in log.read_text(),
+            timeout=90,
+            describe=log.read_text,
+            alive=lambda: process.poll() is None,
+        )
         env = _exports(log.read_text())
         assert env["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{port}"
         assert env["PRODUCT_IMAGES_STORE"] == "s3://shop/out"

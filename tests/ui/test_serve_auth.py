@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from product_images.store import S3Store
+from product_images.testing.polling import wait_until
 from product_images.testing.seaweedfs import SeaweedServer, free_ports
 from tests.ui.conftest import HOST, Process, clean_env
 
@@ -95,11 +95,12 @@ def test_serve_works_against_a_server_with_auth_and_strangers_are_refused(
     )
     try:
         s3_store.put("out/incoming/AUTH-1.jpg", photo.read_bytes(), "image/jpeg")
-        deadline = time.monotonic() + 120
-        while not s3_store.exists("out/AUTH-1/manifest.json"):
-            assert served.alive(), served.tail()
-            assert time.monotonic() < deadline, f"no manifest; serve log:\n{served.tail()}"
-            time.sleep(0.5)
+        wait_until(
+            lambda: s3_store.exists("out/AUTH-1/manifest.json"),
+            timeout=120,
+            describe=lambda: f"no manifest; serve log:\n{served.tail()}",
+            alive=served.alive,
+        )
     finally:
         served.stop()
     with httpx.Client(base_url=locked_server, auth=(USER, PASSWORD), timeout=10) as http:
