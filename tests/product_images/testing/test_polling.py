@@ -1,4 +1,4 @@
-"""wait_until: returns when ready, says what it waited for when the process dies or time runs out."""
+"""wait_until: returns when ready; says what it waited for when the process dies or time is up."""
 
 import pytest
 
