@@ -41,7 +41,7 @@ def main() -> None:
 
     from prefect.testing.utilities import prefect_test_harness
 
-    from tasks.limits import PrefectCallLimiter, ensure_concurrency_limits
+    from product_images.tasks.limits import PrefectCallLimiter, ensure_concurrency_limits
 
     with prefect_test_harness(server_startup_timeout=90):
         ensure_concurrency_limits(fast)

@@ -128,9 +128,9 @@ def _cpu_seconds(proc: psutil.Process) -> float:
 
 def _run_catalog(engine: str, catalog: Path, store: Path, at_once: int) -> tuple[Any, float]:
     """The catalog through `engine` ("inline" or "flow"); (results, wall seconds)."""
-    from cli.engine import run_catalog
-    from flows.process_catalog import catalog_flow
     from product_images.catalog import load_catalog
+    from product_images.cli.engine import run_catalog
+    from product_images.flows.process_catalog import catalog_flow
     from product_images.settings import get_settings
 
     get_settings.cache_clear()

@@ -204,7 +204,7 @@ def _breakdown(uploaded_at: dict[str, datetime]) -> None:
 def _refresh(catalog: Path, store: Path, label: str) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.process_catalog import process_catalog
+    from product_images.flows.process_catalog import process_catalog
 
     start = time.perf_counter()
     state = process_catalog(catalog=str(catalog), store=str(store), return_state=True)

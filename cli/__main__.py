@@ -1,5 +1,5 @@
 """`python -m cli`: the product-images command."""
 
-from cli.main import main
+from product_images.cli.main import main
 
 main()

@@ -37,8 +37,10 @@ def run_one(
     if engine == "inline":
         # No pixel worker processes: starting them takes longer than one photo's work.
         return run_product(request, settings.model_copy(update={"processes": 0}), force=force)
-    from flows.process_product import process_product  # Prefect is imported only when used
     from product_images.errors import ProductError
+    from product_images.flows.process_product import (
+        process_product,  # Prefect is imported only when used
+    )
     from product_images.pipeline import failed_result
 
     try:

@@ -13,11 +13,11 @@ from typing import Any
 import click
 from pydantic import AliasChoices
 
-from cli.engine import resolve_engine, run_catalog, run_one
-from cli.generative_models import generative_models
-from cli.local_s3 import local_s3, upload
-from cli.models import models, say_if_classical
-from cli.serve import deploy, serve
+from product_images.cli.engine import resolve_engine, run_catalog, run_one
+from product_images.cli.generative_models import generative_models
+from product_images.cli.local_s3 import local_s3, upload
+from product_images.cli.models import models, say_if_classical
+from product_images.cli.serve import deploy, serve
 from product_images.errors import ProductImagesError
 from product_images.manifest import ProductResult
 from product_images.settings import Settings, get_settings
@@ -207,7 +207,7 @@ def _run_batch(
     from product_images.summary import CatalogSummary
 
     if resolve_engine(settings.engine) == "prefect":
-        from flows.process_catalog import catalog_flow
+        from product_images.flows.process_catalog import catalog_flow
 
         return catalog_flow(settings.dask_address, settings.concurrency)(
             catalog=catalog,

@@ -14,8 +14,8 @@ import click
 from product_images.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from flows.upload_runs import UploadRuns
-    from flows.upload_sensor import UploadWatcher
+    from product_images.flows.upload_runs import UploadRuns
+    from product_images.flows.upload_sensor import UploadWatcher
 
 __all__ = ["POLL_SECONDS", "deploy", "serve"]
 
@@ -75,9 +75,9 @@ def serve(limit: int | None, take_over: bool) -> None:
         raise click.ClickException(_NO_API)
     from prefect import serve as prefect_serve
 
-    from flows.deployments import deployments, process_product_deployment
-    from flows.upload_runs import UploadRuns
-    from tasks.limits import ensure_concurrency_limits
+    from product_images.flows.deployments import deployments, process_product_deployment
+    from product_images.flows.upload_runs import UploadRuns
+    from product_images.tasks.limits import ensure_concurrency_limits
 
     settings = get_settings()
     served = deployments(settings)
@@ -98,8 +98,8 @@ def _watcher(settings: Settings, runs: UploadRuns) -> UploadWatcher:
     """The upload watcher, announced with the store's layout. It starts looking once the
     process-product deployment is served (first resuming upload runs a crash left behind),
     and hands each upload to `runs`."""
-    from cli.ownership import is_served
-    from flows.upload_sensor import UploadWatcher, watched_location
+    from product_images.cli.ownership import is_served
+    from product_images.flows.upload_sensor import UploadWatcher, watched_location
 
     def ready() -> bool:
         if not is_served(runs.deployment):
@@ -121,7 +121,10 @@ def _claim(names: list[str], pool: str | None, take_over: bool) -> None:
     """Stop with the names when registering would move deployments from the other mode;
     with `take_over`, make way instead (for serve, `pool` None: registering again without
     a pool would keep the old pool, so the pool's deployments are deleted first)."""
-    from cli.ownership import release_from_pools, taken_elsewhere  # Prefect: serve/deploy only
+    from product_images.cli.ownership import (  # Prefect: serve/deploy only
+        release_from_pools,
+        taken_elsewhere,
+    )
 
     if take_over and pool is None:
         for name in release_from_pools(names):
@@ -158,7 +161,7 @@ def deploy(pool: str | None, take_over: bool) -> None:
     """
     if not _api_url():
         raise click.ClickException(_NO_API)
-    from flows.deployments import deployments
+    from product_images.flows.deployments import deployments
 
     settings = get_settings().model_copy(update={"work_pool": pool} if pool else {})
     built = deployments(settings, work_pool=True)
@@ -168,5 +171,5 @@ def deploy(pool: str | None, take_over: bool) -> None:
         click.echo(f"registered {deployment.flow_name}/{deployment.name} -> {settings.work_pool}")
 
 
-if __name__ == "__main__":  # python -m cli.serve, until `serve` is registered in cli.main
+if __name__ == "__main__":  # python -m product_images.cli.serve
     serve()

@@ -26,10 +26,10 @@ from prefect.schedules import Cron, Interval
 from prefect.utilities.callables import ParameterSchema
 from pydantic import BaseModel, Field, field_validator
 
-from flows.process_catalog import process_catalog
-from flows.process_product import make_in_run
-from flows.upload_sensor import UPLOAD_EVENT, sense_uploads
 from product_images.errors import InvalidSkuError
+from product_images.flows.process_catalog import process_catalog
+from product_images.flows.process_product import make_in_run
+from product_images.flows.upload_sensor import UPLOAD_EVENT, sense_uploads
 from product_images.manifest import ProductResult
 from product_images.pipeline import SKU_PATTERN, ProductRequest, check_sku
 from product_images.settings import Settings, get_settings
@@ -282,7 +282,7 @@ def deployments(
 
     With `work_pool=True` they go to the `work_pool` setting's pool (queues `uploads` and
     `refresh`); otherwise they are for `prefect.serve`, which takes no pool and looks for
-    uploads itself (flows.upload_sensor.UploadWatcher).
+    uploads itself (product_images.flows.upload_sensor.UploadWatcher).
     """
     settings = settings or get_settings()
     built = [

@@ -17,19 +17,19 @@ from prefect.runtime import flow_run
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.artifacts import ProgressReporter, publish_run_artifacts
 from product_images.catalog import load_catalog
 from product_images.errors import ProductError
+from product_images.flows.artifacts import ProgressReporter, publish_run_artifacts
 from product_images.manifest import ProductResult
 from product_images.pipeline import failed_result
 from product_images.settings import get_settings
 from product_images.store import open_store
 from product_images.streaming import windowed
 from product_images.summary import CatalogSummary
-from tasks.batch import prefill_batch_task
-from tasks.limits import ensure_concurrency_limits
-from tasks.product import product_task
-from tasks.quiet_errors import quiet_product_errors
+from product_images.tasks.batch import prefill_batch_task
+from product_images.tasks.limits import ensure_concurrency_limits
+from product_images.tasks.product import product_task
+from product_images.tasks.quiet_errors import quiet_product_errors
 
 __all__ = ["catalog_flow", "process_catalog"]
 

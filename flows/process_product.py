@@ -7,15 +7,15 @@ from typing import Literal
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.artifacts import publish_product_artifact
 from product_images.errors import ProductError
+from product_images.flows.artifacts import publish_product_artifact
 from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest, check_sku, failed_result
 from product_images.settings import get_settings
-from tasks._store import store_at
-from tasks.limits import ensure_concurrency_limits
-from tasks.product import make_product_task
-from tasks.quiet_errors import quiet_product_errors
+from product_images.tasks._store import store_at
+from product_images.tasks.limits import ensure_concurrency_limits
+from product_images.tasks.product import make_product_task
+from product_images.tasks.quiet_errors import quiet_product_errors
 
 __all__ = ["make_in_run", "process_product"]
 

@@ -4,6 +4,7 @@ catalogues) so that every mistake names the file, and the field or line, it is i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,12 +13,24 @@ from pydantic import ValidationError
 
 from product_images.errors import ProductImagesError, SpecError
 
-__all__ = ["describe_validation", "load_folders", "parse_mapping", "read_mapping"]
+__all__ = [
+    "describe_validation",
+    "load_folders",
+    "package_folder",
+    "parse_mapping",
+    "read_mapping",
+]
 
 T = TypeVar("T")
 
 # libyaml's loader when present: the pure-Python one costs ~60 ms for the built-in specs.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def package_folder(package: str, folder: str = "") -> Path:
+    """A folder of data files shipped inside `package`, found through importlib.resources so an
+    installed wheel (not only a checkout) has it. Wheels install unzipped, so it is a real path."""
+    return Path(str(resources.files(package).joinpath(folder)))
 
 
 def read_mapping(path: Path) -> tuple[dict[str, Any], bytes]:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from product_images.datafiles import describe_validation, load_folders, read_mapping
+from product_images.datafiles import describe_validation, load_folders, package_folder, read_mapping
 from product_images.errors import SpecError, UnknownPlatformError
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
 #: The built-in marketplace files. `product_images/platform_specs` links to the checkout's
 #: top-level `platform_specs/`, so a wheel carries them as package data: an installed worker
 #: has no checkout to find them in.
-BUILTIN_SPECS_DIR = Path(__file__).resolve().parent / "platform_specs"
+BUILTIN_SPECS_DIR = package_folder("product_images", "platform_specs")
 
 Variant = Literal["white", "scene", "detail"]
 Fit = Literal["pad", "contain", "cover"]

@@ -7,8 +7,8 @@ from prefect.cache_policies import NO_CACHE
 
 from product_images.batch_mode import BatchReport, prefill_refresh
 from product_images.pipeline import ProductRequest
-from tasks._store import store_at
-from tasks.secrets import resolved_settings
+from product_images.tasks._store import store_at
+from product_images.tasks.secrets import resolved_settings
 
 __all__ = ["prefill_batch_task"]
 

@@ -41,7 +41,7 @@ from product_images.backends import generative_backend
 from product_images.errors import LimitsUnavailableError, SettingsError
 from product_images.generative.limits import CallLimiter, burst_of, cluster_limits
 from product_images.settings import Settings, get_settings
-from tasks.slot_pool import RateTokens, SlotPool
+from product_images.tasks.slot_pool import RateTokens, SlotPool
 
 __all__ = [
     "PrefectCallLimiter",
@@ -102,7 +102,7 @@ class PrefectCallLimiter:
             return SettingsError(
                 f"Prefect global concurrency limits {self.requests!r} and {self.rpm!r} are "
                 f"needed for {self.backend} calls: `product-images serve` and the flows "
-                f"create them (tasks.limits.ensure_concurrency_limits) ({error})"
+                f"create them (product_images.tasks.limits.ensure_concurrency_limits) ({error})"
             )
         # A busy server (SQLite locked: 503) says nothing about the limits or the product.
         return LimitsUnavailableError(f"{self.backend}: Prefect limits unavailable ({error})")

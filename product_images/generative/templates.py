@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from product_images.datafiles import package_folder
 from product_images.errors import SettingsError
 
 __all__ = ["BUILTIN_TEMPLATES", "PromptTemplate", "load_template"]
 
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+BUILTIN_TEMPLATES = package_folder("product_images", "templates")
 
 _DEFAULTS = {
     "name": "the product",

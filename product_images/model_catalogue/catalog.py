@@ -14,13 +14,12 @@ import hashlib
 import re
 from datetime import date
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from product_images.datafiles import describe_validation, parse_mapping
+from product_images.datafiles import describe_validation, package_folder, parse_mapping
 from product_images.errors import ModelCatalogError
 
 __all__ = [
@@ -36,7 +35,7 @@ __all__ = [
 ]
 
 PROVIDERS = ("gemini", "openai")
-BUILTIN_CATALOGUE_DIR = Path(__file__).resolve().parent  # package data, like the spec files
+BUILTIN_CATALOGUE_DIR = package_folder("product_images.model_catalogue")
 Status = Literal["preview", "ga", "deprecated", "shut_down"]
 _SIZE_KEY = re.compile(r"^(512|1K|2K|4K|\d+x\d+)$")
 
@@ -215,5 +214,5 @@ def load_catalog(provider: str, user_dir: Path | None = None) -> ModelCatalog:
         mine = user_dir / f"{provider}.yaml"
         if mine.is_file():
             return parse_catalog(mine.read_bytes(), str(mine))
-    builtin = resources.files("product_images.model_catalogue").joinpath(f"{provider}.yaml")
-    return parse_catalog(builtin.read_bytes(), f"{provider}.yaml")  # importlib: zips too
+    builtin = BUILTIN_CATALOGUE_DIR / f"{provider}.yaml"
+    return parse_catalog(builtin.read_bytes(), f"{provider}.yaml")

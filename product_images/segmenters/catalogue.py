@@ -4,12 +4,16 @@ replaces them by name, validated like the platform specs (errors name the file a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from product_images.datafiles import describe_validation, load_folders, read_mapping
+from product_images.datafiles import (
+    describe_validation,
+    load_folders,
+    package_folder,
+    read_mapping,
+)
 from product_images.errors import SpecError
 from product_images.segmenters.spec import SegmenterSpec
 
@@ -18,7 +22,7 @@ __all__ = ["builtin_dir", "load_segmenter_file", "load_segmenter_specs"]
 
 def builtin_dir() -> Path:
     """The specs shipped inside the package."""
-    return Path(str(resources.files("product_images.segmenters") / "builtin"))
+    return package_folder("product_images.segmenters", "builtin")
 
 
 def load_segmenter_file(path: Path) -> SegmenterSpec:

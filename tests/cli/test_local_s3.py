@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from click.testing import CliRunner
 
-from cli.main import main
+from product_images.cli.main import main
 from product_images.testing.polling import wait_until
 from product_images.testing.seaweedfs import free_ports
 

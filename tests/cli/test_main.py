@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import main
+from product_images.cli.main import main
 from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest
 from product_images.status import record_status

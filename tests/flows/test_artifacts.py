@@ -14,9 +14,14 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import Artifact
 from prefect.runtime import flow_run
 
-import flows.artifacts as artifacts
-from flows.artifacts import MAX_KEY_LENGTH, ProgressReporter, artifact_key, publish_run_artifacts
-from flows.process_catalog import process_catalog
+import product_images.flows.artifacts as artifacts
+from product_images.flows.artifacts import (
+    MAX_KEY_LENGTH,
+    ProgressReporter,
+    artifact_key,
+    publish_run_artifacts,
+)
+from product_images.flows.process_catalog import process_catalog
 from product_images.manifest import Manifest, ProductResult, ReviewFlag
 from product_images.pipeline import ProductRequest, run_product
 from product_images.settings import Settings, get_settings

@@ -17,15 +17,15 @@ from product_images.generative.limits import cluster_limits
 from product_images.generative.throttle import BACKOFF, reset_throttles
 from product_images.settings import Settings, get_settings
 from product_images.store import LocalStore
-from product_images.testing.images import draw_product
-from product_images.testing.standin import StandinServer
-from tasks.limits import (
+from product_images.tasks.limits import (
     PrefectCallLimiter,
     RatePublisher,
     ensure_concurrency_limits,
     limit_names,
     prefect_call_limits,
 )
+from product_images.testing.images import draw_product
+from product_images.testing.standin import StandinServer
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +241,7 @@ def _catalog(tmp_path, count):
 
 
 def test_deferred_products_are_retried_by_prefect_and_complete(server, gemini_env, tmp_path):
-    from flows.process_catalog import process_catalog
+    from product_images.flows.process_catalog import process_catalog
 
     server.script("503", "503")  # two failures in a row: the breaker opens
     store = tmp_path / "out"
@@ -256,7 +256,7 @@ def test_deferred_products_are_retried_by_prefect_and_complete(server, gemini_en
 
 
 def test_a_product_failing_for_good_is_not_retried(server, gemini_env, tmp_path):
-    from flows.process_catalog import process_catalog
+    from product_images.flows.process_catalog import process_catalog
 
     server.script("safety")
     summary = process_catalog(

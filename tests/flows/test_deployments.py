@@ -36,22 +36,22 @@ from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNam
 from prefect.events.schemas.events import ReceivedEvent
 from prefect.settings import PREFECT_API_URL, PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
 
-from cli.ownership import release_from_pools
-from cli.serve import POLL_SECONDS, _poll_seconds, deploy, serve
-from flows.deployments import (
+from product_images.cli.ownership import release_from_pools
+from product_images.cli.serve import POLL_SECONDS, _poll_seconds, deploy, serve
+from product_images.errors import InvalidSkuError
+from product_images.flows.deployments import (
     ProductParameters,
     deployments,
     process_product_deployment,
     refresh_catalog,
 )
-from flows.upload_sensor import (
+from product_images.flows.upload_sensor import (
     UPLOAD_EVENT,
     emit_upload_events,
     sense_once,
     sense_uploads,
     watched_location,
 )
-from product_images.errors import InvalidSkuError
 from product_images.manifest import Manifest
 from product_images.pipeline import check_sku
 from product_images.settings import Settings
@@ -241,8 +241,9 @@ def test_prefect_yaml_mirrors_the_deployments() -> None:
     }
     for name, entry in entries.items():
         module, _, attribute = entry["entrypoint"].partition(":")
-        assert module == "flows.deployments"  # the installed package, not a checkout path
-        import flows.deployments as registry
+        # the installed package, not a checkout path
+        assert module == "product_images.flows.deployments"
+        import product_images.flows.deployments as registry
 
         assert getattr(registry, attribute) is flows[name]
         assert entry["work_pool"]["name"] == settings.work_pool
@@ -389,7 +390,7 @@ def test_a_worker_runs_a_deployment_from_an_installed_package(
         "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
     where = subprocess.run(
-        [sys.executable, "-c", "import flows.deployments as d; print(d.__file__)"],
+        [sys.executable, "-c", "import product_images.flows.deployments as d; print(d.__file__)"],
         cwd=elsewhere,
         env=env,
         capture_output=True,
@@ -556,7 +557,11 @@ def served(tmp_path: Path, s3_env: SeaweedServer, s3_store: S3Store) -> Iterator
     }
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "product_images.cli.serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield s3_store

@@ -20,7 +20,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
-from flows.process_catalog import catalog_flow
+from product_images.flows.process_catalog import catalog_flow
 from product_images.gc import find_orphans, verify_published
 from product_images.generative.breaker import breaker_for, reset_breakers
 from product_images.generative.cache import CACHE_PREFIX

@@ -1,6 +1,6 @@
 import pytest
 
-from flows.process_catalog import process_catalog
+from product_images.flows.process_catalog import process_catalog
 from product_images.testing.images import draw_product
 
 
@@ -48,7 +48,7 @@ def test_catalog_flow_on_a_dask_cluster(catalog, tmp_path):
     pytest.importorskip("prefect_dask")
     from prefect_dask import DaskTaskRunner
 
-    from flows.process_catalog import process_catalog as flow
+    from product_images.flows.process_catalog import process_catalog as flow
 
     runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "processes": False})
     summary = flow.with_options(task_runner=runner)(

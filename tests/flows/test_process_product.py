@@ -4,8 +4,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from flows.process_product import process_product
 from product_images.errors import CorruptImageError, InvalidSkuError, MissingSourceError
+from product_images.flows.process_product import process_product
 from product_images.manifest import Manifest
 from product_images.store import LocalStore
 from product_images.thumbnails import thumbnail_key

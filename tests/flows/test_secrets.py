@@ -12,8 +12,8 @@ import pytest
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 
-from flows.process_catalog import process_catalog
-from flows.process_product import process_product
+from product_images.flows.process_catalog import process_catalog
+from product_images.flows.process_product import process_product
 from product_images.manifest import Manifest
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer

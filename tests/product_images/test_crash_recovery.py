@@ -107,7 +107,7 @@ def test_s3_killed_mid_batch_defers_the_rest_and_a_rerun_completes(own_seaweed, 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", *args],
+        [sys.executable, "-m", "product_images.cli", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -4,7 +4,11 @@ import sys
 import pytest
 
 from product_images.errors import MissingSourceError, ProductError
-from tasks.quiet_errors import RUN_LOGGERS, ProductErrorTracebacks, quiet_product_errors
+from product_images.tasks.quiet_errors import (
+    RUN_LOGGERS,
+    ProductErrorTracebacks,
+    quiet_product_errors,
+)
 
 
 def _record(error: BaseException) -> logging.LogRecord:

@@ -8,11 +8,12 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
 
+from product_images.datafiles import package_folder
 from product_images.errors import SpecError
 
 __all__ = ["SIZES_FILE", "SizeTable", "load_sizes", "real_size_cm"]
 
-SIZES_FILE = Path(__file__).with_name("sizes.yaml")
+SIZES_FILE = package_folder("product_images.imaging.scenes") / "sizes.yaml"
 
 
 class SizeTable(BaseModel):

@@ -227,7 +227,7 @@ def test_cli_run_with_gemini_environment_records_calls_and_cost(
 ):
     from click.testing import CliRunner
 
-    from cli.main import main
+    from product_images.cli.main import main
     from product_images.settings import get_settings
 
     monkeypatch.setenv("GEMINI_API_KEY", server.api_key)
