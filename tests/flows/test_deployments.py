@@ -288,7 +288,7 @@ def test_registered_deployments_read_back(
     assert product.id == registered["process-product"]
     form = product.parameter_openapi_schema["definitions"]["ProductParameters"]  # type: ignore[index]
     assert form["properties"]["sku"]["description"].startswith("Stock keeping unit")
-    assert product.entrypoint == "flows.deployments.process_product_deployment"
+    assert product.entrypoint == "product_images.flows.deployments.process_product_deployment"
 
     automations = client.read_automations_by_name("process-product-on-upload")
     assert len(automations) == 1
