@@ -14,7 +14,8 @@ from pathlib import Path
 
 from product_images.imaging.check import check_image
 from product_images.manifest import Manifest
-from product_images.pipeline import ProductRequest, run_product
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.specs import load_specs
 from product_images.store import LocalStore

@@ -29,7 +29,8 @@ from pathlib import Path
 from product_images.batch_mode import BatchReport, prefill_refresh
 from product_images.generative.ledger import Ledger, LedgerEntry
 from product_images.generative.templates import BUILTIN_TEMPLATES
-from product_images.pipeline import ProductRequest, run_product
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore
 from product_images.testing.standin import StandinServer
@@ -144,7 +145,7 @@ def main() -> None:
             update={"templates_dir": _changed_templates(Path(tmp) / "templates")}
         )
         requests = _requests(photos, "refresh")
-        batch = prefill_refresh(requests, store, changed, force=False)
+        batch = prefill_refresh(requests, store, changed)
         third = _pass(requests, changed, store)
         refresh_entries = ledger.entries()[seen:]
     none = BatchReport()

@@ -20,7 +20,8 @@ from PIL import Image, ImageDraw, ImageOps
 
 from product_images.demo import make_sample_catalog
 from product_images.manifest import Manifest, MasterRecord
-from product_images.pipeline import ProductRequest, run_product
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.specs import load_specs
 from product_images.store import LocalStore

@@ -27,7 +27,8 @@ from PIL import Image
 
 from product_images.imaging.encode import encode_for_slot, encode_master
 from product_images.manifest import Manifest
-from product_images.pipeline import ProductRequest, run_product
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.specs import load_specs
 from product_images.store import LocalStore

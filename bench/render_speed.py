@@ -31,7 +31,8 @@ from PIL import Image
 from product_images.imaging.encode import SharedEncodings
 from product_images.imaging.render import frame_slots
 from product_images.manifest import MasterRecord
-from product_images.pipeline import PreparedProduct, ProductRequest, prepare_masters, render_slots
+from product_images.pipeline import PreparedProduct, prepare_masters, render_slots
+from product_images.request import ProductRequest
 from product_images.settings import Settings
 from product_images.specs import SlotSpec, load_specs
 from product_images.store import LocalStore

@@ -273,7 +273,8 @@ def main() -> None:
         print(f"prefect server healthy after {time.perf_counter() - t:.1f} s on {api}")
 
         # Reference: the image work alone, in this process, same photo, same S3 store.
-        from product_images.pipeline import ProductRequest, run_product
+        from product_images.request import ProductRequest
+        from product_images.runner import run_product
         from product_images.settings import get_settings
         from product_images.store import open_store
 
@@ -287,7 +288,7 @@ def main() -> None:
                 sku=f"REF-{i}", source=f"s3://{BUCKET}/{key}", platforms=settings.platforms
             )
             t = time.perf_counter()
-            result = run_product(request, settings, store, force=True)
+            result = run_product(request.model_copy(update={"force": True}), settings, store)
             reference.append(time.perf_counter() - t)
             assert result.status != "failed", result
         ref = statistics.median(reference)

@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from product_images.catalog import Catalog
+from product_images.errors import ProductError
 from product_images.manifest import ProductResult
-from product_images.pipeline import ProductRequest, run_product
+from product_images.request import ProductRequest
+from product_images.runner import failed_result, run_product
 from product_images.settings import Settings
 from product_images.streaming import windowed
 
@@ -30,33 +32,17 @@ def resolve_engine(choice: str) -> str:
     return choice
 
 
-def run_one(
-    request: ProductRequest, settings: Settings, engine: str, force: bool = False
-) -> ProductResult:
-    """One product through the chosen engine; unchanged products are skipped unless `force`."""
+def run_one(request: ProductRequest, settings: Settings, engine: str) -> ProductResult:
+    """One product through the chosen engine; unchanged products are skipped unless forced."""
     if engine == "inline":
         # No pixel worker processes: starting them takes longer than one photo's work.
-        return run_product(request, settings.model_copy(update={"processes": 0}), force=force)
-    from product_images.errors import ProductError
+        return run_product(request, settings.model_copy(update={"processes": 0}))
     from product_images.flows.process_product import (
         process_product,  # Prefect is imported only when used
     )
-    from product_images.pipeline import failed_result
 
     try:
-        return process_product(
-            sku=request.sku,
-            source=request.source,
-            platforms=request.platforms,
-            store=settings.store,
-            backend=request.backend or settings.backend,
-            budget_usd=request.budget_usd,
-            name=request.name,
-            category=request.category,
-            scene_hint=request.scene_hint,
-            tag=request.tag,
-            force=force,
-        )
+        return process_product(request=request, store=settings.store)
     except ProductError as error:
         return failed_result(request.sku, error)
 
@@ -65,25 +51,22 @@ def run_catalog(
     catalog: Catalog,
     settings: Settings,
     on_done: Callable[[ProductResult], None],
-    force: bool = False,
 ) -> list[ProductResult]:
     """Every product of a loaded catalog inline, `settings.concurrency` at a time."""
     results = list(catalog.rejected)
-    for result in _inline_results(catalog.requests, settings, force):
+    for result in _inline_results(catalog.requests, settings):
         on_done(result)
         results.append(result)
     return results
 
 
-def _inline_results(
-    requests: list[ProductRequest], settings: Settings, force: bool
-) -> Iterator[ProductResult]:
+def _inline_results(requests: list[ProductRequest], settings: Settings) -> Iterator[ProductResult]:
     """Results in catalog order, a bounded window of products submitted at a time (memory stays
     flat whatever the catalog's size; `pool.map` would submit every product at once)."""
     with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
         yield from windowed(
             requests,
-            lambda request: pool.submit(run_product, request, settings, force=force),
+            lambda request: pool.submit(run_product, request, settings),
             lambda _, future: future.result(),
             WINDOW_PER_WORKER * settings.concurrency,
         )

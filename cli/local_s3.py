@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from product_images.errors import ProductImagesError
-from product_images.pipeline import check_sku
+from product_images.request import check_sku
 from product_images.settings import get_settings
 from product_images.store import open_store
 

@@ -116,7 +116,7 @@ def run(
     force: bool,
 ) -> None:
     """Make one product from PHOTO (a path or s3:// URL); an unchanged product is skipped."""
-    from product_images.pipeline import ProductRequest
+    from product_images.request import ProductRequest
 
     settings = _settings(
         store=store,
@@ -129,16 +129,18 @@ def run(
         sku=sku,
         source=photo,
         platforms=settings.platforms,
+        backend=settings.backend,
         run_id=uuid.uuid4().hex,
         tag=tag,
         budget_usd=settings.budget_usd,
         name=name,
         category=category,
         scene_hint=scene_hint,
+        force=force,
     )
     engine_name = resolve_engine(settings.engine)
     say_if_classical(settings)
-    result = _guarded(lambda: run_one(request, settings, engine_name, force))
+    result = _guarded(lambda: run_one(request, settings, engine_name))
     _echo_result(result, settings.store)
     sys.exit({"done": 0, "unchanged": 0, "skipped": 3}.get(result.status, 1))
 
@@ -226,11 +228,12 @@ def _run_batch(
         tag=tag,
         budget_usd=settings.budget_usd,
         backend=settings.backend,
+        force=force,
     )
     if batch_mode:
-        _prefill(loaded.requests, settings, force)
+        _prefill(loaded.requests, settings)
     with _progress(len(loaded.requests)) as advance:
-        results = run_catalog(loaded, settings, advance, force)
+        results = run_catalog(loaded, settings, advance)
     return CatalogSummary(results=results)
 
 
@@ -251,11 +254,11 @@ def _progress(total: int) -> Iterator[Callable[[ProductResult], None]]:
     yield line
 
 
-def _prefill(requests: list[Any], settings: Settings, force: bool) -> None:
+def _prefill(requests: list[Any], settings: Settings) -> None:
     from product_images.batch_mode import prefill_refresh
     from product_images.store import open_store
 
-    report = prefill_refresh(requests, open_store(settings.store), settings, force)
+    report = prefill_refresh(requests, open_store(settings.store), settings)
     click.echo(
         f"batch: {report.submitted} submitted, {report.made} made, ${report.cost_usd:.4f}", err=True
     )
@@ -409,11 +412,14 @@ def retry(store: str | None, engine: str | None, everything: bool) -> None:
 
     settings = _settings(store=store, engine=engine)
     statuses = _guarded(lambda: last_statuses(open_store(settings.store), _TO_RETRY))
-    requests = [s.request for s in _retryable(statuses, everything)]
+    # exactly what was asked last time (so its generations come from the cache), made again
+    requests = [
+        s.request.model_copy(update={"force": True}) for s in _retryable(statuses, everything)
+    ]
     if resolve_engine(settings.engine) == "prefect":
-        results = [run_one(r, settings, "prefect", force=True) for r in requests]
+        results = [run_one(r, settings, "prefect") for r in requests]
     else:
-        results = run_catalog(Catalog(requests=requests), settings, lambda _: None, force=True)
+        results = run_catalog(Catalog(requests=requests), settings, lambda _: None)
     summary = CatalogSummary(results=results)
     for line in summary.lines():
         click.echo(line, err=line.startswith(("FAILED", "DEFERRED")))

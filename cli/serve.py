@@ -75,7 +75,8 @@ def serve(limit: int | None, take_over: bool) -> None:
         raise click.ClickException(_NO_API)
     from prefect import serve as prefect_serve
 
-    from product_images.flows.deployments import deployments, process_product_deployment
+    from product_images.flows.deployments import deployments
+    from product_images.flows.process_product import process_product
     from product_images.flows.upload_runs import UploadRuns
     from product_images.tasks.limits import ensure_concurrency_limits
 
@@ -84,7 +85,7 @@ def serve(limit: int | None, take_over: bool) -> None:
     _claim([f"{d.flow_name}/{d.name}" for d in served], None, take_over)
     ensure_concurrency_limits(settings)  # the generative backends' global limits
     product = f"{served[0].flow_name}/{served[0].name}"
-    runs = UploadRuns(product, process_product_deployment, limit or settings.concurrency)
+    runs = UploadRuns(product, process_product, limit or settings.concurrency)
     watcher = _watcher(settings, runs)
     watcher.start()
     try:

@@ -15,34 +15,28 @@ work_pool=True)]`, or `prefect deploy --all` with prefect.yaml, which mirrors th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
-from prefect.runtime import flow_run
 from prefect.schedules import Cron, Interval
 from prefect.utilities.callables import ParameterSchema
-from pydantic import BaseModel, Field, field_validator
 
-from product_images.errors import InvalidSkuError
 from product_images.flows.process_catalog import process_catalog
-from product_images.flows.process_product import make_in_run
+from product_images.flows.process_product import process_product
 from product_images.flows.upload_sensor import UPLOAD_EVENT, sense_uploads
-from product_images.manifest import ProductResult
-from product_images.pipeline import SKU_PATTERN, ProductRequest, check_sku
 from product_images.settings import Settings, get_settings
-from product_images.specs import Variant, load_specs
+from product_images.specs import load_specs
 from product_images.store import open_store
 from product_images.summary import CatalogSummary
-from product_images.uploads import claim_upload, finish_upload, release_upload, write_store_catalog
+from product_images.uploads import write_store_catalog
 
 __all__ = [
     "HIDDEN_PARAMETERS",
-    "ProductParameters",
+    "HIDDEN_REQUEST_FIELDS",
     "deployments",
-    "process_product_deployment",
     "refresh_catalog",
     "run_form_schema",
     "upload_trigger",
@@ -56,105 +50,10 @@ REFRESH_QUEUE = "refresh"
 _ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class ProductParameters(BaseModel):
-    """One product to make: the Run form of `process-product` in the Prefect UI."""
-
-    sku: str = Field(
-        description="Stock keeping unit: letters, digits, '.', '_' and '-' (no '..', at most "
-        "128); the product's folder in the store. Required: there is no sensible default.",
-        examples=["SKU-1234"],
-        json_schema_extra={"pattern": SKU_PATTERN},  # the form checks it as you type
-    )
-    source: str = Field(
-        description="The product photo: an s3://bucket/key URL or a path on the machine that "
-        "runs the flow. Required.",
-        examples=["s3://product-photos/incoming/SKU-1234.jpg"],
-    )
-    platforms: list[str] | None = Field(
-        default=None,
-        description="Marketplaces to render for; empty = the `platforms` setting.",
-    )
-    variants: list[Variant] | None = Field(
-        default=None,
-        description="Masters to make (white, scene, detail), and only the slots showing them; "
-        "empty = every master the platforms need.",
-    )
-    backend: Literal["auto", "local", "gemini", "openai"] | None = Field(
-        default=None,
-        description="Backend for generated masters; empty = the `backend` setting.",
-    )
-    budget_usd: float | None = Field(
-        default=None,
-        gt=0,
-        description="Spending cap for paid generation calls (USD); empty = the `budget_usd` "
-        "setting.",
-    )
-    force: bool = Field(
-        default=False,
-        description="Make the product even when its photo, specs and settings did not change "
-        "since its manifest (otherwise it is reported 'unchanged').",
-    )
-
-    @field_validator("sku")
-    @classmethod
-    def _safe_sku(cls, value: str) -> str:
-        try:  # the CLI's rule, also for runs started through the API
-            return check_sku(value)
-        except InvalidSkuError as error:
-            raise ValueError(str(error)) from None  # pydantic reports ValueErrors per field
-
-
 #: Parameters the upload trigger sets and a person never should: not on the Run form.
 HIDDEN_PARAMETERS = ("idempotency_key", "store")
-
-
-def _make(params: ProductParameters, store_url: str) -> ProductResult:
-    """In this flow run (no subflow): its artifact shows on the run the UI opens."""
-    request = ProductRequest(
-        sku=params.sku,
-        source=params.source,
-        platforms=params.platforms or get_settings().platforms,
-        backend=params.backend,
-        budget_usd=params.budget_usd,
-        run_id=str(flow_run.get_id() or ""),
-        variants=params.variants,
-    )
-    return make_in_run(request, store_url, params.force)
-
-
-@flow(name="product-request", flow_run_name="request-{params.sku}")
-def process_product_deployment(
-    params: ProductParameters,
-    idempotency_key: str | None = None,
-    store: str | None = None,
-) -> ProductResult:
-    """Make one product; an upload (idempotency key) is made once however often it is sent.
-
-    Args:
-        params: The product and how to make it.
-        idempotency_key: Set by upload events: the same key is processed once per store.
-        store: Store for outputs (and the processed marker); empty = the `store` setting.
-    """
-    store_url = store or get_settings().store
-    if not idempotency_key:
-        return _make(params, store_url)
-    target = open_store(store_url)
-    run_id = str(flow_run.get_id() or "")
-    if not claim_upload(target, idempotency_key, run_id):
-        get_run_logger().info("upload %s: already processed or in progress", idempotency_key)
-        return ProductResult(
-            sku=params.sku,
-            status="unchanged",
-            reason="already_processed",
-            message=f"upload {idempotency_key} already processed or in progress",
-        )
-    try:
-        result = _make(params, store_url)
-    except BaseException:
-        release_upload(target, idempotency_key)  # let a later trigger try again
-        raise
-    finish_upload(target, idempotency_key, run_id, detail=result.status)
-    return result
+#: Fields of the request the run sets itself: not on the Run form either.
+HIDDEN_REQUEST_FIELDS = ("run_id",)
 
 
 @flow(name="refresh-catalog")
@@ -192,7 +91,7 @@ def upload_trigger() -> DeploymentEventTrigger:
         expect={UPLOAD_EVENT},
         match={"prefect.resource.id": "product.*"},
         parameters={
-            "params": {"sku": "{{ event.payload.sku }}", "source": "{{ event.payload.source }}"},
+            "request": {"sku": "{{ event.payload.sku }}", "source": "{{ event.payload.source }}"},
             "idempotency_key": "{{ event.payload.idempotency_key }}",
             "store": "{{ event.payload.store }}",
         },
@@ -206,7 +105,7 @@ def _one_at_a_time() -> ConcurrencyLimitConfig:
 
 def _product(settings: Settings, placement: dict[str, Any]) -> RunnerDeployment:
     deployment = RunnerDeployment.from_flow(
-        process_product_deployment,
+        process_product,
         name="process-product",
         description="Make one product: from the Run form, or from each uploaded photo.",
         triggers=[upload_trigger()],
@@ -224,7 +123,9 @@ def run_form_schema(schema: dict[str, Any], platforms: list[str]) -> dict[str, A
     field is simply not sent, and the model's default None applies)."""
     for name in HIDDEN_PARAMETERS:
         schema["properties"].pop(name, None)
-    form = schema["definitions"]["ProductParameters"]["properties"]
+    form = schema["definitions"]["ProductRequest"]["properties"]
+    for name in HIDDEN_REQUEST_FIELDS:
+        form.pop(name)
     for field in form.values():
         choices = [c for c in field.get("anyOf", []) if c.get("type") != "null"]
         if len(choices) == 1 and field.get("default", 0) is None:

@@ -21,7 +21,7 @@ from product_images.catalog import load_catalog
 from product_images.errors import ProductError
 from product_images.flows.artifacts import ProgressReporter, publish_run_artifacts
 from product_images.manifest import ProductResult
-from product_images.pipeline import failed_result
+from product_images.runner import failed_result
 from product_images.settings import get_settings
 from product_images.store import open_store
 from product_images.streaming import windowed
@@ -90,18 +90,19 @@ def process_catalog(
         tag=tag,
         budget_usd=budget_usd,
         backend=backend,
+        force=force,
     )
     label = _run_label(tag)
     progress = ProgressReporter(label)
     progress.start(len(loaded.requests) + len(loaded.rejected))
     progress.advance(len(loaded.rejected))
     if batch_mode:  # generations at half price first; the products then find them cached
-        prefill_batch_task(loaded.requests, store_url, force)
+        prefill_batch_task(loaded.requests, store_url)
     results = list(loaded.rejected)
     make = product_task(settings)
     for result in windowed(
         loaded.requests,
-        lambda request: make.submit(request, store_url, force),
+        lambda request: make.submit(request, store_url),
         lambda request, future: _result_of(request.sku, future),
         max(WINDOW_PER_WORKER * settings.concurrency, MIN_WINDOW),
     ):

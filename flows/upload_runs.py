@@ -46,7 +46,7 @@ UPLOAD_TAG = "upload"
 def upload_parameters(store_url: str, upload: Upload) -> dict[str, Any]:
     """The process-product parameters of an upload: what the event trigger would pass."""
     return {
-        "params": {"sku": upload.sku, "source": upload.source_url},
+        "request": {"sku": upload.sku, "source": upload.source_url},
         "idempotency_key": upload.idempotency_key,
         "store": store_url,
     }

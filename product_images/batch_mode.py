@@ -21,7 +21,9 @@ from product_images.generative.clients import make_batch_client
 from product_images.generative.configured_model import batch_discount, price_table
 from product_images.generative.ledger import Ledger, entry_from
 from product_images.model_catalogue import ModelPrice
-from product_images.pipeline import ProductRequest, check_sku, cut_out, load_source, platforms_of
+from product_images.pipeline import cut_out, load_source, platforms_of
+from product_images.refresh import refresh_reasons
+from product_images.request import ProductRequest, check_sku
 from product_images.settings import Settings
 from product_images.store import Store
 
@@ -77,12 +79,10 @@ def prefill_with_batch(
 
 
 def prefill_refresh(
-    requests: list[ProductRequest], store: Store, settings: Settings, force: bool
+    requests: list[ProductRequest], store: Store, settings: Settings
 ) -> BatchReport:
-    """Batch the generations of the products this refresh will redo (all of them if `force`)."""
-    from product_images.refresh import refresh_reasons
-
-    todo = [r for r in requests if force or refresh_reasons(r, store, settings)]
+    """Batch the generations of the products this refresh will redo (the forced ones too)."""
+    todo = [r for r in requests if r.force or refresh_reasons(r, store, settings)]
     return prefill_with_batch(todo, store, settings)
 
 

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from product_images.errors import CatalogError, InvalidSkuError, SourceError, StorageError
 from product_images.manifest import ProductResult
-from product_images.pipeline import ProductRequest, check_sku, failed_result
+from product_images.request import ProductRequest, check_sku
+from product_images.runner import failed_result
 from product_images.store import open_store, read_url
 
 __all__ = ["IMAGE_SUFFIXES", "Catalog", "load_catalog"]

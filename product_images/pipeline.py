@@ -1,20 +1,19 @@
 """The steps of one product, Prefect-free: prepare masters -> render slots -> publish.
 
-Each step takes and returns small models (keys, records), never pixels, so the same
-functions serve the Prefect tasks in `tasks/` and the inline engine (`run_product`).
+Each step takes and returns small models (keys, records), never pixels, so the same functions
+serve the Prefect tasks in `tasks/` and the inline engine. What runs them (refresh checks,
+status records, deferral and retries) is the layer above, `product_images.runner`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import re
-import threading
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -29,15 +28,11 @@ from product_images.backends import (
     route,
 )
 from product_images.errors import (
-    BudgetExceededError,
-    InvalidSkuError,
     MissingSourceError,
     NoProductFoundError,
     ObjectNotFoundError,
-    ProductError,
     RenderError,
     StorageError,
-    StorageUnavailableError,
 )
 from product_images.imaging.check import check_image
 from product_images.imaging.compose import Master, with_shadow
@@ -59,6 +54,7 @@ from product_images.manifest import (
     stable_key,
     versioned_key,
 )
+from product_images.request import ProductRequest, check_sku
 from product_images.segmenters import NeuralSegmenter, find_segmenter
 from product_images.settings import Settings, get_settings
 from product_images.specs import (
@@ -69,75 +65,30 @@ from product_images.specs import (
     load_specs,
     select_platforms,
 )
-from product_images.store import Store, open_store, read_url
+from product_images.store import Store, read_url
 from product_images.workers import pixel_pool
 
 __all__ = [
-    "SKU_PATTERN",
+    "MasterImages",
     "PreparedProduct",
-    "ProductRequest",
-    "check_sku",
     "cut_out",
     "load_source",
     "platforms_of",
     "prepare_masters",
     "publish_manifest",
     "render_slots",
-    "run_product",
     "segmenter_of",
     "warm_up",
 ]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-#: A SKU safe as a storage key, for both Python and JSON Schema (the Run form checks it in
-#: the browser and the server): letters, digits, '.', '_', '-', no '..', 1-128 characters.
-#: It ends in (?![\s\S]) rather than $, which in Python also matches before a final newline.
-SKU_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?![\s\S])"
-_SKU = re.compile(SKU_PATTERN)
 _CONTENT_TYPES = {
     "jpeg": "image/jpeg",
     "jpg": "image/jpeg",
     "png": "image/png",
     "webp": "image/webp",
 }
-
-
-class ProductRequest(BaseModel):
-    """One product to make: a catalog row."""
-
-    sku: str = Field(description="Stock keeping unit; becomes the product's folder.")
-    source: str = Field(
-        description="Source photo: a path, an s3:// URL, or an http(s) URL (public addresses "
-        "only unless source_url_allow_private; size and time limited)."
-    )
-    platforms: list[str] = Field(description="Marketplaces to render for.")
-    name: str = Field(default="", description="Product name.")
-    category: str = Field(default="", description="Product category.")
-    brand_style: str = Field(default="", description="Look and feel for generated scenes.")
-    scene_hint: str = Field(default="", description="Where a generated scene is set.")
-    backend: Literal["auto", "local", "gemini", "openai"] | None = Field(
-        default=None, description="Backend for this product; unset = the setting."
-    )
-    run_id: str = Field(default="", description="Run this product belongs to (shared budget).")
-    budget_usd: float | None = Field(
-        default=None, gt=0, description="The run's spending cap; unset = the setting."
-    )
-    variants: list[Variant] | None = Field(
-        default=None,
-        description="Masters to make (and the slots showing them); unset = all the chosen "
-        "platforms need.",
-    )
-    tag: str = Field(default="", description="Catalog tag recorded in the cost ledger.")
-
-    def prompt_fields(self) -> dict[str, str]:
-        """What prompt templates are filled from."""
-        return {
-            "name": self.name,
-            "category": self.category,
-            "brand_style": self.brand_style,
-            "scene_hint": self.scene_hint,
-        }
 
 
 class PreparedProduct(BaseModel):
@@ -150,16 +101,6 @@ class PreparedProduct(BaseModel):
     cutout: MasterRecord | None = None
     needs_review: list[ReviewFlag]
     calls: list[CallRecord] = Field(default_factory=list)
-
-
-def check_sku(sku: str) -> str:
-    """The SKU if it is safe as a storage key; otherwise InvalidSkuError."""
-    if not _SKU.match(sku):
-        raise InvalidSkuError(
-            f"SKU {sku!r} is not usable as a storage key: use letters, digits, '.', '_' "
-            "and '-' (no slashes, no '..', at most 128 characters)"
-        )
-    return sku
 
 
 @lru_cache(maxsize=8)
@@ -178,7 +119,8 @@ def warm_up() -> None:
 
 def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSpec]:
     """The validated specs of the platforms a request asks for."""
-    return select_platforms(_specs(tuple(settings.spec_dirs())), request.platforms)
+    chosen = request.platforms or settings.platforms
+    return select_platforms(_specs(tuple(settings.spec_dirs())), chosen)
 
 
 def load_source(request: ProductRequest, settings: Settings) -> SourceImage:
@@ -262,7 +204,6 @@ def _store_master(
     name = f"{name}-{rank + 1}" if rank else name
     key = versioned_key(f"{sku}/masters/{name}.png", sha256)
     store.put(key, data, "image/png")
-    _remember(store, key, sha256, master.image)
     return MasterRecord(
         generated_by=master.generated_by,
         digital_source_type=master.digital_source_type,
@@ -311,8 +252,14 @@ def _in_parallel(call: Callable[[_T], _R], items: list[_T], threads: int) -> lis
         return list(pool.map(call, items))
 
 
-def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -> PreparedProduct:
-    """Load the source, cut the product out, and store one master per needed variant."""
+def prepare_masters(
+    request: ProductRequest,
+    store: Store,
+    settings: Settings,
+    images: MasterImages | None = None,
+) -> PreparedProduct:
+    """Load the source, cut the product out, and store one master per needed variant (and
+    keep their images in `images` for `render_slots`, when given)."""
     sku = check_sku(request.sku)
     variants = _variants(request, settings)
     generative = generative_backend(settings, request.backend)
@@ -343,9 +290,11 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         looks = _looks(variant, master, [s for s in slots if s.variant == variant])
         if variant == "detail":
             looks += _detail_looks(backend, slots, product, settings, context)
-        records = [
-            _store_master(store, sku, variant, look, backend.name, key) for key, look in looks
-        ] + [
+        shown = [_store_master(store, sku, variant, look, backend.name, key) for key, look in looks]
+        for record, (_, look) in zip(shown, looks, strict=True):
+            if images is not None:
+                images.keep(record.key, record.sha256, look.image)
+        records = shown + [
             _store_master(store, sku, variant, other, backend.name, rank=rank)
             for rank, other in enumerate(master.alternates, 1)
         ]
@@ -380,7 +329,8 @@ def _variants(request: ProductRequest, settings: Settings) -> list[Variant]:
     chosen = needed & set(request.variants) if request.variants else needed
     if not chosen:
         raise RenderError(
-            f"none of the variants {request.variants} is shown by the platforms {request.platforms}"
+            f"none of the variants {request.variants} is shown by the platforms "
+            f"{request.platforms or settings.platforms}"
         )
     return sorted(chosen)
 
@@ -423,24 +373,27 @@ def _source_info(request: ProductRequest, source: SourceImage) -> SourceInfo:
     )
 
 
-# Masters just made in this process, so an inline run does not decode what it just encoded.
-# Keyed by store, key and checksum, so a stale entry can never be used.
-_RECENT: dict[tuple[str, str, str], Image.Image] = {}
-_RECENT_LOCK = threading.Lock()
+class MasterImages:
+    """The masters one product's run just made, so rendering does not decode what preparing
+    just encoded. The runner makes one per product and hands it to both steps; the Prefect
+    steps, which may run apart, pass none and read the store. Keyed by key and checksum, so a
+    stale image can never be used."""
+
+    def __init__(self) -> None:
+        self._images: dict[tuple[str, str], Image.Image] = {}
+
+    def keep(self, key: str, sha256: str, image: Image.Image) -> None:
+        self._images[(key, sha256)] = image
+
+    def take(self, record: MasterRecord) -> Image.Image | None:
+        """The image of `record` if this run made it (once: it is then let go)."""
+        return self._images.pop((record.key, record.sha256), None)
 
 
-def _remember(store: Store, key: str, sha256: str, image: Image.Image) -> None:
-    with _RECENT_LOCK:
-        if len(_RECENT) >= 6:
-            _RECENT.pop(next(iter(_RECENT)))
-        _RECENT[(store.url, key, sha256)] = image
-
-
-def _open_master(store: Store, record: MasterRecord) -> Image.Image:
-    with _RECENT_LOCK:
-        cached = _RECENT.pop((store.url, record.key, record.sha256), None)
-    if cached is not None:
-        return cached
+def _open_master(store: Store, record: MasterRecord, images: MasterImages | None) -> Image.Image:
+    made = images.take(record) if images is not None else None
+    if made is not None:
+        return made
     image = Image.open(io.BytesIO(store.get(record.key)))
     image.load()
     return image.convert("RGB")
@@ -493,7 +446,12 @@ def _shown_by(slot: SlotSpec, masters: Collection[tuple[str, str]]) -> str | Non
     return None
 
 
-def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) -> list[OutputRecord]:
+def render_slots(
+    prepared: PreparedProduct,
+    store: Store,
+    settings: Settings,
+    images: MasterImages | None = None,
+) -> list[OutputRecord]:
     """Every slot of every requested platform, each master decoded once, each slot checked.
 
     All slots are rendered before any is stored, so a slot that cannot be made (e.g. an
@@ -502,7 +460,7 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
     images encoded once; one master's framed images are in memory at a time.
     """
     masters = {
-        (m.variant, m.look): (m, _open_master(store, m))
+        (m.variant, m.look): (m, _open_master(store, m, images))
         for m in prepared.masters
         if m.rank == 0  # alternatives are for people, not slots
     }
@@ -520,7 +478,7 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
             for i, (_, s, look) in enumerate(jobs)
             if (s.variant, look) == (record.variant, record.look)
         ]
-        images = frame_slots(
+        framings = frame_slots(
             image,
             record.product_box,
             [jobs[i][1] for i in mine],
@@ -529,7 +487,7 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
         encodings = SharedEncodings()
         made = _in_parallel(
             lambda job: _render_slot(sku, *jobs[job[0]][:2], job[1], job[2]),
-            [(i, (record, framed), encodings) for i, framed in zip(mine, images, strict=True)],
+            [(i, (record, framed), encodings) for i, framed in zip(mine, framings, strict=True)],
             settings.threads,
         )
         done.update(zip(mine, made, strict=True))
@@ -592,87 +550,3 @@ def _copy_to_stable_keys(manifest: Manifest, store: Store, settings: Settings) -
     except StorageError as error:
         return [f"published, but the stable keys were not all updated: {error}"]
     return []
-
-
-def failed_result(sku: str, error: ProductError) -> ProductResult:
-    """How a product that could not be made is reported: over budget is 'skipped', a backend
-    or store in trouble 'deferred' (see product_images.deferral), anything else 'failed'."""
-    from product_images.deferral import is_deferred
-
-    status: Literal["skipped", "deferred", "failed"] = "failed"
-    if isinstance(error, BudgetExceededError):
-        status = "skipped"
-    elif is_deferred(error):
-        status = "deferred"
-    return ProductResult(sku=sku, status=status, reason=error.reason, message=str(error))
-
-
-def make_product(
-    request: ProductRequest, store: Store, settings: Settings, force: bool = False
-) -> ProductResult:
-    """One product end to end: skipped when nothing changed (unless `force`), otherwise
-    prepare -> render -> publish. Its outcome is recorded for `failed`/`retry`; a product
-    error is recorded, then raised. A store failure on the way becomes the product's
-    StorageUnavailableError (deferred): the other products of the run go on."""
-    from product_images.status import record_status
-
-    check_sku(request.sku)
-    try:
-        try:
-            result = _unchanged(request, store, settings, force) or _make(request, store, settings)
-            record_status(store, request, result)
-        except StorageError as error:
-            raise StorageUnavailableError(f"{request.sku}: {error}") from error
-    except ProductError as error:
-        _record_failure(store, request, error)
-        raise
-    return result
-
-
-def _unchanged(
-    request: ProductRequest, store: Store, settings: Settings, force: bool
-) -> ProductResult | None:
-    from product_images.refresh import refresh_reasons
-
-    if force or refresh_reasons(request, store, settings):
-        return None
-    return ProductResult(
-        sku=request.sku, status="unchanged", manifest_key=manifest_key(request.sku)
-    )
-
-
-def _make(request: ProductRequest, store: Store, settings: Settings) -> ProductResult:
-    """prepare -> render -> publish."""
-    prepared = prepare_masters(request, store, settings)
-    outputs = render_slots(prepared, store, settings)
-    return publish_manifest(prepared, outputs, store, settings)
-
-
-def _record_failure(store: Store, request: ProductRequest, error: ProductError) -> None:
-    """Record the outcome for `failed`/`retry`, unless the store is what failed."""
-    from product_images.status import record_status
-
-    try:
-        record_status(store, request, failed_result(request.sku, error))
-    except StorageError:
-        if not isinstance(error, StorageUnavailableError):
-            raise
-
-
-def run_product(
-    request: ProductRequest, settings: Settings, store: Store | None = None, force: bool = True
-) -> ProductResult:
-    """The inline engine: the same steps as the Prefect flows, in this process; product errors
-    become failed (or skipped, or deferred) results. A product deferred by its generative
-    backend is tried again after the breaker's cool-down, `defer_retries` times at most."""
-    from product_images.deferral import retry_deferred
-
-    store = store or open_store(settings.store)
-    target = store
-    try:
-        return retry_deferred(lambda: make_product(request, target, settings, force), settings)
-    except ProductError as error:
-        return failed_result(request.sku, error)
-
-
-__all__ += ["failed_result", "make_product"]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 
 from product_images import __version__
+from product_images.backends import configured_model
 from product_images.errors import ObjectNotFoundError
 from product_images.generative.templates import load_template
 from product_images.manifest import Manifest, manifest_key
-from product_images.pipeline import ProductRequest, platforms_of
+from product_images.pipeline import platforms_of
+from product_images.request import ProductRequest
 from product_images.settings import Settings
 from product_images.store import Store, read_url
 
@@ -56,8 +58,6 @@ def _input_changes(
 def _generation_changes(
     manifest: Manifest, request: ProductRequest, settings: Settings
 ) -> list[str]:
-    from product_images.backends import configured_model
-
     model = configured_model(settings, request.backend)
     reasons = []
     for master in manifest.masters:

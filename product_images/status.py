@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from product_images.manifest import ProductResult
-from product_images.pipeline import ProductRequest
+from product_images.request import ProductRequest
 from product_images.store import Store
 
 __all__ = ["STATUS_PREFIX", "ProductStatus", "last_statuses", "record_status"]

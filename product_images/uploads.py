@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field, ValidationError
 from product_images.catalog import IMAGE_SUFFIXES
 from product_images.errors import InvalidSkuError, ObjectNotFoundError, StorageError
 from product_images.manifest import Manifest
-from product_images.pipeline import check_sku
+from product_images.request import check_sku
 from product_images.store import ObjectInfo, Store, local_path
 
 __all__ = [

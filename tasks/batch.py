@@ -6,7 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from product_images.batch_mode import BatchReport, prefill_refresh
-from product_images.pipeline import ProductRequest
+from product_images.request import ProductRequest
 from product_images.tasks._store import store_at
 from product_images.tasks.secrets import resolved_settings
 
@@ -14,9 +14,9 @@ __all__ = ["prefill_batch_task"]
 
 
 @task(name="prefill-batch", cache_policy=NO_CACHE)
-def prefill_batch_task(requests: list[ProductRequest], store_url: str, force: bool) -> BatchReport:
+def prefill_batch_task(requests: list[ProductRequest], store_url: str) -> BatchReport:
     """Batch the generations of the products this refresh will redo."""
-    report = prefill_refresh(requests, store_at(store_url), resolved_settings(), force)
+    report = prefill_refresh(requests, store_at(store_url), resolved_settings())
     get_run_logger().info(
         "batch: %d submitted, %d made, $%.4f; left for normal calls: %s",
         report.submitted,

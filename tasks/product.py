@@ -20,7 +20,8 @@ from prefect.states import State
 
 from product_images.deferral import retry_in_run
 from product_images.manifest import ProductResult
-from product_images.pipeline import ProductRequest, make_product
+from product_images.request import ProductRequest
+from product_images.runner import make_product
 from product_images.settings import Settings, get_settings
 from product_images.tasks._store import store_at
 from product_images.tasks.limits import prefect_call_limits
@@ -46,14 +47,12 @@ def retry_if_deferred(task: Task[Any, Any], task_run: TaskRun, state: State[Any]
     retry_delay_seconds=get_settings().breaker_cooldown,
     retry_condition_fn=retry_if_deferred,
 )
-def make_product_task(
-    request: ProductRequest, store_url: str, force: bool = False
-) -> ProductResult:
+def make_product_task(request: ProductRequest, store_url: str) -> ProductResult:
     """All masters, slots and the manifest of one product, unless it is unchanged; raises
     ProductError on bad input. Generative calls take the Prefect global limits."""
     settings = resolved_settings()
     with prefect_call_limits(settings):
-        return make_product(request, store_at(store_url), settings, force)
+        return make_product(request, store_at(store_url), settings)
 
 
 def product_task(settings: Settings) -> Task[Any, ProductResult]:

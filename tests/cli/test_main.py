@@ -7,7 +7,7 @@ from PIL import Image
 
 from product_images.cli.main import main
 from product_images.manifest import ProductResult
-from product_images.pipeline import ProductRequest
+from product_images.request import ProductRequest
 from product_images.status import record_status
 from product_images.store import LocalStore
 from product_images.testing.images import draw_product

@@ -23,7 +23,8 @@ from product_images.flows.artifacts import (
 )
 from product_images.flows.process_catalog import process_catalog
 from product_images.manifest import Manifest, ProductResult, ReviewFlag
-from product_images.pipeline import ProductRequest, run_product
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings, get_settings
 from product_images.store import LocalStore
 from product_images.summary import CatalogSummary

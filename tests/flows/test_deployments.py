@@ -7,6 +7,7 @@ photo from the bucket to a finished flow run: upload -> sensor -> event -> autom
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -39,12 +40,8 @@ from prefect.settings import PREFECT_API_URL, PREFECT_RUNNER_POLL_FREQUENCY, tem
 from product_images.cli.ownership import release_from_pools
 from product_images.cli.serve import POLL_SECONDS, _poll_seconds, deploy, serve
 from product_images.errors import InvalidSkuError
-from product_images.flows.deployments import (
-    ProductParameters,
-    deployments,
-    process_product_deployment,
-    refresh_catalog,
-)
+from product_images.flows.deployments import HIDDEN_REQUEST_FIELDS, deployments, refresh_catalog
+from product_images.flows.process_product import process_product
 from product_images.flows.upload_sensor import (
     UPLOAD_EVENT,
     emit_upload_events,
@@ -53,7 +50,7 @@ from product_images.flows.upload_sensor import (
     watched_location,
 )
 from product_images.manifest import Manifest
-from product_images.pipeline import check_sku
+from product_images.request import ProductRequest, check_sku
 from product_images.settings import Settings
 from product_images.specs import load_specs
 from product_images.store import LocalStore, S3Store
@@ -62,7 +59,7 @@ from product_images.uploads import CURSOR_KEY, UploadMarker, processed_key
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = {
-    "process-product": "product-request",
+    "process-product": "process-product",
     "catalog-refresh": "refresh-catalog",
     "upload-sensor": "sense-uploads",
 }
@@ -130,25 +127,20 @@ def test_deployments_are_built_from_the_settings() -> None:
     assert trigger.expect == {UPLOAD_EVENT}
     assert trigger.match.root == {"prefect.resource.id": "product.*"}
     assert trigger.parameters is not None
-    assert trigger.parameters["params"]["source"] == "{{ event.payload.source }}"
+    assert trigger.parameters["request"]["source"] == "{{ event.payload.source }}"
 
 
 def test_the_run_form_is_the_pydantic_model() -> None:
     [product] = [d for d in deployments(Settings()) if d.name == "process-product"]
     schema = product._parameter_openapi_schema.model_dump(exclude_unset=True)
 
-    assert schema["properties"]["params"]["$ref"] == "#/definitions/ProductParameters"
-    form = schema["definitions"]["ProductParameters"]
-    assert set(form["properties"]) == set(ProductParameters.model_fields)
-    assert set(form["properties"]) == {
-        "sku",
-        "source",
-        "platforms",
-        "variants",
-        "backend",
-        "budget_usd",
-        "force",
-    }
+    assert schema["properties"]["request"]["$ref"] == "#/definitions/ProductRequest"
+    form = schema["definitions"]["ProductRequest"]
+    assert set(form["properties"]) == set(ProductRequest.model_fields) - {"run_id"}
+    assert HIDDEN_REQUEST_FIELDS == ("run_id",)
+    assert {"sku", "source", "platforms", "variants", "backend", "brand_style", "force"} <= set(
+        form["properties"]
+    )
     for name, field in form["properties"].items():
         assert field.get("description"), f"{name} has no description"
     assert form["required"] == ["sku", "source"]
@@ -161,17 +153,17 @@ def _form() -> dict[str, Any]:
 
 def test_the_run_form_hides_internal_parameters_and_none_toggles() -> None:
     schema = _form()
-    assert set(schema["properties"]) == {"params"}  # idempotency_key, store: set by triggers
-    for name, field in schema["definitions"]["ProductParameters"]["properties"].items():
+    assert set(schema["properties"]) == {"request"}  # idempotency_key, store: set by triggers
+    for name, field in schema["definitions"]["ProductRequest"]["properties"].items():
         assert "anyOf" not in field, f"{name} would show Prefect's 'is type None' toggle"
-    form = schema["definitions"]["ProductParameters"]["properties"]
-    for name in ("platforms", "variants", "backend", "budget_usd"):
+    form = schema["definitions"]["ProductRequest"]["properties"]
+    for name in ("variants", "backend", "budget_usd"):
         assert "default" not in form[name]  # left empty: not sent, the model's None applies
-    assert ProductParameters(sku="S", source="s.jpg").backend is None
+    assert ProductRequest(sku="S", source="s.jpg").backend is None
 
 
 def test_the_run_form_offers_the_known_marketplaces() -> None:
-    platforms = _form()["definitions"]["ProductParameters"]["properties"]["platforms"]
+    platforms = _form()["definitions"]["ProductRequest"]["properties"]["platforms"]
     assert platforms["type"] == "array" and platforms["uniqueItems"] is True
     assert platforms["items"]["enum"] == sorted(load_specs(Settings().spec_dirs()))
     assert {"amazon", "shopify", "tiktok-shop"} <= set(platforms["items"]["enum"])
@@ -191,24 +183,23 @@ def test_the_run_form_offers_the_known_marketplaces() -> None:
     ],
 )
 def test_the_run_form_checks_the_sku_with_the_cli_rule(sku: str, valid: bool) -> None:
-    # What the UI and the server check (JSON Schema), what the flow checks, what the CLI checks.
+    # What the UI and the server check (JSON Schema), and what the flow and the CLI check
+    # (check_sku: a typed error for that product; see test_process_product).
     schema = _form()
-    params = {"sku": sku, "source": "s3://b/p.jpg"}
-    errors = list(Draft202012Validator(schema).iter_errors({"params": params}))
+    request = {"sku": sku, "source": "s3://b/p.jpg"}
+    errors = list(Draft202012Validator(schema).iter_errors({"request": request}))
     assert (not errors) is valid
     if valid:
-        assert ProductParameters(**params).sku == check_sku(sku) == sku
+        assert check_sku(sku) == sku
     else:
         with pytest.raises(InvalidSkuError):
             check_sku(sku)
-        with pytest.raises(ValueError):
-            ProductParameters(**params)
 
 
 def test_a_trigger_still_passes_the_hidden_parameters() -> None:
     # The form hides them; JSON Schema lets unlisted properties through, and the flow has them.
     schema = _form()
-    run = {"params": {"sku": "S", "source": "s.jpg"}, "idempotency_key": "S/etag-1", "store": "x"}
+    run = {"request": {"sku": "S", "source": "s.jpg"}, "idempotency_key": "S/etag-1", "store": "x"}
     assert not list(Draft202012Validator(schema).iter_errors(run))
     assert schema.get("additionalProperties", True) is not False
 
@@ -222,9 +213,9 @@ def test_work_pool_deployments_use_priority_queues() -> None:
 
 
 def test_variants_are_typed_on_the_form() -> None:
-    assert ProductParameters(sku="S", source="s.jpg", variants=["white"]).variants == ["white"]
+    assert ProductRequest(sku="S", source="s.jpg", variants=["white"]).variants == ["white"]
     with pytest.raises(ValueError):
-        ProductParameters(sku="S", source="s.jpg", variants=["sepia"])
+        ProductRequest(sku="S", source="s.jpg", variants=["sepia"])
 
 
 def test_prefect_yaml_mirrors_the_deployments() -> None:
@@ -235,17 +226,15 @@ def test_prefect_yaml_mirrors_the_deployments() -> None:
 
     assert set(entries) == set(built)
     flows = {
-        "process-product": process_product_deployment,
+        "process-product": process_product,
         "catalog-refresh": refresh_catalog,
         "upload-sensor": sense_uploads,
     }
     for name, entry in entries.items():
         module, _, attribute = entry["entrypoint"].partition(":")
         # the installed package, not a checkout path
-        assert module == "product_images.flows.deployments"
-        import product_images.flows.deployments as registry
-
-        assert getattr(registry, attribute) is flows[name]
+        assert module.startswith("product_images.flows.")
+        assert getattr(importlib.import_module(module), attribute) is flows[name]
         assert entry["work_pool"]["name"] == settings.work_pool
         assert entry["work_pool"]["work_queue_name"] == built[name].work_queue_name
 
@@ -284,11 +273,11 @@ def test_registered_deployments_read_back(
     assert schedule.schedule.cron == "15 2 * * *"  # type: ignore[union-attr]
     assert schedule.schedule.timezone == "America/New_York"  # type: ignore[union-attr]
 
-    product = client.read_deployment_by_name("product-request/process-product")
+    product = client.read_deployment_by_name("process-product/process-product")
     assert product.id == registered["process-product"]
-    form = product.parameter_openapi_schema["definitions"]["ProductParameters"]  # type: ignore[index]
+    form = product.parameter_openapi_schema["definitions"]["ProductRequest"]  # type: ignore[index]
     assert form["properties"]["sku"]["description"].startswith("Stock keeping unit")
-    assert product.entrypoint == "product_images.flows.deployments.process_product_deployment"
+    assert product.entrypoint == "product_images.flows.process_product.process_product"
 
     automations = client.read_automations_by_name("process-product-on-upload")
     assert len(automations) == 1
@@ -341,7 +330,7 @@ def test_prefect_deploy_registers_prefect_yaml(
     refresh = client.read_work_queue_by_name("refresh", work_pool_name=process_pool)
     assert uploads.priority < refresh.priority
     [automation] = client.read_automations_by_name("process-product-on-upload")
-    product = client.read_deployment_by_name("product-request/process-product")
+    product = client.read_deployment_by_name("process-product/process-product")
     assert automation.actions[0].deployment_id == product.id  # type: ignore[union-attr]
     client.delete_resource_owned_automations(f"prefect.deployment.{product.id}")
 
@@ -377,7 +366,7 @@ def test_a_worker_runs_a_deployment_from_an_installed_package(
     [product, *_] = deployments(Settings(), work_pool=True)
     deployment_id = product.apply()
     store = tmp_path / "out"
-    parameters = {"params": {"sku": "W-1", "source": str(photo), "platforms": ["amazon"]}}
+    parameters = {"request": {"sku": "W-1", "source": str(photo), "platforms": ["amazon"]}}
     run = client.create_flow_run_from_deployment(
         deployment_id, parameters=parameters | {"store": str(store)}
     )
@@ -475,11 +464,11 @@ def test_a_repeated_emission_has_the_same_event_id(
 
 def test_the_same_upload_is_made_once(photo: Path, tmp_path: Path) -> None:
     store = str(tmp_path / "out")
-    params = ProductParameters(sku="ONCE-1", source=str(photo), platforms=["amazon"])
+    request = ProductRequest(sku="ONCE-1", source=str(photo), platforms=["amazon"])
     key = "ONCE-1/etag-0123"
 
-    first = process_product_deployment(params=params, idempotency_key=key, store=store)
-    second = process_product_deployment(params=params, idempotency_key=key, store=store)
+    first = process_product(request, idempotency_key=key, store=store)
+    second = process_product(request, idempotency_key=key, store=store)
 
     assert (first.status, second.status) == ("done", "unchanged")
     assert second.reason == "already_processed"
@@ -488,24 +477,25 @@ def test_the_same_upload_is_made_once(photo: Path, tmp_path: Path) -> None:
     assert marker.state == "done" and marker.run_id
     assert Manifest.model_validate_json(out.get("ONCE-1/manifest.json")).sku == "ONCE-1"
     # Without an idempotency key (the Run form) the marker is not consulted.
-    forced = params.model_copy(update={"force": True})
-    assert process_product_deployment(params=forced, store=store).status == "done"
+    forced = request.model_copy(update={"force": True})
+    assert process_product(forced, store=store).status == "done"
 
 
 def test_a_failed_upload_can_be_tried_again(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     store = str(tmp_path / "out")
-    params = ProductParameters(sku="FAIL-1", source=str(bad), platforms=["amazon"])
+    request = ProductRequest(sku="FAIL-1", source=str(bad), platforms=["amazon"])
     with pytest.raises(Exception, match="bad"):
-        process_product_deployment(params=params, idempotency_key="FAIL-1/etag-1", store=store)
+        process_product(request, idempotency_key="FAIL-1/etag-1", store=store)
     assert not LocalStore(tmp_path / "out").exists(processed_key("FAIL-1/etag-1"))
 
 
 def test_refresh_without_a_catalog_remakes_every_product(photo: Path, tmp_path: Path) -> None:
     store = str(tmp_path / "out")
-    params = ProductParameters(sku="REF-1", source=str(photo), platforms=["amazon"])
-    process_product_deployment(params=params, store=store)
+    process_product(
+        ProductRequest(sku="REF-1", source=str(photo), platforms=["amazon"]), store=store
+    )
 
     assert [(r.sku, r.status) for r in refresh_catalog(store=store).results] == [
         ("REF-1", "unchanged")
@@ -540,7 +530,7 @@ def _runs_of(client: SyncPrefectClient, deployment: str, sku: str) -> list[FlowR
     runs = client.read_flow_runs(
         deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
     )
-    return [r for r in runs if r.parameters.get("params", {}).get("sku") == sku]
+    return [r for r in runs if r.parameters.get("request", {}).get("sku") == sku]
 
 
 @pytest.fixture
@@ -591,12 +581,12 @@ def test_an_upload_becomes_a_finished_flow_run(
     """upload -> serve's watcher -> event -> automation -> process-product run, all served."""
     sku = f"E2E-{uuid.uuid4().hex[:8]}"
     _eventually(
-        lambda: _served(client, "product-request/process-product"), timeout=45, what="serve"
+        lambda: _served(client, "process-product/process-product"), timeout=45, what="serve"
     )
     served.put(f"incoming/{sku}.jpg", photo.read_bytes(), "image/jpeg")
 
     def finished() -> list[FlowRun]:
-        runs = _runs_of(client, "product-request/process-product", sku)
+        runs = _runs_of(client, "process-product/process-product", sku)
         failed = [r for r in runs if r.state and r.state.is_final() and not r.state.is_completed()]
         assert not failed, f"run failed: {failed[0].state}"
         return [r for r in runs if r.state and r.state.is_completed()]
@@ -622,7 +612,7 @@ def test_an_upload_becomes_a_finished_flow_run(
         "resource": {"prefect.resource.id": f"product.{sku}"},
         "payload": {
             "sku": sku,
-            "source": run.parameters["params"]["source"],
+            "source": run.parameters["request"]["source"],
             "idempotency_key": key,
             "store": run.parameters["store"],
         },
@@ -671,7 +661,7 @@ def test_serve_and_deploy_refuse_to_take_the_other_ones_deployments(
     try:
         refused = CliRunner().invoke(serve, [])
         assert refused.exit_code == 1
-        assert "product-request/process-product: registered for work pool 'process'" in (
+        assert "process-product/process-product: registered for work pool 'process'" in (
             refused.output
         )
         assert "--take-over" in refused.output

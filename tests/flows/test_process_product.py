@@ -7,13 +7,16 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from product_images.errors import CorruptImageError, InvalidSkuError, MissingSourceError
 from product_images.flows.process_product import process_product
 from product_images.manifest import Manifest
+from product_images.request import ProductRequest
 from product_images.store import LocalStore
 from product_images.thumbnails import thumbnail_key
 
 
 def test_flow_publishes_a_product(photo, tmp_path):
     store = str(tmp_path / "out")
-    result = process_product(sku="P-1", source=str(photo), platforms=["amazon"], store=store)
+    result = process_product(
+        ProductRequest(sku="P-1", source=str(photo), platforms=["amazon"]), store=store
+    )
     assert result.status == "done"
     manifest = Manifest.model_validate_json(LocalStore(tmp_path / "out").get("P-1/manifest.json"))
     assert {o.slot for o in manifest.outputs} == {"main", "scene", "detail"}
@@ -23,13 +26,16 @@ def test_flow_fails_with_the_typed_error_on_a_bad_photo(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(CorruptImageError, match=r"bad\.jpg"):
-        process_product(sku="P-2", source=str(bad), platforms=["amazon"], store=str(tmp_path / "o"))
+        process_product(
+            ProductRequest(sku="P-2", source=str(bad), platforms=["amazon"]),
+            store=str(tmp_path / "o"),
+        )
     assert not (tmp_path / "o" / "P-2" / "manifest.json").exists()
 
 
 def test_flow_refuses_an_unsafe_sku(photo, tmp_path):
     with pytest.raises(InvalidSkuError):
-        process_product(sku="../x", source=str(photo), store=str(tmp_path / "o"))
+        process_product(ProductRequest(sku="../x", source=str(photo)), store=str(tmp_path / "o"))
 
 
 class _Records(logging.Handler):
@@ -59,7 +65,9 @@ def run_log():
 )
 def test_bad_input_is_one_clear_line_without_a_traceback(tmp_path, run_log, sku, source, error):
     with pytest.raises(error):
-        process_product(sku=sku, source=str(tmp_path / source), store=str(tmp_path / "o"))
+        process_product(
+            ProductRequest(sku=sku, source=str(tmp_path / source)), store=str(tmp_path / "o")
+        )
     failures = [r for r in run_log if r.levelno >= logging.ERROR]
     assert failures, [r.getMessage() for r in run_log]
     assert all(r.exc_info is None and r.exc_text is None for r in run_log)
@@ -69,7 +77,9 @@ def test_bad_input_is_one_clear_line_without_a_traceback(tmp_path, run_log, sku,
 def test_a_product_run_publishes_its_page_with_thumbnails(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
     state = process_product(
-        sku="P-3", source=str(photo), platforms=["amazon"], store=str(store.root), return_state=True
+        ProductRequest(sku="P-3", source=str(photo), platforms=["amazon"]),
+        store=str(store.root),
+        return_state=True,
     )
     assert state.is_completed()
     with get_client(sync_client=True) as client:

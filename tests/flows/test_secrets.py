@@ -15,6 +15,7 @@ from prefect.client.orchestration import get_client
 from product_images.flows.process_catalog import process_catalog
 from product_images.flows.process_product import process_product
 from product_images.manifest import Manifest
+from product_images.request import ProductRequest
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer
 
@@ -107,7 +108,8 @@ def test_the_api_key_can_come_from_a_prefect_secret_block(standin, tmp_path, mon
     monkeypatch.delenv("GEMINI_API_KEY")
     monkeypatch.setenv("PRODUCT_IMAGES_GEMINI_API_KEY_BLOCK", block)
     result = process_product(
-        sku="BLOCK-1", source=str(photo), platforms=["amazon"], store=str(tmp_path / "out")
+        ProductRequest(sku="BLOCK-1", source=str(photo), platforms=["amazon"]),
+        store=str(tmp_path / "out"),
     )
     assert result.status == "done", result.message
     manifest = Manifest.model_validate_json((tmp_path / "out/BLOCK-1/manifest.json").read_bytes())

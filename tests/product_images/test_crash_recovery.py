@@ -18,7 +18,8 @@ import pytest
 from product_images.gc import collect_garbage, verify_published
 from product_images.generative.ledger import Ledger
 from product_images.manifest import Manifest, stable_key
-from product_images.pipeline import ProductRequest, run_product
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore, S3Store
 from product_images.testing.images import draw_product
@@ -71,7 +72,7 @@ def test_s3_killed_mid_batch_defers_the_rest_and_a_rerun_completes(own_seaweed, 
 
     def run_all():
         for request in requests:
-            first.append(run_product(request, settings, force=False))
+            first.append(run_product(request, settings))
             if len(first) == 5:
                 killed.wait(30)  # the server dies while product 6 is being made
 
@@ -94,7 +95,7 @@ def test_s3_killed_mid_batch_defers_the_rest_and_a_rerun_completes(own_seaweed, 
     own_seaweed.start()
     assert verify_published(store) == []  # nothing half-published by the crash
     with ThreadPoolExecutor(2) as pool:
-        second = list(pool.map(lambda r: run_product(r, settings, force=False), requests))
+        second = list(pool.map(lambda r: run_product(r, settings), requests))
     assert {r.sku: r.status for r in second} == {
         r.sku: ("unchanged" if r.status == "done" else "done") for r in first
     }

@@ -9,7 +9,8 @@ from product_images.errors import InvalidSkuError
 from product_images.imaging.check import check_image
 from product_images.imaging.mask_quality import iou
 from product_images.manifest import Manifest
-from product_images.pipeline import ProductRequest, check_sku, run_product
+from product_images.request import ProductRequest, check_sku
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.specs import load_specs
 from product_images.store import LocalStore

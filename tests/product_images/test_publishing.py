@@ -10,12 +10,9 @@ from PIL import Image
 from product_images.errors import StorageError
 from product_images.gc import collect_garbage, find_orphans
 from product_images.manifest import Manifest, stable_key, versioned_key
-from product_images.pipeline import (
-    ProductRequest,
-    prepare_masters,
-    render_slots,
-    run_product,
-)
+from product_images.pipeline import prepare_masters, render_slots
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore
 from product_images.testing.images import draw_product

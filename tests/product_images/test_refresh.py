@@ -3,8 +3,9 @@ import shutil
 import pytest
 
 from product_images.manifest import Manifest
-from product_images.pipeline import ProductRequest, make_product
 from product_images.refresh import refresh_reasons
+from product_images.request import ProductRequest
+from product_images.runner import make_product
 from product_images.settings import Settings
 from product_images.specs import BUILTIN_SPECS_DIR
 from product_images.status import last_statuses
@@ -35,7 +36,9 @@ def test_an_unchanged_product_is_not_redone(setup):
 def test_force_redoes_an_unchanged_product(setup):
     _, store, settings, request = setup
     make_product(request, store, settings)
-    assert make_product(request, store, settings, force=True).status == "done"
+    assert (
+        make_product(request.model_copy(update={"force": True}), store, settings).status == "done"
+    )
 
 
 def test_a_new_source_photo_is_redone(setup):
@@ -84,5 +87,8 @@ def test_failures_are_recorded_for_retry(setup, tmp_path):
     [status] = last_statuses(store, "failed")
     assert status.request.sku == "R-2" and status.result.reason == "unsupported_image"
     shutil.copy(photo, broken)
-    assert make_product(status.request, store, settings, force=True).status == "done"
+    assert (
+        make_product(status.request.model_copy(update={"force": True}), store, settings).status
+        == "done"
+    )
     assert last_statuses(store, "failed") == []

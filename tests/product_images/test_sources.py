@@ -31,7 +31,9 @@ from product_images.errors import (
     SourceTooLargeError,
 )
 from product_images.manifest import Manifest
-from product_images.pipeline import ProductRequest, load_source, run_product
+from product_images.pipeline import load_source
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.sources import address_refusal, fetch_url
 from product_images.status import ProductStatus

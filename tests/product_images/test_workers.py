@@ -7,7 +7,9 @@ import pytest
 
 from product_images.errors import CorruptImageError, RenderError, UnsupportedImageError
 from product_images.manifest import Manifest
-from product_images.pipeline import ProductRequest, _decode_and_cut, run_product, warm_up
+from product_images.pipeline import _decode_and_cut, warm_up
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore
 from product_images.workers import pixel_pool, shutdown_pools

@@ -180,7 +180,7 @@ def test_a_product_run_from_the_ui(
     page.get_by_role("link", name="process-product", exact=True).click()
     page.wait_for_url(re.compile(rf"/deployments/deployment/{served['id']}"))
     expect(page.get_by_role("button", name="Run", exact=True)).to_be_visible()
-    expect(page.get_by_text("product-request").first).to_be_visible()
+    expect(page.get_by_text("process-product").first).to_be_visible()
     expect(page.get_by_text("Ready", exact=True)).to_be_visible()  # serve() is polling
     shots("01-deployment.png")
 
@@ -215,12 +215,12 @@ def test_a_product_run_from_the_ui(
     timings["submit to final state"] = time.monotonic() - submitted
     serve_log = (tmp_path / "serve.log").read_text(errors="replace")[-6000:]
     assert run["state"]["type"] == "COMPLETED", f"{run['state']}\nserve log tail:\n{serve_log}"
-    params = run["parameters"]["params"]
+    params = run["parameters"]["request"]
     assert (params["sku"], params["source"], params["platforms"]) == (SKU, source, PLATFORMS)
 
     page.goto(f"{prefect_server.url}/runs/flow-run/{run_id}")
     expect(page.get_by_text("Completed", exact=True).first).to_be_visible(timeout=UI_TIMEOUT)
-    expect(page.get_by_text(f"request-{SKU}", exact=True).first).to_be_visible()
+    expect(page.get_by_text(f"product-{SKU}", exact=True).first).to_be_visible()
     logs_done = page.get_by_text("Finished in state Completed()").first
     expect(logs_done).to_be_visible(timeout=UI_TIMEOUT)  # the logs load after the page
     shots("03-run-completed.png")

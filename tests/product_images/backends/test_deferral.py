@@ -8,7 +8,8 @@ import pytest
 from product_images.generative.breaker import reset_breakers
 from product_images.generative.ledger import Ledger
 from product_images.manifest import Manifest
-from product_images.pipeline import ProductRequest, failed_result, run_product
+from product_images.request import ProductRequest
+from product_images.runner import failed_result, run_product
 from product_images.settings import Settings
 from product_images.status import last_statuses
 from product_images.store import LocalStore

@@ -17,7 +17,8 @@ from product_images.imaging.provenance import (
     digital_source_type,
 )
 from product_images.manifest import Manifest
-from product_images.pipeline import ProductRequest, run_product
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore
 from product_images.testing.images import draw_product
