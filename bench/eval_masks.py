@@ -323,7 +323,7 @@ def _load_segmenter(path: Path | None, settings: Settings) -> Segmenter:
     if path is None:
         neural = segmenter_of(settings)
         print(f"segmenter: {neural.name + '+classical' if neural else 'classical'}")
-        return lambda image: segment_product(image, settings.working_side, neural)
+        return lambda image: segment_product(image, settings.imaging.working_side, neural)
     spec = importlib.util.spec_from_file_location("segmenter_under_test", path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot import {path}")

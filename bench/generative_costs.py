@@ -149,7 +149,10 @@ def main() -> None:
         third = _pass(requests, changed, store)
         refresh_entries = ledger.entries()[seen:]
     none = BatchReport()
-    print(f"model {settings.gemini_model}, imageSize {settings.gemini_image_size}")
+    print(
+        f"model {settings.generation.gemini_model}, "
+        f"imageSize {settings.generation.gemini_image_size}"
+    )
     _print_pass("first run", first, none)
     _print_pass("unchanged rerun", second, none)
     _print_pass("refresh, --batch-mode", third, batch)

@@ -42,7 +42,7 @@ def _measure(
 ) -> tuple[float, dict[str, float]]:
     """Seconds for the plain white master, and for each other master."""
     data = photo.read_bytes()
-    source = decode_source(data, str(photo), max_pixels=settings.max_pixels, min_side=64)
+    source = decode_source(data, str(photo), max_pixels=settings.sources.max_pixels, min_side=64)
     product = cut_out(source, str(photo), settings)
     white = backend.make_master("white", product, settings, context)
     base = _best(lambda: backend.make_master("white", product, settings, context))

@@ -6,7 +6,8 @@ encode all 57 slots of the 18 built-in platforms: the same sizes, JPEG at the sl
 4:2:0 chroma subsampling, the sRGB ICC profile embedded. libvips (pyvips, `pip install
 '.[bench]'`) crops, resizes (its default Lanczos 3) and embeds each slot straight from the
 master, with its own threads. Ours is what `render_slots` runs before its checks: a master
-decoded as `_open_master` does, `frame_slots` on `settings.threads` threads, `SharedEncodings`.
+decoded as `_open_master` does, `frame_slots` on `settings.running.threads` threads,
+`SharedEncodings`.
 `render_slots` itself (plus a compliance check of every output and the store writes) is
 timed too. Each repetition runs both, interleaved; medians of wall and CPU time are printed.
 

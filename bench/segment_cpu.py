@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)  # one core: OpenCV's own threads would count as CPU time too
     settings = Settings()
-    side, neural = settings.working_side, segmenter_of(settings)
+    side, neural = settings.imaging.working_side, segmenter_of(settings)
     if neural is None:
         raise SystemExit("the segmenter's model is missing: product-images models fetch")
     rows = []

@@ -139,7 +139,7 @@ def _run_catalog(engine: str, catalog: Path, store: Path, at_once: int) -> tuple
     if engine == "flow":
         results = catalog_flow(None, at_once)(catalog=str(catalog), store=str(store)).results
     else:
-        loaded = load_catalog(str(catalog), settings.platforms)
+        loaded = load_catalog(str(catalog), settings.imaging.platforms)
         results = run_catalog(loaded, settings, lambda result: None)
     return results, time.perf_counter() - started
 

@@ -285,7 +285,7 @@ def main() -> None:
             key = f"{STORE_PREFIX}reference/REF-{i}.jpg"
             s3.put_object(Bucket=BUCKET, Key=key, Body=_photo(1), ContentType="image/jpeg")
             request = ProductRequest(
-                sku=f"REF-{i}", source=f"s3://{BUCKET}/{key}", platforms=settings.platforms
+                sku=f"REF-{i}", source=f"s3://{BUCKET}/{key}", platforms=settings.imaging.platforms
             )
             t = time.perf_counter()
             result = run_product(request.model_copy(update={"force": True}), settings, store)
@@ -317,9 +317,9 @@ def main() -> None:
 
         print(
             f"\nUpload -> manifest latency, {UPLOADS} uploads one after another "
-            f"(README settings: sensor interval {settings.sensor_interval_seconds:g} s, "
+            f"(README settings: sensor interval {settings.serving.sensor_interval_seconds:g} s, "
             f"local backend, "
-            f"800x600 JPEG, platforms {','.join(settings.platforms)})"
+            f"800x600 JPEG, platforms {','.join(settings.imaging.platforms)})"
         )
         since = datetime.now(UTC) - timedelta(seconds=1)
         latencies, uploaded_at = [], {}

@@ -42,7 +42,7 @@ def run_one(request: ProductRequest, settings: Settings, engine: str) -> Product
     )
 
     try:
-        return process_product(request=request, store=settings.store)
+        return process_product(request=request, store=settings.store.url)
     except ProductError as error:
         return failed_result(request.sku, error)
 
@@ -52,7 +52,7 @@ def run_catalog(
     settings: Settings,
     on_done: Callable[[ProductResult], None],
 ) -> list[ProductResult]:
-    """Every product of a loaded catalog inline, `settings.concurrency` at a time."""
+    """Every product of a loaded catalog inline, `settings.running.concurrency` at a time."""
     results = list(catalog.rejected)
     for result in _inline_results(catalog.requests, settings):
         on_done(result)
@@ -63,10 +63,10 @@ def run_catalog(
 def _inline_results(requests: list[ProductRequest], settings: Settings) -> Iterator[ProductResult]:
     """Results in catalog order, a bounded window of products submitted at a time (memory stays
     flat whatever the catalog's size; `pool.map` would submit every product at once)."""
-    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+    with ThreadPoolExecutor(max_workers=settings.running.concurrency) as pool:
         yield from windowed(
             requests,
             lambda request: pool.submit(run_product, request, settings),
             lambda _, future: future.result(),
-            WINDOW_PER_WORKER * settings.concurrency,
+            WINDOW_PER_WORKER * settings.running.concurrency,
         )

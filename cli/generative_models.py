@@ -33,7 +33,7 @@ def list_models() -> None:
     settings = get_settings()
     try:
         for provider in PROVIDERS:
-            _show(load_catalog(provider, settings.model_catalogue_dir), settings)
+            _show(load_catalog(provider, settings.generation.model_catalogue_dir), settings)
             for warning in model_choice(settings, provider).warnings:
                 click.echo(f"   warning: {warning}")
     except ProductImagesError as error:
@@ -42,7 +42,10 @@ def list_models() -> None:
 
 
 def _show(catalog: ModelCatalog, settings: Settings) -> None:
-    configured = {"gemini": settings.gemini_model, "openai": settings.openai_model}
+    configured = {
+        "gemini": settings.generation.gemini_model,
+        "openai": settings.generation.openai_model,
+    }
     click.echo(f"{catalog.title} (default {catalog.default}; catalogue {catalog.version})")
     for entry in catalog.models:
         mark = "*" if configured[catalog.provider] in entry.names() else " "
@@ -55,7 +58,7 @@ def _show(catalog: ModelCatalog, settings: Settings) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
     """Validate catalogue files (default: the built-in and configured directories)."""
-    mine = get_settings().model_catalogue_dir
+    mine = get_settings().generation.model_catalogue_dir
     folders = (BUILTIN_CATALOGUE_DIR, *([mine] if mine else []))
     files = [
         p

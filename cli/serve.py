@@ -85,7 +85,7 @@ def serve(limit: int | None, take_over: bool) -> None:
     _claim([f"{d.flow_name}/{d.name}" for d in served], None, take_over)
     ensure_concurrency_limits(settings)  # the generative backends' global limits
     product = f"{served[0].flow_name}/{served[0].name}"
-    runs = UploadRuns(product, process_product, limit or settings.concurrency)
+    runs = UploadRuns(product, process_product, limit or settings.running.concurrency)
     watcher = _watcher(settings, runs)
     watcher.start()
     try:
@@ -108,11 +108,15 @@ def _watcher(settings: Settings, runs: UploadRuns) -> UploadWatcher:
         runs.resume()
         return True
 
-    click.echo(_layout(settings.store, watched_location(settings.store, settings.incoming_prefix)))
+    click.echo(
+        _layout(
+            settings.store.url, watched_location(settings.store.url, settings.store.incoming_prefix)
+        )
+    )
     return UploadWatcher(
-        settings.store,
-        settings.incoming_prefix,
-        settings.sensor_interval_seconds,
+        settings.store.url,
+        settings.store.incoming_prefix,
+        settings.serving.sensor_interval_seconds,
         ready=ready,
         announce=runs.submit,
     )
@@ -166,10 +170,12 @@ def deploy(pool: str | None, take_over: bool) -> None:
 
     settings = get_settings().model_copy(update={"work_pool": pool} if pool else {})
     built = deployments(settings, work_pool=True)
-    _claim([f"{d.flow_name}/{d.name}" for d in built], settings.work_pool, take_over)
+    _claim([f"{d.flow_name}/{d.name}" for d in built], settings.serving.work_pool, take_over)
     for deployment in built:
         deployment.apply()
-        click.echo(f"registered {deployment.flow_name}/{deployment.name} -> {settings.work_pool}")
+        click.echo(
+            f"registered {deployment.flow_name}/{deployment.name} -> {settings.serving.work_pool}"
+        )
 
 
 if __name__ == "__main__":  # python -m product_images.cli.serve

@@ -167,7 +167,7 @@ def _link(store: Store, key: str | None) -> str:
     if not key:
         return ""
     try:
-        return store.link(key, round(get_settings().link_expiry_hours * 3600))
+        return store.link(key, round(get_settings().store.link_expiry_hours * 3600))
     except Exception as error:
         _log.debug("no link for %s: %r", key, error)
         return ""

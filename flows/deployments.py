@@ -73,8 +73,8 @@ def refresh_catalog(
         batch_mode: Make the generations with the Gemini Batch API first (half price).
     """
     settings = get_settings()
-    store_url = store or settings.store
-    location = catalog or settings.refresh_catalog
+    store_url = store or settings.store.url
+    location = catalog or settings.serving.refresh_catalog
     if location is None:
         written = write_store_catalog(open_store(store_url))
         for key in written.unreadable:
@@ -138,21 +138,25 @@ def run_form_schema(schema: dict[str, Any], platforms: list[str]) -> dict[str, A
 
 def _refresh(settings: Settings, placement: dict[str, Any]) -> RunnerDeployment:
     schedule = Cron(
-        settings.refresh_cron, timezone=settings.refresh_timezone, slug="nightly-refresh"
+        settings.serving.refresh_cron,
+        timezone=settings.serving.refresh_timezone,
+        slug="nightly-refresh",
     )
     return RunnerDeployment.from_flow(
         refresh_catalog,
         name="catalog-refresh",
         description="Re-make the catalog on a schedule (all products in the store by default).",
         schedules=[schedule],
-        parameters={"catalog": settings.refresh_catalog} if settings.refresh_catalog else {},
+        parameters={"catalog": settings.serving.refresh_catalog}
+        if settings.serving.refresh_catalog
+        else {},
         concurrency_limit=_one_at_a_time(),
         **placement,
     )
 
 
 def _sensor(settings: Settings, placement: dict[str, Any]) -> RunnerDeployment:
-    every = timedelta(seconds=settings.worker_sensor_interval_seconds)
+    every = timedelta(seconds=settings.serving.worker_sensor_interval_seconds)
     # A fixed anchor, so registering again does not move the schedule.
     schedule = Interval(every, anchor_date=_ANCHOR, slug="poll-incoming")
     return RunnerDeployment.from_flow(
@@ -168,7 +172,7 @@ def _sensor(settings: Settings, placement: dict[str, Any]) -> RunnerDeployment:
 def _placement(settings: Settings, work_pool: bool, queue: str) -> dict[str, Any]:
     """Where runs go: nowhere in particular for `serve`, a pool's queue for workers."""
     return {
-        "work_pool_name": settings.work_pool if work_pool else None,
+        "work_pool_name": settings.serving.work_pool if work_pool else None,
         "work_queue_name": queue if work_pool else None,
         "entrypoint_type": EntrypointType.MODULE_PATH,  # the package is installed where it runs
         "tags": ["product-images"],

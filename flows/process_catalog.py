@@ -63,7 +63,7 @@ def _run_label(tag: str) -> str:
 
 @flow(
     name="process-catalog",
-    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().concurrency),  # type: ignore[arg-type]
+    task_runner=ThreadPoolTaskRunner(max_workers=get_settings().running.concurrency),  # type: ignore[arg-type]
 )
 def process_catalog(
     catalog: str,
@@ -82,10 +82,10 @@ def process_catalog(
     quiet_product_errors()  # a bad photo: one line in the log, not a traceback
     settings = get_settings()
     ensure_concurrency_limits(settings)  # the tasks take them strictly
-    store_url = store or settings.store
+    store_url = store or settings.store.url
     loaded = load_catalog(
         catalog,
-        platforms or settings.platforms,
+        platforms or settings.imaging.platforms,
         run_id=str(flow_run.get_id() or ""),
         tag=tag,
         budget_usd=budget_usd,
@@ -104,7 +104,7 @@ def process_catalog(
         loaded.requests,
         lambda request: make.submit(request, store_url),
         lambda request, future: _result_of(request.sku, future),
-        max(WINDOW_PER_WORKER * settings.concurrency, MIN_WINDOW),
+        max(WINDOW_PER_WORKER * settings.running.concurrency, MIN_WINDOW),
     ):
         results.append(result)
         progress.advance()
@@ -120,7 +120,7 @@ def catalog_flow(dask_address: str | None, concurrency: int | None = None) -> An
     """`process_catalog` on Dask workers when an address (or 'local') is given, else on
     `concurrency` threads (default: the setting as read now, not at import)."""
     if not dask_address:
-        threads = concurrency or get_settings().concurrency
+        threads = concurrency or get_settings().running.concurrency
         return process_catalog.with_options(task_runner=ThreadPoolTaskRunner(max_workers=threads))  # type: ignore[arg-type]
     from prefect_dask import DaskTaskRunner  # optional dependency: pip install '.[dask]'
 

@@ -41,7 +41,7 @@ def process_product(
         idempotency_key: Set by uploads: the same key is processed once per store.
     """
     quiet_product_errors()  # from the first check on: bad input is one line, not tracebacks
-    store_url = store or get_settings().store
+    store_url = store or get_settings().store.url
     run_id = str(flow_run.get_id() or "")
     request = request.model_copy(update={"run_id": request.run_id or run_id})
     if not idempotency_key:

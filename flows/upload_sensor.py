@@ -158,8 +158,8 @@ def sense_uploads(store: str | None = None, limit: int = 200) -> list[Upload]:
         limit: Most uploads announced per look; the rest wait for the next look.
     """
     settings = get_settings()
-    target = open_store(store or settings.store)
-    return sense_once(target, settings.incoming_prefix, get_run_logger(), limit=limit)
+    target = open_store(store or settings.store.url)
+    return sense_once(target, settings.store.incoming_prefix, get_run_logger(), limit=limit)
 
 
 class UploadWatcher:

@@ -115,7 +115,7 @@ def _run_jobs(
         estimate_cost(backend.choice, settings, j.request.prompt, len(j.request.images))
         for j in jobs.values()
     )
-    budget = budget_for(run_id, settings.budget_usd)
+    budget = budget_for(run_id, settings.generation.budget_usd)
     budget.reserve(estimate)  # BudgetExceededError: no batch; products are skipped as usual
     report = BatchReport(submitted=len(jobs))
     try:

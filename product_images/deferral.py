@@ -48,15 +48,15 @@ def deferral_delay(error: BaseException, settings: Settings) -> float:
     else a whole cool-down (the retries just spent showed the backend in trouble)."""
     if isinstance(error, BackendUnavailableError) and error.retry_after is not None:
         return error.retry_after
-    return settings.breaker_cooldown
+    return settings.limits.breaker_cooldown
 
 
 def retry_deferred(
     make: Callable[[], T], settings: Settings, sleep: Callable[[float], None] = time.sleep
 ) -> T:
-    """`make()`, tried again up to `settings.defer_retries` times while it raises an error
+    """`make()`, tried again up to `settings.limits.defer_retries` times while it raises an error
     worth retrying in the run, each time after `deferral_delay`; the last error propagates."""
-    for tries_left in range(settings.defer_retries, -1, -1):
+    for tries_left in range(settings.limits.defer_retries, -1, -1):
         try:
             return make()
         except ProductError as error:

@@ -119,7 +119,7 @@ def warm_up() -> None:
 
 def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSpec]:
     """The validated specs of the platforms a request asks for."""
-    chosen = request.platforms or settings.platforms
+    chosen = request.platforms or settings.imaging.platforms
     return select_platforms(_specs(tuple(settings.spec_dirs())), chosen)
 
 
@@ -137,16 +137,19 @@ def _read_source(request: ProductRequest, settings: Settings) -> bytes:
 
 def _decode(data: bytes, request: ProductRequest, settings: Settings) -> SourceImage:
     return decode_source(
-        data, request.source, max_pixels=settings.max_pixels, min_side=settings.min_side
+        data,
+        request.source,
+        max_pixels=settings.sources.max_pixels,
+        min_side=settings.sources.min_side,
     )
 
 
 def segmenter_of(settings: Settings) -> NeuralSegmenter | None:
     """The neural segmenter the settings name, loaded once per process; None: classical."""
+    chosen = settings.imaging
     return find_segmenter(
-        settings.segmenter, settings.models_dir, settings.segmenter_specs_dir,
-        settings.segmenter_threads,
-    )  # fmt: skip
+        chosen.segmenter, chosen.models_dir, chosen.segmenter_specs_dir, chosen.segmenter_threads
+    )
 
 
 def _decode_and_cut(
@@ -161,9 +164,11 @@ def _cut_product(request: ProductRequest, settings: Settings) -> tuple[SourceInf
     """The source read here (I/O, credentials), then decoded and cut out in a pixel worker
     process when the settings ask for several."""
     data = _read_source(request, settings)
-    if settings.processes <= 1:
+    if settings.running.processes <= 1:
         return _decode_and_cut(data, request, settings)
-    return pixel_pool(settings.processes, warm_up).run(_decode_and_cut, data, request, settings)
+    return pixel_pool(settings.running.processes, warm_up).run(
+        _decode_and_cut, data, request, settings
+    )
 
 
 def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout:
@@ -173,7 +178,7 @@ def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout
         alpha = np.asarray(rgba.getchannel("A"))
         cut: Cutout = cutout_from_alpha(alpha)
         return ProductCutout(np.asarray(rgba.convert("RGB")), cut)
-    cut = segment_product(rgba, settings.working_side, segmenter_of(settings))
+    cut = segment_product(rgba, settings.imaging.working_side, segmenter_of(settings))
     if not cut.alpha.any():
         detail = "; ".join(cut.reasons) or "no product found"
         raise NoProductFoundError(name, f"cannot separate a product from the background ({detail})")
@@ -183,7 +188,7 @@ def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout
 def _review_flags(
     step: str, confidence: float, reasons: tuple[str, ...], settings: Settings
 ) -> list[ReviewFlag]:
-    if confidence >= settings.review_threshold:
+    if confidence >= settings.imaging.review_threshold:
         return []
     reason = "; ".join(reasons) or "low confidence"
     return [ReviewFlag(step=step, reason=reason, confidence=confidence)]
@@ -274,7 +279,9 @@ def prepare_masters(
         fields=request.prompt_fields(),
         run_id=request.run_id,
         tag=request.tag,
-        budget_usd=request.budget_usd if request.budget_usd is not None else settings.budget_usd,
+        budget_usd=request.budget_usd
+        if request.budget_usd is not None
+        else settings.generation.budget_usd,
     )
 
     backends = {v: route(v, product.cutout.confidence, generative, settings) for v in variants}
@@ -306,7 +313,7 @@ def prepare_masters(
 
     with ThreadPoolExecutor(max_workers=1) as side:  # the big RGBA PNG beside the masters
         cutout = side.submit(_store_cutout, store, sku, product)
-        made = _in_parallel(make, variants, settings.threads)
+        made = _in_parallel(make, variants, settings.running.threads)
         cutout_record = cutout.result()
     records = [record for records, _ in made for record in records]
     uses_cutout = any(r.digital_source_type != TRAINED_ALGORITHMIC_MEDIA for r in records)
@@ -330,7 +337,7 @@ def _variants(request: ProductRequest, settings: Settings) -> list[Variant]:
     if not chosen:
         raise RenderError(
             f"none of the variants {request.variants} is shown by the platforms "
-            f"{request.platforms or settings.platforms}"
+            f"{request.platforms or settings.imaging.platforms}"
         )
     return sorted(chosen)
 
@@ -482,20 +489,20 @@ def render_slots(
             image,
             record.product_box,
             [jobs[i][1] for i in mine],
-            lambda call, chains: _in_parallel(call, chains, settings.threads),
+            lambda call, chains: _in_parallel(call, chains, settings.running.threads),
         )
         encodings = SharedEncodings()
         made = _in_parallel(
             lambda job: _render_slot(sku, *jobs[job[0]][:2], job[1], job[2]),
             [(i, (record, framed), encodings) for i, framed in zip(mine, framings, strict=True)],
-            settings.threads,
+            settings.running.threads,
         )
         done.update(zip(mine, made, strict=True))
     rendered = [done[i] for i in range(len(jobs))]
     _in_parallel(
         lambda item: store.put(item[0].key, item[1], _CONTENT_TYPES[item[0].format]),
         rendered,
-        settings.threads,
+        settings.running.threads,
     )
     return [output for output, _ in rendered]
 
@@ -521,7 +528,7 @@ def publish_manifest(
     store.put(key, manifest.model_dump_json(indent=2).encode(), "application/json")
     failed = [f"{o.platform}/{o.slot}" for o in outputs if not o.passed]
     notes = [f"checks failed: {', '.join(failed)}"] if failed else []
-    if settings.stable_keys:
+    if settings.store.stable_keys:
         notes += _copy_to_stable_keys(manifest, store, settings)
     return ProductResult(
         sku=prepared.request.sku,
@@ -546,7 +553,7 @@ def _copy_to_stable_keys(manifest: Manifest, store: Store, settings: Settings) -
             store.copy(key, target, _CONTENT_TYPES.get(extension, "image/jpeg"))
 
     try:
-        _in_parallel(copy, list(manifest.published_keys()), settings.threads)
+        _in_parallel(copy, list(manifest.published_keys()), settings.running.threads)
     except StorageError as error:
         return [f"published, but the stable keys were not all updated: {error}"]
     return []

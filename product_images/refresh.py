@@ -67,7 +67,7 @@ def _generation_changes(
             continue
         if model is not None and master.generated_by != model:
             reasons.append(f"{master.variant}: model {master.generated_by} -> {model}")
-        template = load_template(master.variant, settings.templates_dir)
+        template = load_template(master.variant, settings.generation.templates_dir)
         if master.template_sha256 != template.sha256:
             reasons.append(f"{master.variant}: prompt template changed")
     return reasons

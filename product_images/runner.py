@@ -89,7 +89,7 @@ def run_product(
     """The inline engine: the same steps as the Prefect flows, in this process; product errors
     become failed (or skipped, or deferred) results. A product deferred by its generative
     backend is tried again after the breaker's cool-down, `defer_retries` times at most."""
-    target = store or open_store(settings.store)
+    target = store or open_store(settings.store.url)
     try:
         return retry_deferred(lambda: make_product(request, target, settings), settings)
     except ProductError as error:

@@ -1,31 +1,66 @@
-"""The one typed settings object, read once from the environment (prefix PRODUCT_IMAGES_).
+"""The one typed settings object, read once from the environment (PRODUCT_IMAGES_<NAME>).
 
-Every knob has a default and a description; `product-images settings` prints them.
+Settings are grouped by what they are about (`settings.store.url`, `settings.limits.gemini_rpm`,
+...); the environment variables keep their flat names (PRODUCT_IMAGES_STORE,
+PRODUCT_IMAGES_GEMINI_RPM, GEMINI_API_KEY...), and so do keyword arguments
+(`Settings(store="s3://b", concurrency=4)`) and overrides (`settings.with_overrides(...)`). Every
+change is validated: groups are frozen, and `with_overrides` (which `model_copy(update=...)`
+also goes through) builds a new, checked object. `product-images settings` prints them all.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from product_images.model_catalogue.catalog import ModelPrice, load_catalog
 from product_images.specs import BUILTIN_SPECS_DIR
 
-__all__ = ["ModelPrice", "Settings", "get_settings"]
+__all__ = [
+    "GenerationSettings",
+    "ImagingSettings",
+    "LimitSettings",
+    "ModelPrice",
+    "RunSettings",
+    "ServingSettings",
+    "Settings",
+    "SourceSettings",
+    "StoreSettings",
+    "get_settings",
+]
+
+ENV_PREFIX = "PRODUCT_IMAGES_"
 
 
-class Settings(BaseSettings):
-    """Pipeline configuration. Environment variables: PRODUCT_IMAGES_<FIELD>."""
+class _Group(BaseModel):
+    """A group of settings: frozen (change them with `Settings.with_overrides`), no unknown
+    names."""
 
-    model_config = SettingsConfigDict(env_prefix="PRODUCT_IMAGES_", extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    store: str = Field(
+
+class StoreSettings(_Group):
+    """Where outputs and bookkeeping live, and how they are published."""
+
+    url: str = Field(
         default="./out",
         description="Where outputs go: a local folder or s3://bucket/prefix.",
     )
@@ -42,14 +77,77 @@ class Settings(BaseSettings):
         description="`product-images gc` leaves unlisted objects younger than this alone: they "
         "may belong to a run still in progress.",
     )
-    specs_dir: Path | None = Field(
-        default=None,
-        description="Extra directory of platform spec YAML files (overrides built-ins by name).",
+    link_expiry_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=168,
+        description="Presigned links in Prefect artifacts expire after this many hours "
+        "(S3 allows at most 168, 7 days). Anyone holding a link can read that image until then.",
     )
-    platforms: list[str] = Field(
-        default_factory=lambda: ["amazon", "shopify", "instagram"],
-        description="Platforms rendered when none are given.",
+    incoming_prefix: str = Field(
+        default="incoming/",
+        description="Where new product photos are uploaded in the store: "
+        "<prefix><sku>.<ext> or <prefix><sku>/<file>, or any name with S3 metadata 'sku'.",
     )
+
+    @field_validator("incoming_prefix")
+    @classmethod
+    def _prefix_ends_with_slash(cls, value: str) -> str:
+        value = value.strip().lstrip("/")
+        if not value:
+            raise ValueError("the incoming prefix cannot be the store root")
+        return value if value.endswith("/") else value + "/"
+
+
+class SourceSettings(_Group):
+    """What source photos are accepted, and how http(s) sources are fetched."""
+
+    max_pixels: int = Field(
+        default=100_000_000,
+        gt=0,
+        description="Largest source image (width x height) accepted; guards decompression bombs.",
+    )
+    min_side: int = Field(
+        default=64, gt=0, description="Smallest shortest side (px) of a usable source photo."
+    )
+    max_source_bytes: int = Field(
+        default=200_000_000, gt=0, description="Largest source file accepted, in bytes."
+    )
+    source_url_max_bytes: int = Field(
+        default=50_000_000,
+        gt=0,
+        description="Largest http(s) source download, in bytes: checked against Content-Length "
+        "and while streaming (after decompression); a bigger one is stopped and refused.",
+    )
+    source_url_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds an http(s) source may take to connect, between two reads, and "
+        "for the whole download.",
+    )
+    source_url_max_redirects: int = Field(
+        default=5,
+        ge=0,
+        le=20,
+        description="Redirects followed for an http(s) source; each hop is checked again "
+        "(http(s) only, public addresses only).",
+    )
+    source_url_allow_private: bool = Field(
+        default=False,
+        description="Allow http(s) sources on loopback, link-local and private addresses "
+        "(off: a catalog row cannot make the pipeline probe the internal network or a cloud "
+        "metadata service). Multicast, unspecified and reserved addresses are always refused.",
+    )
+    source_url_allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description='Networks (CIDR, e.g. ["10.1.2.0/24"]) whose http(s) sources are allowed '
+        "even with source_url_allow_private off: an internal image server, say.",
+    )
+
+
+class GenerationSettings(_Group):
+    """Generative backends: which, their keys and models, prompts, prices and checks."""
+
     backend: Literal["auto", "local", "gemini", "openai"] = Field(
         default="auto",
         description="Backend for generated masters: 'auto' uses Gemini when GEMINI_API_KEY is "
@@ -61,17 +159,16 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GEMINI_API_KEY", "PRODUCT_IMAGES_GEMINI_API_KEY"),
         description="Gemini API key (env GEMINI_API_KEY). Never logged or stored.",
     )
+    gemini_api_key_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the Gemini API key, read by the "
+        "flows and tasks when GEMINI_API_KEY is not set (workers then need no key in their "
+        "environment).",
+    )
     gemini_base_url: str = Field(
         default="https://generativelanguage.googleapis.com",
         validation_alias=AliasChoices("GEMINI_BASE_URL", "PRODUCT_IMAGES_GEMINI_BASE_URL"),
         description="Gemini API root (env GEMINI_BASE_URL): set it for relays and proxies.",
-    )
-    model_catalogue_dir: Path | None = Field(
-        default=None,
-        description="Directory of generative model catalogue files (gemini.yaml, openai.yaml) "
-        "replacing "
-        "the built-in ones: model ids, status and dates, image sizes, prices and Batch "
-        "discounts. Costs, imageSize, warnings and the default model come from them.",
     )
     gemini_model: str = Field(
         default="",
@@ -94,12 +191,6 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OPENAI_API_KEY", "PRODUCT_IMAGES_OPENAI_API_KEY"),
         description="Key for the OpenAI-compatible images API (env OPENAI_API_KEY).",
     )
-    gemini_api_key_block: str | None = Field(
-        default=None,
-        description="Name of a Prefect Secret block holding the Gemini API key, read by the "
-        "flows and tasks when GEMINI_API_KEY is not set (workers then need no key in their "
-        "environment).",
-    )
     openai_api_key_block: str | None = Field(
         default=None,
         description="Name of a Prefect Secret block holding the OpenAI-compatible API key, "
@@ -119,6 +210,89 @@ class Settings(BaseSettings):
     http_proxy: str | None = Field(
         default=None, description="HTTP(S) proxy URL for generative API calls."
     )
+    model_catalogue_dir: Path | None = Field(
+        default=None,
+        description="Directory of generative model catalogue files (gemini.yaml, openai.yaml) "
+        "replacing "
+        "the built-in ones: model ids, status and dates, image sizes, prices and Batch "
+        "discounts. Costs, imageSize, warnings and the default model come from them.",
+    )
+    templates_dir: Path | None = Field(
+        default=None,
+        description="Directory of prompt templates (white.txt, scene.txt, detail.txt) "
+        "overriding the built-in ones.",
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Price overrides by model id (USD per million input / output tokens); "
+        "prices otherwise come from the model catalogue. Costs are computed from the usage "
+        "the API reports.",
+    )
+    white_from_local_above: float = Field(
+        default=0.6,
+        ge=0,
+        le=1.01,
+        description="Cut-out confidence at or above which the white master is made locally "
+        "(free) even when a generative backend is configured.",
+    )
+    max_regenerations: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Extra generations allowed when an output fails a check or drifts.",
+    )
+    fidelity_threshold: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Similarity (0-1) under which a generated product counts as drifted.",
+    )
+    generated_scene: Literal["full", "backdrop"] = Field(
+        default="full",
+        description="How a generative backend makes scene masters: 'full' has the model draw "
+        "the product in its scene (IPTC trainedAlgorithmicMedia); 'backdrop' has it draw only "
+        "the setting (templates/backdrop.txt) and stands the real product's cut-out in it, so "
+        "labels and shape stay exactly the photo's (compositeWithTrainedAlgorithmicMedia).",
+    )
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="Spending cap for one run (USD); unset = no cap."
+    )
+    batch_poll_initial: float = Field(
+        default=10.0, gt=0, description="First wait (s) between Batch API polls; doubles."
+    )
+    batch_poll_max: float = Field(
+        default=300.0, gt=0, description="Longest wait between Batch API polls (s)."
+    )
+    batch_timeout: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="How long a refresh waits for its batch jobs before falling back to "
+        "normal (full-price) calls for what is left.",
+    )
+    batch_discount: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Batch API price as a share of the normal price; unset = the model "
+        "catalogue's (a model without a Batch API makes --batch-mode use normal calls).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_models(cls, data: Any) -> Any:
+        """Empty model ids become the catalogues' defaults (the data decides, not the code)."""
+        if not isinstance(data, dict):
+            return data
+        folder = Path(data["model_catalogue_dir"]) if data.get("model_catalogue_dir") else None
+        for provider in ("gemini", "openai"):
+            if not str(data.get(f"{provider}_model") or "").strip():
+                data = {**data, f"{provider}_model": load_catalog(provider, folder).default}
+        return data
+
+
+class LimitSettings(_Group):
+    """How hard the generative APIs are called: timeouts, backoff, rates, breaker, deferral."""
+
     connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect.")
     request_timeout: float = Field(
         default=180.0, gt=0, description="Seconds to wait for a generated image."
@@ -195,98 +369,18 @@ class Settings(BaseSettings):
         description="Requests in flight at once to the OpenAI-compatible API, like "
         "gemini_concurrency.",
     )
-    prices: dict[str, ModelPrice] = Field(
-        default_factory=dict,
-        description="Price overrides by model id (USD per million input / output tokens); "
-        "prices otherwise come from the model catalogue. Costs are computed from the usage "
-        "the API reports.",
+
+
+class ImagingSettings(_Group):
+    """The pixel work: platforms and their specs, cut-out, masters, review."""
+
+    platforms: list[str] = Field(
+        default_factory=lambda: ["amazon", "shopify", "instagram"],
+        description="Platforms rendered when none are given.",
     )
-    batch_poll_initial: float = Field(
-        default=10.0, gt=0, description="First wait (s) between Batch API polls; doubles."
-    )
-    batch_poll_max: float = Field(
-        default=300.0, gt=0, description="Longest wait between Batch API polls (s)."
-    )
-    batch_timeout: float = Field(
-        default=6 * 3600.0,
-        gt=0,
-        description="How long a refresh waits for its batch jobs before falling back to "
-        "normal (full-price) calls for what is left.",
-    )
-    batch_discount: float | None = Field(
+    specs_dir: Path | None = Field(
         default=None,
-        gt=0,
-        le=1,
-        description="Batch API price as a share of the normal price; unset = the model "
-        "catalogue's (a model without a Batch API makes --batch-mode use normal calls).",
-    )
-    white_from_local_above: float = Field(
-        default=0.6,
-        ge=0,
-        le=1.01,
-        description="Cut-out confidence at or above which the white master is made locally "
-        "(free) even when a generative backend is configured.",
-    )
-    max_regenerations: int = Field(
-        default=1,
-        ge=0,
-        le=5,
-        description="Extra generations allowed when an output fails a check or drifts.",
-    )
-    fidelity_threshold: float = Field(
-        default=0.5,
-        ge=0,
-        le=1,
-        description="Similarity (0-1) under which a generated product counts as drifted.",
-    )
-    templates_dir: Path | None = Field(
-        default=None,
-        description="Directory of prompt templates (white.txt, scene.txt, detail.txt) "
-        "overriding the built-in ones.",
-    )
-    budget_usd: float | None = Field(
-        default=None, gt=0, description="Spending cap for one run (USD); unset = no cap."
-    )
-    max_pixels: int = Field(
-        default=100_000_000,
-        gt=0,
-        description="Largest source image (width x height) accepted; guards decompression bombs.",
-    )
-    min_side: int = Field(
-        default=64, gt=0, description="Smallest shortest side (px) of a usable source photo."
-    )
-    max_source_bytes: int = Field(
-        default=200_000_000, gt=0, description="Largest source file accepted, in bytes."
-    )
-    source_url_max_bytes: int = Field(
-        default=50_000_000,
-        gt=0,
-        description="Largest http(s) source download, in bytes: checked against Content-Length "
-        "and while streaming (after decompression); a bigger one is stopped and refused.",
-    )
-    source_url_timeout: float = Field(
-        default=30.0,
-        gt=0,
-        description="Seconds an http(s) source may take to connect, between two reads, and "
-        "for the whole download.",
-    )
-    source_url_max_redirects: int = Field(
-        default=5,
-        ge=0,
-        le=20,
-        description="Redirects followed for an http(s) source; each hop is checked again "
-        "(http(s) only, public addresses only).",
-    )
-    source_url_allow_private: bool = Field(
-        default=False,
-        description="Allow http(s) sources on loopback, link-local and private addresses "
-        "(off: a catalog row cannot make the pipeline probe the internal network or a cloud "
-        "metadata service). Multicast, unspecified and reserved addresses are always refused.",
-    )
-    source_url_allowed_networks: list[IPvAnyNetwork] = Field(
-        default_factory=list,
-        description='Networks (CIDR, e.g. ["10.1.2.0/24"]) whose http(s) sources are allowed '
-        "even with source_url_allow_private off: an internal image server, say.",
+        description="Extra directory of platform spec YAML files (overrides built-ins by name).",
     )
     working_side: int = Field(
         default=400,
@@ -336,25 +430,25 @@ class Settings(BaseSettings):
         "best); unset = a surface drawn in code (wood, stone, linen, paper). A generative "
         "backend sends the photo, or a folder's first, as a reference image.",
     )
-    generated_scene: Literal["full", "backdrop"] = Field(
-        default="full",
-        description="How a generative backend makes scene masters: 'full' has the model draw "
-        "the product in its scene (IPTC trainedAlgorithmicMedia); 'backdrop' has it draw only "
-        "the setting (templates/backdrop.txt) and stands the real product's cut-out in it, so "
-        "labels and shape stay exactly the photo's (compositeWithTrainedAlgorithmicMedia).",
-    )
     scene_reflection: bool = Field(
         default=False,
         description="Add a faint floor reflection under the product in scenes "
         "(white masters take theirs from a slot's `shadow.reflection`).",
     )
+
+
+class RunSettings(_Group):
+    """How a catalog runs: engine, products at once, processes and threads."""
+
+    engine: Literal["auto", "prefect", "inline"] = Field(
+        default="auto",
+        description="How the CLI runs the pipeline: 'prefect' runs the flows (a temporary "
+        "server when PREFECT_API_URL is unset), 'inline' calls the same steps in-process, "
+        "'auto' picks prefect when PREFECT_API_URL is set and inline otherwise.",
+    )
+
     concurrency: int = Field(
         default=2, ge=1, le=64, description="Products processed at once by a catalog run."
-    )
-    dask_address: str | None = Field(
-        default=None,
-        description="Run catalog products on Dask: 'local' starts a temporary LocalCluster, "
-        "'tcp://host:8786' joins a running scheduler; unset = threads in the flow process.",
     )
     processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
@@ -371,18 +465,16 @@ class Settings(BaseSettings):
         description="Threads one product's masters and slots are made with (Pillow and OpenCV "
         "release the GIL while they work).",
     )
-    engine: Literal["auto", "prefect", "inline"] = Field(
-        default="auto",
-        description="How the CLI runs the pipeline: 'prefect' runs the flows (a temporary "
-        "server when PREFECT_API_URL is unset), 'inline' calls the same steps in-process, "
-        "'auto' picks prefect when PREFECT_API_URL is set and inline otherwise.",
+    dask_address: str | None = Field(
+        default=None,
+        description="Run catalog products on Dask: 'local' starts a temporary LocalCluster, "
+        "'tcp://host:8786' joins a running scheduler; unset = threads in the flow process.",
     )
 
-    incoming_prefix: str = Field(
-        default="incoming/",
-        description="Where new product photos are uploaded in the store: "
-        "<prefix><sku>.<ext> or <prefix><sku>/<file>, or any name with S3 metadata 'sku'.",
-    )
+
+class ServingSettings(_Group):
+    """What `serve` and the deployments do: upload watching, refresh schedule, work pool."""
+
     sensor_interval_seconds: float = Field(
         default=1.0,
         ge=0.2,
@@ -397,13 +489,6 @@ class Settings(BaseSettings):
         le=86_400,
         description="Schedule of the upload-sensor deployment that workers run (prefect.yaml, "
         "`deployments(settings, work_pool=True)`); each look there is one flow run.",
-    )
-    link_expiry_hours: float = Field(
-        default=24.0,
-        gt=0,
-        le=168,
-        description="Presigned links in Prefect artifacts expire after this many hours "
-        "(S3 allows at most 168, 7 days). Anyone holding a link can read that image until then.",
     )
     refresh_cron: str = Field(
         default="0 3 * * *",
@@ -424,23 +509,6 @@ class Settings(BaseSettings):
         "(prefect.yaml / `deployments(settings, work_pool=True)`); `serve` needs none.",
     )
 
-    @model_validator(mode="after")
-    def _default_models(self) -> Settings:
-        """Empty model ids become the catalogues' defaults (the data decides, not the code)."""
-        if not self.gemini_model.strip():
-            self.gemini_model = load_catalog("gemini", self.model_catalogue_dir).default
-        if not self.openai_model.strip():
-            self.openai_model = load_catalog("openai", self.model_catalogue_dir).default
-        return self
-
-    @field_validator("incoming_prefix")
-    @classmethod
-    def _prefix_ends_with_slash(cls, value: str) -> str:
-        value = value.strip().lstrip("/")
-        if not value:
-            raise ValueError("the incoming prefix cannot be the store root")
-        return value if value.endswith("/") else value + "/"
-
     @field_validator("refresh_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -450,9 +518,126 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
 
+
+class Settings(BaseSettings):
+    """Pipeline configuration, one group per concern; see the module doc."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    sources: SourceSettings = Field(default_factory=SourceSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    imaging: ImagingSettings = Field(default_factory=ImagingSettings)
+    running: RunSettings = Field(default_factory=RunSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _FlatEnvironment(settings_cls))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_flat_names(cls, data: Any) -> Any:
+        """`Settings(concurrency=4)` means `Settings(running={"concurrency": 4})`."""
+        return _grouped(data) if isinstance(data, dict) else data
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A validated copy with these settings changed (flat names: `concurrency=4`); a bad
+        value raises pydantic's ValidationError naming the setting."""
+        merged = {name: getattr(self, name).model_dump() for name in GROUPS}
+        for group, values in _grouped(changes).items():
+            merged[group] = {**merged[group], **values}
+        return Settings.model_validate(merged)
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> Settings:
+        """Validated, unlike pydantic's: an update goes through `with_overrides`."""
+        return self.with_overrides(**dict(update or {}))
+
     def spec_dirs(self) -> list[Path]:
         """Built-in spec directory, then the user's."""
-        return [BUILTIN_SPECS_DIR, *([self.specs_dir] if self.specs_dir else [])]
+        extra = self.imaging.specs_dir
+        return [BUILTIN_SPECS_DIR, *([extra] if extra else [])]
+
+
+GROUPS: dict[str, type[_Group]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in Settings.model_fields.items()
+}
+#: Flat name (environment variable suffix, keyword) -> (group, field).
+FLAT_NAMES: dict[str, tuple[str, str]] = {
+    ("store" if (group, name) == ("store", "url") else name): (group, name)
+    for group, model in GROUPS.items()
+    for name in model.model_fields
+}
+
+
+def _grouped(data: dict[str, Any]) -> dict[str, Any]:
+    """Flat names moved into their groups; group names (a dict or a group) kept as they are."""
+    grouped: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in GROUPS and not (key == "store" and isinstance(value, str)):
+            grouped[key] = {**grouped.get(key, {}), **_as_dict(value)}
+            continue
+        if key not in FLAT_NAMES:
+            raise ValueError(f"unknown setting {key!r}")
+        group, name = FLAT_NAMES[key]
+        grouped.setdefault(group, {})[name] = value
+    return grouped
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value.model_dump() if isinstance(value, BaseModel) else dict(value)
+
+
+def variable_names(flat: str) -> list[str]:
+    """The environment variables a setting is read from, first one first."""
+    group, name = FLAT_NAMES[flat]
+    alias = GROUPS[group].model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [ENV_PREFIX + flat.upper()]
+
+
+class _FlatEnvironment(PydanticBaseSettingsSource):
+    """Reads every setting of every group from its flat variable; lists, dicts and networks
+    are JSON (as pydantic-settings reads them)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads whole groups
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, dict[str, Any]] = {}
+        for flat, (group, name) in FLAT_NAMES.items():
+            raw = next((os.environ[v] for v in variable_names(flat) if v in os.environ), None)
+            if raw is not None:
+                field = GROUPS[group].model_fields[name]
+                found.setdefault(group, {})[name] = _decoded(raw, field)
+        return found
+
+
+def _decoded(raw: str, field: FieldInfo) -> Any:
+    complex_types = (list, dict)
+    annotation = field.annotation
+    origins = {
+        get_origin(annotation),
+        *(get_origin(a) for a in getattr(annotation, "__args__", ())),
+    }
+    if origins & set(complex_types) or annotation in complex_types:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw  # pydantic then says what it expected
+    return raw
 
 
 @lru_cache(maxsize=1)

@@ -74,15 +74,15 @@ def fetch_url(url: str, settings: Settings, *, verify: ssl.SSLContext | bool = T
 
     `verify` is httpx's: True checks certificates against certifi's CA bundle.
     """
-    fetch = _Fetch(url, settings, time.monotonic() + settings.source_url_timeout, verify)
+    fetch = _Fetch(url, settings, time.monotonic() + settings.sources.source_url_timeout, verify)
     target = _checked_url(fetch, url, base=None)
-    for _ in range(settings.source_url_max_redirects + 1):
+    for _ in range(settings.sources.source_url_max_redirects + 1):
         _check_deadline(fetch)
         answer = _fetch_hop(fetch, target)
         if isinstance(answer, bytes):
             return answer
         target = answer
-    raise SourceFetchError(url, f"more than {settings.source_url_max_redirects} redirects")
+    raise SourceFetchError(url, f"more than {settings.sources.source_url_max_redirects} redirects")
 
 
 def address_refusal(address: IPAddress, settings: Settings) -> str | None:
@@ -97,8 +97,8 @@ def address_refusal(address: IPAddress, settings: Settings) -> str | None:
         return None
     if kind == "reserved":
         return "a reserved address, never fetched"
-    allowed = settings.source_url_allow_private or any(
-        address in network for network in settings.source_url_allowed_networks
+    allowed = settings.sources.source_url_allow_private or any(
+        address in network for network in settings.sources.source_url_allowed_networks
     )
     return None if allowed else f"a {kind} address; {_ALLOW_HINT}"
 
@@ -176,7 +176,7 @@ def _fetch_hop(fetch: _Fetch, url: httpx.URL) -> bytes | httpx.URL:
 
 def _request(fetch: _Fetch, url: httpx.URL, address: IPAddress) -> bytes | httpx.URL:
     """One GET sent to `address`, which the URL's host was checked to resolve to."""
-    timeout = fetch.settings.source_url_timeout
+    timeout = fetch.settings.sources.source_url_timeout
     # A fresh client per request: a pooled TLS connection made for one host name must not
     # carry a request for another name on the same address.
     with httpx.Client(timeout=timeout, trust_env=False, verify=fetch.verify) as client:
@@ -231,7 +231,7 @@ def _read_answer(fetch: _Fetch, url: httpx.URL, response: httpx.Response) -> byt
 
 
 def _read_body(fetch: _Fetch, response: httpx.Response) -> bytes:
-    limit = fetch.settings.source_url_max_bytes
+    limit = fetch.settings.sources.source_url_max_bytes
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise SourceTooLargeError(
@@ -253,5 +253,5 @@ def _read_body(fetch: _Fetch, response: httpx.Response) -> bytes:
 def _check_deadline(fetch: _Fetch) -> None:
     # Read timeouts bound each wait; this bounds a server that drips bytes just fast enough.
     if time.monotonic() > fetch.deadline:
-        timeout = fetch.settings.source_url_timeout
+        timeout = fetch.settings.sources.source_url_timeout
         raise SourceFetchError(fetch.source, f"download took over {timeout:g} s: stopped")

@@ -228,7 +228,7 @@ _PUBLISHERS: dict[tuple[str, float], RatePublisher] = {}
 
 def _share_adaptive_rate(settings: Settings) -> None:
     """Publish the configured backend's adaptive rate to its Prefect rate limit."""
-    backend = generative_backend(settings) if settings.adaptive_rate else None
+    backend = generative_backend(settings) if settings.limits.adaptive_rate else None
     if backend is None:
         return
     name = backend.name

@@ -43,8 +43,8 @@ def retry_if_deferred(task: Task[Any, Any], task_run: TaskRun, state: State[Any]
     name="make-product",
     cache_policy=NO_CACHE,
     task_run_name="product-{request.sku}",
-    retries=get_settings().defer_retries,
-    retry_delay_seconds=get_settings().breaker_cooldown,
+    retries=get_settings().limits.defer_retries,
+    retry_delay_seconds=get_settings().limits.breaker_cooldown,
     retry_condition_fn=retry_if_deferred,
 )
 def make_product_task(request: ProductRequest, store_url: str) -> ProductResult:
@@ -58,5 +58,5 @@ def make_product_task(request: ProductRequest, store_url: str) -> ProductResult:
 def product_task(settings: Settings) -> Task[Any, ProductResult]:
     """`make_product_task` with the deferral retries of `settings` (read now, not at import)."""
     return make_product_task.with_options(
-        retries=settings.defer_retries, retry_delay_seconds=settings.breaker_cooldown
+        retries=settings.limits.defer_retries, retry_delay_seconds=settings.limits.breaker_cooldown
     )

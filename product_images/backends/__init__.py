@@ -39,12 +39,12 @@ _LOCK = threading.Lock()
 
 
 def _chosen(settings: Settings, override: str | None) -> str:
-    choice = override or settings.backend
+    choice = override or settings.generation.backend
     if choice != "auto":
         return choice
-    if settings.gemini_api_key is not None:
+    if settings.generation.gemini_api_key is not None:
         return "gemini"
-    return "openai" if settings.openai_api_key is not None else "local"
+    return "openai" if settings.generation.openai_api_key is not None else "local"
 
 
 def generative_backend(settings: Settings, override: str | None = None) -> GenerativeBackend | None:
@@ -61,21 +61,21 @@ def generative_backend(settings: Settings, override: str | None = None) -> Gener
         # The catalogue decides size, prices and warnings: an edited file is a new client.
         choice.catalogue_version,
         choice.image_size,
-        settings.gemini_model,
-        settings.gemini_base_url,
-        settings.openai_model,
-        settings.openai_base_url,
+        settings.generation.gemini_model,
+        settings.generation.gemini_base_url,
+        settings.generation.openai_model,
+        settings.generation.openai_base_url,
         _fingerprint(settings),
         # Clients carry their breaker thresholds and rate limits.
-        settings.breaker_failures,
-        settings.breaker_failure_rate,
-        settings.breaker_window,
-        settings.breaker_cooldown,
-        settings.adaptive_rate,
-        settings.gemini_rpm,
-        settings.gemini_concurrency,
-        settings.openai_rpm,
-        settings.openai_concurrency,
+        settings.limits.breaker_failures,
+        settings.limits.breaker_failure_rate,
+        settings.limits.breaker_window,
+        settings.limits.breaker_cooldown,
+        settings.limits.adaptive_rate,
+        settings.limits.gemini_rpm,
+        settings.limits.gemini_concurrency,
+        settings.limits.openai_rpm,
+        settings.limits.openai_concurrency,
     )
     with _LOCK:
         if key not in _GENERATORS:
@@ -86,13 +86,18 @@ def generative_backend(settings: Settings, override: str | None = None) -> Gener
 def configured_model(settings: Settings, override: str | None = None) -> str | None:
     """The generative model id that would be used, or None for the local backend only."""
     name = _chosen(settings, override)
-    return {"gemini": settings.gemini_model, "openai": settings.openai_model}.get(name)
+    return {
+        "gemini": settings.generation.gemini_model,
+        "openai": settings.generation.openai_model,
+    }.get(name)
 
 
 def _fingerprint(settings: Settings) -> str:
     """Distinguishes keys without keeping them in a readable form."""
     secrets = [
-        s.get_secret_value() for s in (settings.gemini_api_key, settings.openai_api_key) if s
+        s.get_secret_value()
+        for s in (settings.generation.gemini_api_key, settings.generation.openai_api_key)
+        if s
     ]
     return hashlib.sha256("|".join(secrets).encode()).hexdigest()[:12]
 
@@ -104,6 +109,6 @@ def route(
     detail use the generative backend whenever one is configured."""
     if generative is None:
         return LocalBackend()
-    if variant == "white" and cutout_confidence >= settings.white_from_local_above:
+    if variant == "white" and cutout_confidence >= settings.generation.white_from_local_above:
         return LocalBackend()
     return generative

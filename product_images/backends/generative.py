@@ -67,14 +67,18 @@ def estimate_cost(choice: ModelChoice, settings: Settings, prompt: str, images: 
 
 def _template_name(variant: str, settings: Settings) -> str:
     """The prompt template of a variant: 'backdrop' for scenes composited on a generated set."""
-    return "backdrop" if variant == "scene" and settings.generated_scene == "backdrop" else variant
+    return (
+        "backdrop"
+        if variant == "scene" and settings.generation.generated_scene == "backdrop"
+        else variant
+    )
 
 
 def _references(variant: str, settings: Settings) -> tuple[ImageInput, ...]:
     """Reference images for a variant: the configured scene background, for scenes."""
-    if variant != "scene" or not settings.scene_background:
+    if variant != "scene" or not settings.imaging.scene_background:
         return ()
-    photos = backdrop_urls(settings.scene_background)
+    photos = backdrop_urls(settings.imaging.scene_background)
     return (_reference(photos[0]),) if photos else ()
 
 
@@ -109,18 +113,20 @@ class GenerativeBackend(MasterBackend):
         self, variant: Variant, product: ProductCutout, settings: Settings, context: MasterContext
     ) -> Master:
         """Generate, post-process and check the master; regenerate on drift, within limits."""
-        template = load_template(_template_name(variant, settings), settings.templates_dir)
+        template = load_template(
+            _template_name(variant, settings), settings.generation.templates_dir
+        )
         request = self.request_for(variant, product, settings, context)
         if template.variant == "backdrop":
             return self._composite_scene(request, product, settings, context, template.sha256)
         master: Master | None = None
-        for attempt in range(settings.max_regenerations + 1):
+        for attempt in range(settings.generation.max_regenerations + 1):
             key = self._cache_key(variant, settings, context, attempt)
             data = self._image(key, request, variant, settings, context)
             master = _postprocess(data, variant, product, settings, self.generator.model)
             notes = (*master.notes, *self.choice.warnings)
             master = replace(master, template_sha256=template.sha256, notes=notes)
-            if master.confidence >= settings.fidelity_threshold:
+            if master.confidence >= settings.generation.fidelity_threshold:
                 return master
         assert master is not None
         reason = f"generated product drifted from the source (similarity {master.confidence:.2f})"
@@ -131,7 +137,9 @@ class GenerativeBackend(MasterBackend):
     ) -> GenerationRequest:
         """What is sent for one master: the rendered template, the photo, any references (as
         many as the model takes, per the catalogue)."""
-        template = load_template(_template_name(variant, settings), settings.templates_dir)
+        template = load_template(
+            _template_name(variant, settings), settings.generation.templates_dir
+        )
         prompt = template.render(context.fields)
         inputs = (_photo_input(product.rgb), *_references(variant, settings))
         if self.choice.entry is not None:
@@ -172,7 +180,9 @@ class GenerativeBackend(MasterBackend):
         self, variant: str, settings: Settings, context: MasterContext, take: int
     ) -> str:
         """Everything that decides the image: source, prompt and template, model, parameters."""
-        template = load_template(_template_name(variant, settings), settings.templates_dir)
+        template = load_template(
+            _template_name(variant, settings), settings.generation.templates_dir
+        )
         return cache_key(
             {
                 "source": context.source_sha256,
@@ -216,7 +226,7 @@ class GenerativeBackend(MasterBackend):
         hit = cache.get(key)
         if hit is None:
             # Workers racing on one image: the lock holder pays, the others wait for its entry.
-            ttl = settings.request_timeout * settings.max_attempts + 60
+            ttl = settings.limits.request_timeout * settings.limits.max_attempts + 60
             with store_lock(context.store, f"gen-{key}", ttl=ttl, done=lambda: cache.has(key)):
                 hit = cache.get(key)
                 if hit is None:
@@ -279,9 +289,9 @@ def _postprocess(
     notes = []
     if abs(image.width / image.height - 1.0) > 0.01:  # some relays drop aspectRatio
         notes.append(f"model returned {image.width}x{image.height} for 1:1; re-framed locally")
-    side = settings.master_side
+    side = settings.imaging.master_side
     if variant == "white":
-        master = _force_white(image, side, settings.master_fill)
+        master = _force_white(image, side, settings.imaging.master_fill)
     else:
         master = _square(image, side, full_box=variant == "detail")
     cut = product.cutout

@@ -44,14 +44,14 @@ class LocalBackend(MasterBackend):
         """The master for `variant`."""
         cut = product.cutout
         if variant == "detail":
-            return crop_detail(product.rgb, cut.alpha, cut.box, settings.master_side)
+            return crop_detail(product.rgb, cut.alpha, cut.box, settings.imaging.master_side)
         if variant == "white":
             return compose_white(
                 _decontaminated(product),
                 cut.alpha,
                 cut.box,
-                settings.master_side,
-                settings.master_fill,
+                settings.imaging.master_side,
+                settings.imaging.master_fill,
             )
         return self.scene(product, settings, context)
 
@@ -71,7 +71,7 @@ class LocalBackend(MasterBackend):
     ) -> Master | None:
         """The best detail crop at the slots' own aspect (no later crop can cut a word)."""
         cut = product.cutout
-        return crop_detail(product.rgb, cut.alpha, cut.box, settings.master_side, 0, aspect)
+        return crop_detail(product.rgb, cut.alpha, cut.box, settings.imaging.master_side, 0, aspect)
 
 
 def _scene(
@@ -84,17 +84,17 @@ def _scene(
     that suits the product best, else on a drawn surface."""
     cut = product.cutout
     chosen = (backdrop, "generated backdrop") if backdrop is not None else None
-    if chosen is None and settings.scene_background:
-        chosen = best_backdrop(settings.scene_background, tone_of(product.rgb, cut.alpha))
+    if chosen is None and settings.imaging.scene_background:
+        chosen = best_backdrop(settings.imaging.scene_background, tone_of(product.rgb, cut.alpha))
     photo, name = chosen if chosen else (None, "")
     size = real_size_cm(context.fields.get("name", ""), context.fields.get("category", ""))
     return compose_scene(
         _decontaminated(product),
         cut.alpha,
         cut.box,
-        settings.master_side,
+        settings.imaging.master_side,
         photo,
-        settings.scene_reflection,
+        settings.imaging.scene_reflection,
         size,
         name,
     )

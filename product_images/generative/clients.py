@@ -37,12 +37,12 @@ def _key(secret: SecretStr | None, backend: str, env: str) -> SecretStr:
 def _transport_options(settings: Settings) -> dict[str, Any]:
     """Timeouts, proxy and retry policy: the same for every client."""
     return {
-        "connect_timeout": settings.connect_timeout,
-        "read_timeout": settings.request_timeout,
-        "proxy": settings.http_proxy,
-        "max_attempts": settings.max_attempts,
-        "base_delay": settings.retry_base_delay,
-        "max_delay": settings.retry_max_delay,
+        "connect_timeout": settings.limits.connect_timeout,
+        "read_timeout": settings.limits.request_timeout,
+        "proxy": settings.generation.http_proxy,
+        "max_attempts": settings.limits.max_attempts,
+        "base_delay": settings.limits.retry_base_delay,
+        "max_delay": settings.limits.retry_max_delay,
     }
 
 
@@ -51,21 +51,29 @@ def _guarded(client: C, settings: Settings, choice: ModelChoice, breaker: bool =
     breaker, and the current model ids its 404s suggest."""
     client.current_models = choice.current
     rpm, concurrency, base_url = {
-        "gemini": (settings.gemini_rpm, settings.gemini_concurrency, settings.gemini_base_url),
-        "openai": (settings.openai_rpm, settings.openai_concurrency, settings.openai_base_url),
+        "gemini": (
+            settings.limits.gemini_rpm,
+            settings.limits.gemini_concurrency,
+            settings.generation.gemini_base_url,
+        ),
+        "openai": (
+            settings.limits.openai_rpm,
+            settings.limits.openai_concurrency,
+            settings.generation.openai_base_url,
+        ),
     }[client.name]
     client.limiter = backend_limiter(client.name, rpm, concurrency)
-    if settings.adaptive_rate:
+    if settings.limits.adaptive_rate:
         client.throttle = throttle_for(client.name, base_url, client.model, rpm)
     if breaker:
         client.breaker = breaker_for(
             client.name,
             base_url,
             client.model,
-            settings.breaker_failures,
-            settings.breaker_cooldown,
-            settings.breaker_failure_rate,
-            settings.breaker_window,
+            settings.limits.breaker_failures,
+            settings.limits.breaker_cooldown,
+            settings.limits.breaker_failure_rate,
+            settings.limits.breaker_window,
         )
     return client
 
@@ -96,19 +104,19 @@ def make_generator(
         _LOG.warning("%s", warning)
     if backend == "gemini":
         gemini = GeminiClient(
-            _key(settings.gemini_api_key, backend, "GEMINI_API_KEY"),
-            model=settings.gemini_model,
-            base_url=settings.gemini_base_url,
-            auth=settings.gemini_auth,
+            _key(settings.generation.gemini_api_key, backend, "GEMINI_API_KEY"),
+            model=settings.generation.gemini_model,
+            base_url=settings.generation.gemini_base_url,
+            auth=settings.generation.gemini_auth,
             image_size=choice.image_size,
             sends_image_size=choice.sends_image_size,
             **_transport_options(settings),
         )
         return _guarded(gemini, settings, choice)
     openai = OpenAIImagesClient(
-        _key(settings.openai_api_key, backend, "OPENAI_API_KEY"),
-        model=settings.openai_model,
-        base_url=settings.openai_base_url,
+        _key(settings.generation.openai_api_key, backend, "OPENAI_API_KEY"),
+        model=settings.generation.openai_model,
+        base_url=settings.generation.openai_base_url,
         **_transport_options(settings),
     )
     return _guarded(openai, settings, choice)
@@ -129,14 +137,14 @@ def make_batch_client(settings: Settings) -> GeminiBatchClient:
 
 def _batch_client(settings: Settings, choice: ModelChoice) -> GeminiBatchClient:
     return GeminiBatchClient(
-        _key(settings.gemini_api_key, "gemini", "GEMINI_API_KEY"),
-        model=settings.gemini_model,
-        base_url=settings.gemini_base_url,
-        auth=settings.gemini_auth,
+        _key(settings.generation.gemini_api_key, "gemini", "GEMINI_API_KEY"),
+        model=settings.generation.gemini_model,
+        base_url=settings.generation.gemini_base_url,
+        auth=settings.generation.gemini_auth,
         image_size=choice.image_size,
         sends_image_size=choice.sends_image_size,
-        poll_initial=settings.batch_poll_initial,
-        poll_max=settings.batch_poll_max,
-        timeout=settings.batch_timeout,
+        poll_initial=settings.generation.batch_poll_initial,
+        poll_max=settings.generation.batch_poll_max,
+        timeout=settings.generation.batch_timeout,
         **_transport_options(settings),
     )

@@ -35,11 +35,14 @@ def model_choice(
 
     Raises ModelRetiredError for a shut-down id.
     """
-    configured = {"gemini": settings.gemini_model, "openai": settings.openai_model}[provider]
+    configured = {
+        "gemini": settings.generation.gemini_model,
+        "openai": settings.generation.openai_model,
+    }[provider]
     return choose_model(
-        load_catalog(provider, settings.model_catalogue_dir),
+        load_catalog(provider, settings.generation.model_catalogue_dir),
         model or configured,
-        settings.gemini_image_size if provider == "gemini" else None,
+        settings.generation.gemini_image_size if provider == "gemini" else None,
         on or today(),
         _SETTING[provider],
     )
@@ -50,13 +53,17 @@ def price_table(settings: Settings, choice: ModelChoice | None = None) -> dict[s
     PRODUCT_IMAGES_PRICES on top."""
     table: dict[str, ModelPrice] = {}
     for provider in PROVIDERS:
-        for entry in load_catalog(provider, settings.model_catalogue_dir).models:
+        for entry in load_catalog(provider, settings.generation.model_catalogue_dir).models:
             table.update(dict.fromkeys(entry.names(), entry.price()))
     if choice is not None and choice.price is not None:
         table[choice.model] = choice.price
-    return {**table, **settings.prices}
+    return {**table, **settings.generation.prices}
 
 
 def batch_discount(settings: Settings, choice: ModelChoice) -> float | None:
     """Batch price share: the setting when set, else the model's; None = no Batch API."""
-    return settings.batch_discount if settings.batch_discount is not None else choice.batch_discount
+    return (
+        settings.generation.batch_discount
+        if settings.generation.batch_discount is not None
+        else choice.batch_discount
+    )

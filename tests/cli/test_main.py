@@ -303,3 +303,15 @@ def test_run_without_the_model_says_how_to_get_it_once(photo, tmp_path, monkeypa
     assert result.exit_code == 0, result.output
     hints = [li for li in result.output.splitlines() if "product-images models fetch" in li]
     assert len(hints) == 1 and hints[0].startswith("classical cut-out only")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["batch", "c.csv", "--concurrency", "1000"], "--concurrency: Input should be less than"),
+        (["run", "p.jpg", "--sku", "A", "--budget-usd", "-5"], "--budget-usd: Input should be"),
+    ],
+)
+def test_options_are_validated_like_the_environment(args, message):
+    result = _invoke(*args)
+    assert result.exit_code == 2 and message in result.output

@@ -235,13 +235,16 @@ def test_prefect_yaml_mirrors_the_deployments() -> None:
         # the installed package, not a checkout path
         assert module.startswith("product_images.flows.")
         assert getattr(importlib.import_module(module), attribute) is flows[name]
-        assert entry["work_pool"]["name"] == settings.work_pool
+        assert entry["work_pool"]["name"] == settings.serving.work_pool
         assert entry["work_pool"]["work_queue_name"] == built[name].work_queue_name
 
     [cron] = entries["catalog-refresh"]["schedules"]
-    assert (cron["cron"], cron["timezone"]) == (settings.refresh_cron, settings.refresh_timezone)
+    assert (cron["cron"], cron["timezone"]) == (
+        settings.serving.refresh_cron,
+        settings.serving.refresh_timezone,
+    )
     [interval] = entries["upload-sensor"]["schedules"]
-    assert interval["interval"] == settings.worker_sensor_interval_seconds
+    assert interval["interval"] == settings.serving.worker_sensor_interval_seconds
     assert document["pull"] == []  # nothing of the deploying machine baked in
     [trigger] = entries["process-product"]["triggers"]
     expected = built["process-product"].triggers[0]

@@ -52,7 +52,7 @@ def test_batch_fills_the_cache_at_half_price_and_the_run_pays_nothing_more(serve
     assert sum(r.paid_calls for r in results) == 0
     entries = Ledger(store).entries()
     assert {e.backend for e in entries} == {"gemini-batch"} and len(entries) == 6
-    price = price_table(settings)[settings.gemini_model]
+    price = price_table(settings)[settings.generation.gemini_model]
     full = price.cost(entries[0].prompt_tokens, entries[0].output_tokens)
     assert entries[0].cost_usd == pytest.approx(full / 2, rel=1e-3)
 

@@ -67,11 +67,11 @@ def _settings(server, tmp_path, **extra) -> Settings:
 
 def _run(settings, photo, sku):
     request = ProductRequest(sku=sku, source=str(photo), platforms=PLATFORMS)
-    return run_product(request, settings, LocalStore(Path(settings.store)))
+    return run_product(request, settings, LocalStore(Path(settings.store.url)))
 
 
 def _ledger(settings):
-    return [e.outcome for e in Ledger(LocalStore(Path(settings.store))).entries()]
+    return [e.outcome for e in Ledger(LocalStore(Path(settings.store.url))).entries()]
 
 
 def test_failures_open_the_breaker_products_are_deferred_then_complete(server, photos, tmp_path):
@@ -86,7 +86,7 @@ def test_failures_open_the_breaker_products_are_deferred_then_complete(server, p
     third = _run(settings, photos[2], "P2")  # the breaker is open: no call at all
     assert (third.status, third.reason) == ("deferred", "backend_unavailable")
     assert server.calls == calls == 4
-    store = LocalStore(Path(settings.store))
+    store = LocalStore(Path(settings.store.url))
     assert not any(store.exists(f"{sku}/manifest.json") for sku in ("P0", "P1", "P2"))
 
     time.sleep(LONG_COOLDOWN)  # then the probe goes through and closes the breaker
@@ -117,7 +117,7 @@ def test_a_product_deferred_every_time_ends_deferred_and_is_kept_for_retry(
     result = _run(settings, photos[0], "P0")
     assert (result.status, result.reason) == ("deferred", "backend_unavailable")
     assert server.calls == 3 + 1  # three failures open it; the probe after the cool-down fails
-    kept = last_statuses(LocalStore(Path(settings.store)), ("failed", "deferred"))
+    kept = last_statuses(LocalStore(Path(settings.store.url)), ("failed", "deferred"))
     assert [s.result.status for s in kept] == ["deferred"]
     summary = CatalogSummary(results=[result])
     assert summary.failed == [] and "1 deferred" in summary.lines()[0]

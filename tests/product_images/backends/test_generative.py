@@ -61,12 +61,12 @@ def _run(settings, photo, sku="G-1", **request):
     req = ProductRequest(
         sku=sku, source=str(photo), platforms=PLATFORMS, name="Trail Mug", **request
     )
-    return run_product(req, settings, LocalStore(Path(settings.store)))
+    return run_product(req, settings, LocalStore(Path(settings.store.url)))
 
 
 def _manifest(settings, sku="G-1") -> Manifest:
     return Manifest.model_validate_json(
-        LocalStore(Path(settings.store)).get(f"{sku}/manifest.json")
+        LocalStore(Path(settings.store.url)).get(f"{sku}/manifest.json")
     )
 
 
@@ -88,7 +88,7 @@ def test_scene_and_detail_are_generated_white_stays_local(server, photo, tmp_pat
 def test_outputs_of_generated_masters_carry_ai_provenance(server, photo, tmp_path):
     settings = _settings(server, tmp_path)
     _run(settings, photo)
-    store = LocalStore(Path(settings.store))
+    store = LocalStore(Path(settings.store.url))
     assert (
         digital_source_type(store.get("G-1/google-merchant/scene.jpg")) == TRAINED_ALGORITHMIC_MEDIA
     )
@@ -99,7 +99,7 @@ def test_outputs_of_generated_masters_carry_ai_provenance(server, photo, tmp_pat
 
 def _assert_manifest_matches_the_files(settings) -> None:
     """Every output's recorded DigitalSourceType is the one in its file's XMP."""
-    store = LocalStore(Path(settings.store))
+    store = LocalStore(Path(settings.store.url))
     for output in _manifest(settings).outputs:
         assert digital_source_type(store.get(output.key)) == output.digital_source_type, output.key
 
@@ -111,13 +111,13 @@ def test_a_backdrop_scene_is_the_real_product_on_a_generated_set(server, photo, 
     masters = {m.variant: m for m in _manifest(settings).masters}
     scene, cutout = masters["scene"], _manifest(settings).cutout
     assert scene.digital_source_type == COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
-    assert scene.generated_by == settings.gemini_model and cutout is not None
+    assert scene.generated_by == settings.generation.gemini_model and cutout is not None
     assert scene.confidence <= cutout.confidence  # the cut-out's pixels, so its doubts
     assert masters["detail"].digital_source_type == TRAINED_ALGORITHMIC_MEDIA
     assert masters["white"].digital_source_type is None
     prompts = [r.json["contents"][0]["parts"][0]["text"] for r in server.requests]
     assert sum("do NOT draw the product" in p for p in prompts) == 1 and server.calls == 2
-    store = LocalStore(Path(settings.store))
+    store = LocalStore(Path(settings.store.url))
     scene = store.get("G-1/google-merchant/scene.jpg")
     assert digital_source_type(scene) == COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
     _assert_manifest_matches_the_files(settings)
@@ -158,7 +158,7 @@ def test_low_confidence_cutout_gets_a_generated_white_master(server, tmp_path):
     assert _run(settings, busy).status == "done"
     manifest = _manifest(settings)
     white = next(m for m in manifest.masters if m.variant == "white")
-    assert white.generated_by == settings.gemini_model
+    assert white.generated_by == settings.generation.gemini_model
     main = next(o for o in manifest.outputs if o.slot == "main" and o.platform == "amazon")
     assert main.passed, main.checks
 
@@ -170,11 +170,13 @@ def test_budget_caps_the_run_and_skips_the_rest(server, tmp_path):
     (tmp_path / "c.csv").write_text(f"sku,source\n{rows}\n")
     settings = _settings(server, tmp_path)
     catalog = load_catalog(str(tmp_path / "c.csv"), PLATFORMS, run_id="budget-run", budget_usd=0.45)
-    results = [run_product(r, settings, LocalStore(Path(settings.store))) for r in catalog.requests]
+    results = [
+        run_product(r, settings, LocalStore(Path(settings.store.url))) for r in catalog.requests
+    ]
     statuses = [r.status for r in results]
     assert statuses[0] == "done" and "skipped" in statuses and "failed" not in statuses
     assert all(r.reason == "budget" for r in results if r.status == "skipped")
-    spent = sum(e.cost_usd for e in Ledger(LocalStore(Path(settings.store))).entries())
+    spent = sum(e.cost_usd for e in Ledger(LocalStore(Path(settings.store.url))).entries())
     assert spent <= 0.45
 
 
@@ -188,7 +190,7 @@ def test_retryable_faults_are_retried_and_every_attempt_is_in_the_ledger(server,
     server.script("429-retryinfo:0.01s", "503", "text-only")
     settings = _settings(server, tmp_path)
     assert _run(settings, photo).status == "done"
-    outcomes = [e.outcome for e in Ledger(LocalStore(Path(settings.store))).entries()]
+    outcomes = [e.outcome for e in Ledger(LocalStore(Path(settings.store.url))).entries()]
     assert sorted(outcomes) == sorted(["rate_limited", "upstream_error", "no_image", "ok", "ok"])
 
 
@@ -198,7 +200,7 @@ def test_the_key_is_never_written_anywhere(server, photo, tmp_path):
     result = _run(settings, photo)
     assert result.status == "failed" and server.api_key not in result.message
     _run(_settings(server, tmp_path), photo, sku="G-2")
-    for path in Path(settings.store).rglob("*"):
+    for path in Path(settings.store.url).rglob("*"):
         if path.is_file():
             assert server.api_key.encode() not in path.read_bytes(), path
 
@@ -219,7 +221,7 @@ def test_a_drifted_product_is_regenerated_once_then_flagged(server, photo, tmp_p
     assert result.status == "done" and result.needs_review
     manifest = _manifest(settings)
     drifted = [f for f in manifest.needs_review if "drifted" in f.reason]
-    assert drifted and all(f.confidence < settings.fidelity_threshold for f in drifted)
+    assert drifted and all(f.confidence < settings.generation.fidelity_threshold for f in drifted)
     assert server.calls == 4  # scene and detail each: the first take and one regeneration
 
 

@@ -24,7 +24,7 @@ def segment(request: pytest.FixtureRequest) -> Segment:
     if request.param == "classical":
         return segment_product
     settings = Settings()
-    neural = find_segmenter(request.param, settings.models_dir)
+    neural = find_segmenter(request.param, settings.imaging.models_dir)
     assert neural is not None, "model file missing: run scripts/setup (product-images models fetch)"
     return lambda image: segment_product(image, neural=neural)
 

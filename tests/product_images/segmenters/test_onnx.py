@@ -22,7 +22,7 @@ from product_images.testing.images import draw_product
 @pytest.fixture(scope="module")
 def neural() -> NeuralSegmenter:
     settings = Settings()
-    model = find_segmenter("u2netp", settings.models_dir)
+    model = find_segmenter("u2netp", settings.imaging.models_dir)
     assert model is not None, "model file missing: run scripts/setup (product-images models fetch)"
     return model
 
@@ -57,7 +57,7 @@ def test_a_users_own_export_runs_from_its_spec_alone(tmp_path: Path) -> None:
     models, specs = tmp_path / "models", tmp_path / "specs"
     models.mkdir()
     specs.mkdir()
-    (models / "mine.onnx").write_bytes((settings.models_dir / "u2netp.onnx").read_bytes())
+    (models / "mine.onnx").write_bytes((settings.imaging.models_dir / "u2netp.onnx").read_bytes())
     spec = (builtin_dir() / "u2netp.yaml").read_text()
     spec = spec.replace("file: u2netp.onnx", "file: mine.onnx").replace(
         "resize: lanczos", "resize: bilinear"
