@@ -10,8 +10,8 @@ from botocore.config import Config
 from click.testing import CliRunner
 
 from product_images.cli.main import main
-from product_images.testing.polling import wait_until
 from product_images.testing.seaweedfs import free_ports
+from tests.support.polling import wait_until
 
 PROGRAM = str(Path(sys.executable).parent / "product-images")
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from product_images.store import S3Store
-from product_images.testing.polling import wait_until
 from product_images.testing.seaweedfs import SeaweedServer, free_ports
+from tests.support.polling import wait_until
 from tests.ui.conftest import HOST, Process, clean_env
 
 pytestmark = [pytest.mark.s3]

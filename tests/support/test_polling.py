@@ -2,7 +2,7 @@
 
 import pytest
 
-from product_images.testing.polling import wait_until
+from tests.support.polling import wait_until
 
 
 def test_returns_once_ready() -> None:

@@ -1,4 +1,5 @@
-"""The import graph of the installed package: no cycle, no upward arrow, no generic top level.
+"""The shape of the code: the import graph (no cycle, no upward arrow, no generic top-level
+name) and short functions.
 
 Layers, each importing only those below it: cli -> flows -> tasks -> core (the rest of
 product_images). Imports inside functions count too (an import hidden in a function to dodge a
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +124,21 @@ def test_only_the_cli_imports_the_testing_doubles(module: str) -> None:
     if module.startswith("product_images.testing"):
         return
     assert not [t for t, _ in _imported(module) if t.startswith("product_images.testing")]
+
+
+def _body_lengths() -> list[int]:
+    """Lines of each function's body, its docstring left out."""
+    lengths = []
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+                if body:
+                    lengths.append(body[-1].end_lineno - body[0].lineno + 1)  # type: ignore[operator]
+    return lengths
+
+
+def test_functions_stay_short() -> None:
+    lengths = _body_lengths()
+    assert statistics.median(lengths) <= 10
+    assert sum(n > 15 for n in lengths) / len(lengths) < 0.15  # "most under 15 lines"
