@@ -19,6 +19,7 @@ from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.specs import load_specs
 from product_images.store import LocalStore
+from product_images.wiring import wire
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "products" / "images"
 
@@ -40,7 +41,8 @@ def main() -> None:
             sku = photo.stem.split("_")[0]
             start = time.perf_counter()
             result = run_product(
-                ProductRequest(sku=sku, source=str(photo), platforms=platforms), settings, store
+                ProductRequest(sku=sku, source=str(photo), platforms=platforms),
+                wire(settings, store),
             )
             elapsed = time.perf_counter() - start
             times.append(elapsed)

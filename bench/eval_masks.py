@@ -50,7 +50,7 @@ from skimage import data as skdata
 from product_images.imaging.compose import decontaminate
 from product_images.imaging.mask_quality import boundary, boundary_f, edge_alpha_error, iou
 from product_images.imaging.segment import Cutout, segment_product
-from product_images.pipeline import segmenter_of
+from product_images.preload import segmenter_of
 from product_images.settings import Settings
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "products"

@@ -34,6 +34,7 @@ from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore
 from product_images.testing.standin import StandinServer
+from product_images.wiring import wire
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "products" / "images"
 PLATFORMS = ["amazon", "shopify", "instagram"]
@@ -54,7 +55,7 @@ def _pass(
 ) -> list[tuple[int, float, str]]:
     results = []
     for request in requests:
-        result = run_product(request, settings, store)
+        result = run_product(request, wire(settings, store))
         results.append((result.paid_calls, result.cost_usd, result.status))
     return results
 
@@ -145,7 +146,7 @@ def main() -> None:
             update={"templates_dir": _changed_templates(Path(tmp) / "templates")}
         )
         requests = _requests(photos, "refresh")
-        batch = prefill_refresh(requests, store, changed)
+        batch = prefill_refresh(requests, wire(changed, store))
         third = _pass(requests, changed, store)
         refresh_entries = ledger.entries()[seen:]
     none = BatchReport()

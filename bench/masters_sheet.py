@@ -25,6 +25,7 @@ from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.specs import load_specs
 from product_images.store import LocalStore
+from product_images.wiring import wire
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "products" / "images"
 _TILE = 260
@@ -89,7 +90,7 @@ def main() -> None:
             request = ProductRequest(
                 sku=sku, source=str(photo), platforms=platforms, name=name, category=category
             )
-            result = run_product(request, settings, store)
+            result = run_product(request, wire(settings, store))
             if result.status != "done":
                 print(f"{sku:10s} {result.status} {result.reason}")
                 continue

@@ -32,6 +32,7 @@ from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.specs import load_specs
 from product_images.store import LocalStore
+from product_images.wiring import wire
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "products" / "images"
 UPSCALED_FROM = "a07_running-shoe_vendure.jpg"
@@ -91,7 +92,7 @@ def _measure(
 ) -> Measured | None:
     request = ProductRequest(sku=photo.stem.split("_")[0], source=str(photo), platforms=platforms)
     wall, cpu = time.perf_counter(), time.process_time()
-    result = run_product(request, settings, store)
+    result = run_product(request, wire(settings, store))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     if result.status != "done":
         print(f"{photo.name[:40]:40s} {result.status} ({result.reason}): {result.message}")

@@ -38,6 +38,7 @@ from product_images.settings import Settings
 from product_images.specs import SlotSpec, load_specs
 from product_images.store import LocalStore
 from product_images.testing.images import ssim
+from product_images.wiring import wire
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "products" / "images"
 DEFAULT_PHOTO = PHOTOS / "a38_duffle-large_magento-derived.jpg"
@@ -50,7 +51,9 @@ def _make_masters(photo: Path, side: int, folder: Path) -> tuple[PreparedProduct
     store = LocalStore(folder)
     platforms = sorted(load_specs())
     request = ProductRequest(sku="BENCH", source=str(photo), platforms=platforms)
-    return prepare_masters(request, store, Settings(store=str(folder), master_side=side)), store
+    return prepare_masters(
+        request, wire(Settings(store=str(folder), master_side=side), store)
+    ), store
 
 
 def ours(masters: Masters, slots: list[SlotSpec], threads: int) -> list[bytes]:
@@ -154,12 +157,12 @@ def _bench_side(photo: Path, side: int, repeat: int, threads: int) -> None:
         order = {m.variant: i for i, (m, _) in enumerate(masters)}
         slots.sort(key=lambda s: order[s.variant])  # both sides emit outputs in this order
         settings = Settings(store=tmp, threads=threads)
-        render_slots(prepared, store, settings)  # warm-up; drops the in-process master cache
+        render_slots(prepared, wire(settings, store))  # warm-up; drops the in-process master cache
         runs: dict[str, list[tuple[float, float]]] = {"ours": [], "libvips": [], "render": []}
         for _ in range(repeat):
             runs["ours"].append(_timed(lambda: ours(masters, slots, threads)))
             runs["libvips"].append(_timed(lambda: libvips(masters, slots)))
-            runs["render"].append(_timed(lambda: render_slots(prepared, store, settings)))
+            runs["render"].append(_timed(lambda: render_slots(prepared, wire(settings, store))))
         mine, reference = ours(masters, slots, threads), libvips(masters, slots)
     _report(side, slots, runs, _similarity(mine, reference))
 

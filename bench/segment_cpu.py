@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from product_images.imaging.segment import segment_product
-from product_images.pipeline import segmenter_of
+from product_images.preload import segmenter_of
 from product_images.settings import Settings
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "products" / "images"

@@ -35,6 +35,7 @@ import psutil
 from upload_latency import _free_port, _stop, _wait_health
 
 from product_images.testing.images import draw_product
+from product_images.wiring import wire
 
 BIN = Path(sys.executable).parent
 API_KEY = "bench-key"
@@ -140,7 +141,7 @@ def _run_catalog(engine: str, catalog: Path, store: Path, at_once: int) -> tuple
         results = catalog_flow(None, at_once)(catalog=str(catalog), store=str(store)).results
     else:
         loaded = load_catalog(str(catalog), settings.imaging.platforms)
-        results = run_catalog(loaded, settings, lambda result: None)
+        results = run_catalog(loaded, wire(settings), lambda result: None)
     return results, time.perf_counter() - started
 
 

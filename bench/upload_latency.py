@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from product_images.testing.images import draw_product
 from product_images.testing.seaweedfs import SeaweedServer
+from product_images.wiring import wire
 
 BIN = Path(sys.executable).parent
 BUCKET = "latency"
@@ -288,7 +289,7 @@ def main() -> None:
                 sku=f"REF-{i}", source=f"s3://{BUCKET}/{key}", platforms=settings.imaging.platforms
             )
             t = time.perf_counter()
-            result = run_product(request.model_copy(update={"force": True}), settings, store)
+            result = run_product(request.model_copy(update={"force": True}), wire(settings, store))
             reference.append(time.perf_counter() - t)
             assert result.status != "failed", result
         ref = statistics.median(reference)

@@ -18,6 +18,7 @@ from product_images.request import ProductRequest
 from product_images.runner import failed_result, run_product
 from product_images.settings import Settings
 from product_images.streaming import windowed
+from product_images.wiring import Wiring, wire
 
 __all__ = ["resolve_engine", "run_catalog", "run_one"]
 
@@ -36,7 +37,7 @@ def run_one(request: ProductRequest, settings: Settings, engine: str) -> Product
     """One product through the chosen engine; unchanged products are skipped unless forced."""
     if engine == "inline":
         # No pixel worker processes: starting them takes longer than one photo's work.
-        return run_product(request, settings.model_copy(update={"processes": 0}))
+        return run_product(request, wire(settings.with_overrides(processes=0)))
     from product_images.flows.process_product import (
         process_product,  # Prefect is imported only when used
     )
@@ -49,24 +50,25 @@ def run_one(request: ProductRequest, settings: Settings, engine: str) -> Product
 
 def run_catalog(
     catalog: Catalog,
-    settings: Settings,
+    wiring: Wiring,
     on_done: Callable[[ProductResult], None],
 ) -> list[ProductResult]:
-    """Every product of a loaded catalog inline, `settings.running.concurrency` at a time."""
+    """Every product of a loaded catalog inline, the `concurrency` setting at a time."""
     results = list(catalog.rejected)
-    for result in _inline_results(catalog.requests, settings):
+    for result in _inline_results(catalog.requests, wiring):
         on_done(result)
         results.append(result)
     return results
 
 
-def _inline_results(requests: list[ProductRequest], settings: Settings) -> Iterator[ProductResult]:
+def _inline_results(requests: list[ProductRequest], wiring: Wiring) -> Iterator[ProductResult]:
     """Results in catalog order, a bounded window of products submitted at a time (memory stays
     flat whatever the catalog's size; `pool.map` would submit every product at once)."""
-    with ThreadPoolExecutor(max_workers=settings.running.concurrency) as pool:
+    concurrency = wiring.settings.running.concurrency
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
         yield from windowed(
             requests,
-            lambda request: pool.submit(run_product, request, settings),
+            lambda request: pool.submit(run_product, request, wiring),
             lambda _, future: future.result(),
-            WINDOW_PER_WORKER * settings.running.concurrency,
+            WINDOW_PER_WORKER * concurrency,
         )

@@ -21,6 +21,7 @@ from product_images.cli.serve import deploy, serve
 from product_images.errors import ProductImagesError
 from product_images.manifest import ProductResult
 from product_images.settings import FLAT_NAMES, GROUPS, Settings, get_settings, variable_names
+from product_images.wiring import Wiring, wire
 
 __all__ = ["main"]
 
@@ -235,10 +236,11 @@ def _run_batch(
         backend=settings.generation.backend,
         force=force,
     )
+    wiring = wire(settings)  # the composition root of this run
     if batch_mode:
-        _prefill(loaded.requests, settings)
+        _prefill(loaded.requests, wiring)
     with _progress(len(loaded.requests)) as advance:
-        results = run_catalog(loaded, settings, advance)
+        results = run_catalog(loaded, wiring, advance)
     return CatalogSummary(results=results)
 
 
@@ -259,11 +261,10 @@ def _progress(total: int) -> Iterator[Callable[[ProductResult], None]]:
     yield line
 
 
-def _prefill(requests: list[Any], settings: Settings) -> None:
+def _prefill(requests: list[Any], wiring: Wiring) -> None:
     from product_images.batch_mode import prefill_refresh
-    from product_images.store import open_store
 
-    report = prefill_refresh(requests, open_store(settings.store.url), settings)
+    report = prefill_refresh(requests, wiring)
     click.echo(
         f"batch: {report.submitted} submitted, {report.made} made, ${report.cost_usd:.4f}", err=True
     )
@@ -424,7 +425,7 @@ def retry(store: str | None, engine: str | None, everything: bool) -> None:
     if resolve_engine(settings.running.engine) == "prefect":
         results = [run_one(r, settings, "prefect") for r in requests]
     else:
-        results = run_catalog(Catalog(requests=requests), settings, lambda _: None)
+        results = run_catalog(Catalog(requests=requests), wire(settings), lambda _: None)
     summary = CatalogSummary(results=results)
     for line in summary.lines():
         click.echo(line, err=line.startswith(("FAILED", "DEFERRED")))

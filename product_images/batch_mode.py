@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from product_images.backends import MasterContext, generative_backend, route
+from product_images.backends import MasterContext, route
 from product_images.backends.generative import GenerativeBackend, estimate_cost
 from product_images.errors import BatchJobError, GenerationError, ProductError
 from product_images.generative.base import Attempt, GenerationRequest, GenerationResult, Usage
@@ -26,6 +26,7 @@ from product_images.refresh import refresh_reasons
 from product_images.request import ProductRequest, check_sku
 from product_images.settings import Settings
 from product_images.store import Store
+from product_images.wiring import Wiring
 
 __all__ = ["BatchReport", "prefill_refresh", "prefill_with_batch"]
 
@@ -57,11 +58,10 @@ class _Pricing:
     model: str
 
 
-def prefill_with_batch(
-    requests: list[ProductRequest], store: Store, settings: Settings
-) -> BatchReport:
+def prefill_with_batch(requests: list[ProductRequest], wiring: Wiring) -> BatchReport:
     """Make the uncached generations of `requests` with the Batch API; see the module doc."""
-    backend = generative_backend(settings)
+    store, settings = wiring.store, wiring.settings
+    backend = wiring.generative()
     if backend is None or backend.name != "gemini":
         return BatchReport()
     if batch_discount(settings, backend.choice) is None:
@@ -78,12 +78,10 @@ def prefill_with_batch(
     return _run_jobs(jobs, backend, store, settings, requests[0].run_id)
 
 
-def prefill_refresh(
-    requests: list[ProductRequest], store: Store, settings: Settings
-) -> BatchReport:
+def prefill_refresh(requests: list[ProductRequest], wiring: Wiring) -> BatchReport:
     """Batch the generations of the products this refresh will redo (the forced ones too)."""
-    todo = [r for r in requests if r.force or refresh_reasons(r, store, settings)]
-    return prefill_with_batch(todo, store, settings)
+    todo = [r for r in requests if r.force or refresh_reasons(r, wiring.store, wiring.settings)]
+    return prefill_with_batch(todo, wiring)
 
 
 def _jobs_for(

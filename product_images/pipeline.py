@@ -11,22 +11,14 @@ import hashlib
 import io
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
-from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
 from product_images import __version__
-from product_images.backends import (
-    MasterBackend,
-    MasterContext,
-    ProductCutout,
-    generative_backend,
-    route,
-)
+from product_images.backends import MasterBackend, MasterContext, ProductCutout, route
 from product_images.errors import (
     MissingSourceError,
     NoProductFoundError,
@@ -54,19 +46,15 @@ from product_images.manifest import (
     stable_key,
     versioned_key,
 )
+from product_images.preload import platform_table, segmenter_of
 from product_images.request import ProductRequest, check_sku
-from product_images.segmenters import NeuralSegmenter, find_segmenter
-from product_images.settings import Settings, get_settings
-from product_images.specs import (
-    PlatformSpec,
-    ShadowSpec,
-    SlotSpec,
-    Variant,
-    load_specs,
-    select_platforms,
-)
+from product_images.settings import Settings
+from product_images.specs import PlatformSpec, ShadowSpec, SlotSpec, Variant, select_platforms
 from product_images.store import Store, read_url
-from product_images.workers import pixel_pool
+from product_images.wiring import Wiring
+
+if TYPE_CHECKING:
+    from product_images.backends.generative import GenerativeBackend
 
 __all__ = [
     "MasterImages",
@@ -77,8 +65,6 @@ __all__ = [
     "prepare_masters",
     "publish_manifest",
     "render_slots",
-    "segmenter_of",
-    "warm_up",
 ]
 
 _T = TypeVar("_T")
@@ -103,24 +89,10 @@ class PreparedProduct(BaseModel):
     calls: list[CallRecord] = Field(default_factory=list)
 
 
-@lru_cache(maxsize=8)
-def _specs(dirs: tuple[Path, ...]) -> dict[str, PlatformSpec]:
-    return load_specs(dirs)
-
-
-def warm_up() -> None:
-    """Load, once per process, what every product needs: the spec tables and the neural
-    segmenter's onnxruntime session. Pixel worker processes run it before any work
-    (`product_images.workers`); anything else loaded once per process belongs here."""
-    settings = get_settings()
-    _specs(tuple(settings.spec_dirs()))
-    segmenter_of(settings)
-
-
 def platforms_of(request: ProductRequest, settings: Settings) -> list[PlatformSpec]:
     """The validated specs of the platforms a request asks for."""
     chosen = request.platforms or settings.imaging.platforms
-    return select_platforms(_specs(tuple(settings.spec_dirs())), chosen)
+    return select_platforms(platform_table(settings), chosen)
 
 
 def load_source(request: ProductRequest, settings: Settings) -> SourceImage:
@@ -144,14 +116,6 @@ def _decode(data: bytes, request: ProductRequest, settings: Settings) -> SourceI
     )
 
 
-def segmenter_of(settings: Settings) -> NeuralSegmenter | None:
-    """The neural segmenter the settings name, loaded once per process; None: classical."""
-    chosen = settings.imaging
-    return find_segmenter(
-        chosen.segmenter, chosen.models_dir, chosen.segmenter_specs_dir, chosen.segmenter_threads
-    )
-
-
 def _decode_and_cut(
     data: bytes, request: ProductRequest, settings: Settings
 ) -> tuple[SourceInfo, ProductCutout]:
@@ -160,15 +124,15 @@ def _decode_and_cut(
     return _source_info(request, source), cut_out(source, request.source, settings)
 
 
-def _cut_product(request: ProductRequest, settings: Settings) -> tuple[SourceInfo, ProductCutout]:
+def _cut_product(request: ProductRequest, wiring: Wiring) -> tuple[SourceInfo, ProductCutout]:
     """The source read here (I/O, credentials), then decoded and cut out in a pixel worker
-    process when the settings ask for several."""
+    process when the run has them."""
+    settings = wiring.settings
     data = _read_source(request, settings)
-    if settings.running.processes <= 1:
+    pool = wiring.pixels()
+    if pool is None:
         return _decode_and_cut(data, request, settings)
-    return pixel_pool(settings.running.processes, warm_up).run(
-        _decode_and_cut, data, request, settings
-    )
+    return pool.run(_decode_and_cut, data, request, settings)
 
 
 def cut_out(source: SourceImage, name: str, settings: Settings) -> ProductCutout:
@@ -258,76 +222,111 @@ def _in_parallel(call: Callable[[_T], _R], items: list[_T], threads: int) -> lis
 
 
 def prepare_masters(
-    request: ProductRequest,
-    store: Store,
-    settings: Settings,
-    images: MasterImages | None = None,
+    request: ProductRequest, wiring: Wiring, images: MasterImages | None = None
 ) -> PreparedProduct:
     """Load the source, cut the product out, and store one master per needed variant (and
     keep their images in `images` for `render_slots`, when given)."""
-    sku = check_sku(request.sku)
-    variants = _variants(request, settings)
-    generative = generative_backend(settings, request.backend)
+    variants = _variants(request, wiring.settings)
+    generative = wiring.generative(request.backend)
     if generative is not None and set(variants) - {"white"}:
-        # During an outage, defer before the pixel work rather than after it.
-        generative.check_available()
-    source, product = _cut_product(request, settings)
-    context = MasterContext(
-        sku=sku,
+        generative.check_available()  # during an outage, defer before the pixel work
+    source, product = _cut_product(request, wiring)
+    maker = _MasterMaker(request, wiring, product, _context(request, source, wiring), images)
+    maker.choose_backends(variants, generative)
+    with ThreadPoolExecutor(max_workers=1) as side:  # the big RGBA PNG beside the masters
+        cutout = side.submit(_store_cutout, wiring.store, request.sku, product)
+        made = _in_parallel(maker.make, variants, wiring.settings.running.threads)
+        cutout_record = cutout.result()
+    return maker.prepared(source, made, cutout_record)
+
+
+def _context(request: ProductRequest, source: SourceInfo, wiring: Wiring) -> MasterContext:
+    """What the backends may need beyond pixels; the run's cap unless the request has one."""
+    cap = request.budget_usd
+    return MasterContext(
+        sku=check_sku(request.sku),
         source_sha256=source.sha256,
-        store=store,
+        store=wiring.store,
         fields=request.prompt_fields(),
         run_id=request.run_id,
         tag=request.tag,
-        budget_usd=request.budget_usd
-        if request.budget_usd is not None
-        else settings.generation.budget_usd,
+        budget_usd=cap if cap is not None else wiring.settings.generation.budget_usd,
     )
 
-    backends = {v: route(v, product.cutout.confidence, generative, settings) for v in variants}
-    if generative is not None:
-        paid = [v for v, b in backends.items() if b is generative]
-        generative.check_affordable(paid, settings, context)
 
-    slots = [s for p in platforms_of(request, settings) for s in p.slots]
+_Made = tuple[list[MasterRecord], list[ReviewFlag]]
 
-    def make(variant: Variant) -> tuple[list[MasterRecord], list[ReviewFlag]]:
-        backend = backends[variant]
-        master = backend.make_master(variant, product, settings, context)
-        looks = _looks(variant, master, [s for s in slots if s.variant == variant])
-        if variant == "detail":
-            looks += _detail_looks(backend, slots, product, settings, context)
-        shown = [_store_master(store, sku, variant, look, backend.name, key) for key, look in looks]
-        for record, (_, look) in zip(shown, looks, strict=True):
-            if images is not None:
-                images.keep(record.key, record.sha256, look.image)
-        records = shown + [
-            _store_master(store, sku, variant, other, backend.name, rank=rank)
-            for rank, other in enumerate(master.alternates, 1)
-        ]
-        flags = _review_flags(variant, master.confidence, master.reasons, settings)
+
+class _MasterMaker:
+    """Makes and stores one product's masters, a variant at a time (on several threads)."""
+
+    def __init__(
+        self,
+        request: ProductRequest,
+        wiring: Wiring,
+        product: ProductCutout,
+        context: MasterContext,
+        images: MasterImages | None,
+    ) -> None:
+        self.request, self.wiring, self.product = request, wiring, product
+        self.context, self.images = context, images
+        self.settings = wiring.settings
+        self.slots = [s for p in platforms_of(request, self.settings) for s in p.slots]
+        self.backends: dict[Variant, MasterBackend] = {}
+
+    def choose_backends(
+        self, variants: list[Variant], generative: GenerativeBackend | None
+    ) -> None:
+        """Which backend makes each variant; refuses before any work what the budget cannot pay."""
+        confidence = self.product.cutout.confidence
+        self.backends = {v: route(v, confidence, generative, self.settings) for v in variants}
+        if generative is not None:
+            paid = [v for v, b in self.backends.items() if b is generative]
+            generative.check_affordable(paid, self.settings, self.context)
+
+    def make(self, variant: Variant) -> _Made:
+        backend = self.backends[variant]
+        master = backend.make_master(variant, self.product, self.settings, self.context)
+        records = self._store(variant, master, backend)
+        flags = _review_flags(variant, master.confidence, master.reasons, self.settings)
         if master.digital_source_type != TRAINED_ALGORITHMIC_MEDIA:  # the cut-out's pixels
-            confidence = min(master.confidence, product.cutout.confidence)  # and its doubts
+            confidence = min(master.confidence, self.product.cutout.confidence)  # its doubts
             records = [r.model_copy(update={"confidence": confidence}) for r in records]
         return records, flags
 
-    with ThreadPoolExecutor(max_workers=1) as side:  # the big RGBA PNG beside the masters
-        cutout = side.submit(_store_cutout, store, sku, product)
-        made = _in_parallel(make, variants, settings.running.threads)
-        cutout_record = cutout.result()
-    records = [record for records, _ in made for record in records]
-    uses_cutout = any(r.digital_source_type != TRAINED_ALGORITHMIC_MEDIA for r in records)
-    cut = product.cutout
-    flags = _review_flags("cutout", cut.confidence, cut.reasons, settings) if uses_cutout else []
-    return PreparedProduct(
-        request=request,
-        source=source,
-        backend=", ".join(sorted({r.backend for r in records})),
-        masters=records,
-        cutout=cutout_record,
-        needs_review=flags + [flag for _, fs in made for flag in fs],
-        calls=list(context.calls),
-    )
+    def _store(
+        self, variant: Variant, master: Master, backend: MasterBackend
+    ) -> list[MasterRecord]:
+        """Every take of the master (its looks, then its alternates), stored."""
+        store, sku = self.wiring.store, self.request.sku
+        looks = _looks(variant, master, [s for s in self.slots if s.variant == variant])
+        if variant == "detail":
+            looks += _detail_looks(backend, self.slots, self.product, self.settings, self.context)
+        shown = [_store_master(store, sku, variant, look, backend.name, key) for key, look in looks]
+        for record, (_, look) in zip(shown, looks, strict=True):
+            if self.images is not None:
+                self.images.keep(record.key, record.sha256, look.image)
+        return shown + [
+            _store_master(store, sku, variant, other, backend.name, rank=rank)
+            for rank, other in enumerate(master.alternates, 1)
+        ]
+
+    def prepared(
+        self, source: SourceInfo, made: list[_Made], cutout: MasterRecord
+    ) -> PreparedProduct:
+        records = [record for records, _ in made for record in records]
+        uses_cutout = any(r.digital_source_type != TRAINED_ALGORITHMIC_MEDIA for r in records)
+        cut = self.product.cutout
+        flags = _review_flags("cutout", cut.confidence, cut.reasons, self.settings)
+        return PreparedProduct(
+            request=self.request,
+            source=source,
+            backend=", ".join(sorted({r.backend for r in records})),
+            masters=records,
+            cutout=cutout,
+            needs_review=(flags if uses_cutout else []) + [f for _, fs in made for f in fs],
+            calls=list(self.context.calls),
+        )
 
 
 def _variants(request: ProductRequest, settings: Settings) -> list[Variant]:
@@ -454,10 +453,7 @@ def _shown_by(slot: SlotSpec, masters: Collection[tuple[str, str]]) -> str | Non
 
 
 def render_slots(
-    prepared: PreparedProduct,
-    store: Store,
-    settings: Settings,
-    images: MasterImages | None = None,
+    prepared: PreparedProduct, wiring: Wiring, images: MasterImages | None = None
 ) -> list[OutputRecord]:
     """Every slot of every requested platform, each master decoded once, each slot checked.
 
@@ -466,6 +462,7 @@ def render_slots(
     are framed together (`frame_slots`: equal framings as one chain, largest first) and equal
     images encoded once; one master's framed images are in memory at a time.
     """
+    store, settings = wiring.store, wiring.settings
     masters = {
         (m.variant, m.look): (m, _open_master(store, m, images))
         for m in prepared.masters
@@ -508,9 +505,10 @@ def render_slots(
 
 
 def publish_manifest(
-    prepared: PreparedProduct, outputs: list[OutputRecord], store: Store, settings: Settings
+    prepared: PreparedProduct, outputs: list[OutputRecord], wiring: Wiring
 ) -> ProductResult:
     """Write the manifest last: from now on readers trust this product."""
+    store, settings = wiring.store, wiring.settings
     specs = platforms_of(prepared.request, settings)
     manifest = Manifest(
         sku=prepared.request.sku,

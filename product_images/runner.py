@@ -22,9 +22,9 @@ from product_images.manifest import ProductResult, manifest_key
 from product_images.pipeline import MasterImages, prepare_masters, publish_manifest, render_slots
 from product_images.refresh import refresh_reasons
 from product_images.request import ProductRequest, check_sku
-from product_images.settings import Settings
 from product_images.status import record_status
-from product_images.store import Store, open_store
+from product_images.store import Store
+from product_images.wiring import Wiring
 
 __all__ = ["failed_result", "make_product", "run_product"]
 
@@ -40,15 +40,16 @@ def failed_result(sku: str, error: ProductError) -> ProductResult:
     return ProductResult(sku=sku, status=status, reason=error.reason, message=str(error))
 
 
-def make_product(request: ProductRequest, store: Store, settings: Settings) -> ProductResult:
+def make_product(request: ProductRequest, wiring: Wiring) -> ProductResult:
     """One product end to end: skipped when nothing changed (unless `request.force`),
     otherwise prepare -> render -> publish. Its outcome is recorded for `failed`/`retry`; a
     product error is recorded, then raised. A store failure on the way becomes the product's
     StorageUnavailableError (deferred): the other products of the run go on."""
     check_sku(request.sku)
+    store = wiring.store
     try:
         try:
-            result = _unchanged(request, store, settings) or _make(request, store, settings)
+            result = _unchanged(request, wiring) or _make(request, wiring)
             record_status(store, request, result)
         except StorageError as error:
             raise StorageUnavailableError(f"{request.sku}: {error}") from error
@@ -58,20 +59,20 @@ def make_product(request: ProductRequest, store: Store, settings: Settings) -> P
     return result
 
 
-def _unchanged(request: ProductRequest, store: Store, settings: Settings) -> ProductResult | None:
-    if request.force or refresh_reasons(request, store, settings):
+def _unchanged(request: ProductRequest, wiring: Wiring) -> ProductResult | None:
+    if request.force or refresh_reasons(request, wiring.store, wiring.settings):
         return None
     return ProductResult(
         sku=request.sku, status="unchanged", manifest_key=manifest_key(request.sku)
     )
 
 
-def _make(request: ProductRequest, store: Store, settings: Settings) -> ProductResult:
+def _make(request: ProductRequest, wiring: Wiring) -> ProductResult:
     """prepare -> render -> publish, the masters handed from one step to the next in memory."""
     images = MasterImages()
-    prepared = prepare_masters(request, store, settings, images)
-    outputs = render_slots(prepared, store, settings, images)
-    return publish_manifest(prepared, outputs, store, settings)
+    prepared = prepare_masters(request, wiring, images)
+    outputs = render_slots(prepared, wiring, images)
+    return publish_manifest(prepared, outputs, wiring)
 
 
 def _record_failure(store: Store, request: ProductRequest, error: ProductError) -> None:
@@ -83,14 +84,11 @@ def _record_failure(store: Store, request: ProductRequest, error: ProductError) 
             raise
 
 
-def run_product(
-    request: ProductRequest, settings: Settings, store: Store | None = None
-) -> ProductResult:
+def run_product(request: ProductRequest, wiring: Wiring) -> ProductResult:
     """The inline engine: the same steps as the Prefect flows, in this process; product errors
     become failed (or skipped, or deferred) results. A product deferred by its generative
     backend is tried again after the breaker's cool-down, `defer_retries` times at most."""
-    target = store or open_store(settings.store.url)
     try:
-        return retry_deferred(lambda: make_product(request, target, settings), settings)
+        return retry_deferred(lambda: make_product(request, wiring), wiring.settings)
     except ProductError as error:
         return failed_result(request.sku, error)

@@ -9,6 +9,7 @@ from product_images.batch_mode import BatchReport, prefill_refresh
 from product_images.request import ProductRequest
 from product_images.tasks._store import store_at
 from product_images.tasks.secrets import resolved_settings
+from product_images.wiring import wire
 
 __all__ = ["prefill_batch_task"]
 
@@ -16,7 +17,7 @@ __all__ = ["prefill_batch_task"]
 @task(name="prefill-batch", cache_policy=NO_CACHE)
 def prefill_batch_task(requests: list[ProductRequest], store_url: str) -> BatchReport:
     """Batch the generations of the products this refresh will redo."""
-    report = prefill_refresh(requests, store_at(store_url), resolved_settings())
+    report = prefill_refresh(requests, wire(resolved_settings(), store_at(store_url)))
     get_run_logger().info(
         "batch: %d submitted, %d made, $%.4f; left for normal calls: %s",
         report.submitted,

@@ -37,11 +37,11 @@ from prefect.concurrency.sync import concurrency, rate_limit
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import get_current_settings
 
-from product_images.backends import generative_backend
 from product_images.errors import LimitsUnavailableError, SettingsError
 from product_images.generative.limits import CallLimiter, burst_of, cluster_limits
-from product_images.settings import Settings, get_settings
+from product_images.settings import Settings
 from product_images.tasks.slot_pool import RateTokens, SlotPool
+from product_images.wiring import Wiring
 
 __all__ = [
     "PrefectCallLimiter",
@@ -151,9 +151,9 @@ def _limits(settings: Settings) -> dict[str, tuple[int, float]]:
     """Name -> (slots, decay per second) of every limit the settings ask for."""
     wanted: dict[str, tuple[int, float]] = {}
     for backend in BACKENDS:
-        rpm: float = getattr(settings, f"{backend}_rpm")
+        rpm: float = getattr(settings.limits, f"{backend}_rpm")
         requests, per_minute = limit_names(backend)
-        wanted[requests] = (getattr(settings, f"{backend}_concurrency"), 0.0)
+        wanted[requests] = (getattr(settings.limits, f"{backend}_concurrency"), 0.0)
         wanted[per_minute] = (burst_of(rpm), rpm / 60.0)
     return wanted
 
@@ -226,30 +226,31 @@ def _set_decay(name: str, rate: float) -> None:
 _PUBLISHERS: dict[tuple[str, float], RatePublisher] = {}
 
 
-def _share_adaptive_rate(settings: Settings) -> None:
+def _share_adaptive_rate(wiring: Wiring) -> None:
     """Publish the configured backend's adaptive rate to its Prefect rate limit."""
-    backend = generative_backend(settings) if settings.limits.adaptive_rate else None
+    settings = wiring.settings
+    backend = wiring.generative() if settings.limits.adaptive_rate else None
     if backend is None:
         return
     name = backend.name
-    ceiling = getattr(settings, f"{name}_rpm") / 60.0
+    ceiling = getattr(settings.limits, f"{name}_rpm") / 60.0
     with _POOLS_LOCK:
         key = (limit_names(name)[1], ceiling)
         publisher = _PUBLISHERS.setdefault(key, RatePublisher(key[0], ceiling))
     backend.generator.share_rate(publisher)
 
 
-def prefect_call_limits(settings: Settings | None = None) -> AbstractContextManager[None]:
+def prefect_call_limits(wiring: Wiring) -> AbstractContextManager[None]:
     """While the block runs, generative calls in this process take Prefect's global limits
     when a Prefect API is configured (at most `<backend>_concurrency` of them at once, from
     the process's pools) and publish the adaptive rate to them; otherwise nothing changes
     (in-process limits)."""
     if not prefect_api_configured():
         return nullcontext()
-    chosen = settings or get_settings()
-    _share_adaptive_rate(chosen)
-    sizes = {b: getattr(chosen, f"{b}_concurrency") for b in BACKENDS}
-    rates = {b: getattr(chosen, f"{b}_rpm") for b in BACKENDS}
+    chosen = wiring.settings
+    _share_adaptive_rate(wiring)
+    sizes = {b: getattr(chosen.limits, f"{b}_concurrency") for b in BACKENDS}
+    rates = {b: getattr(chosen.limits, f"{b}_rpm") for b in BACKENDS}
     return _pooled_limits(
         lambda backend: PrefectCallLimiter(backend, sizes.get(backend), rates.get(backend, 0.0))
     )

@@ -26,6 +26,7 @@ from product_images.settings import Settings, get_settings
 from product_images.tasks._store import store_at
 from product_images.tasks.limits import prefect_call_limits
 from product_images.tasks.secrets import resolved_settings
+from product_images.wiring import wire
 
 __all__ = ["make_product_task", "product_task", "retry_if_deferred"]
 
@@ -50,9 +51,9 @@ def retry_if_deferred(task: Task[Any, Any], task_run: TaskRun, state: State[Any]
 def make_product_task(request: ProductRequest, store_url: str) -> ProductResult:
     """All masters, slots and the manifest of one product, unless it is unchanged; raises
     ProductError on bad input. Generative calls take the Prefect global limits."""
-    settings = resolved_settings()
-    with prefect_call_limits(settings):
-        return make_product(request, store_at(store_url), settings)
+    wiring = wire(resolved_settings(), store_at(store_url))
+    with prefect_call_limits(wiring):
+        return make_product(request, wiring)
 
 
 def product_task(settings: Settings) -> Task[Any, ProductResult]:

@@ -27,7 +27,8 @@ def with_block_secrets(settings: Settings) -> Settings:
     updates = {
         key: _block_value(block)
         for key, setting in _KEYS.items()
-        if getattr(settings, key) is None and (block := getattr(settings, setting))
+        if getattr(settings.generation, key) is None
+        and (block := getattr(settings.generation, setting))
     }
     return settings.model_copy(update=updates) if updates else settings
 

@@ -1,9 +1,8 @@
-"""Backends make masters. `backend_for` is the one place that picks them from settings."""
+"""Backends make masters: `chosen_backend` names the one the settings (or a product) pick;
+the run's wiring (`product_images.wiring`) makes it."""
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from typing import TYPE_CHECKING, Any
 
 from product_images.backends.base import MasterBackend, MasterContext, ProductCutout
@@ -29,77 +28,31 @@ __all__ = [
     "MasterBackend",
     "MasterContext",
     "ProductCutout",
+    "chosen_backend",
     "configured_model",
-    "generative_backend",
     "route",
 ]
 
-_GENERATORS: dict[tuple[object, ...], GenerativeBackend] = {}
-_LOCK = threading.Lock()
 
-
-def _chosen(settings: Settings, override: str | None) -> str:
-    choice = override or settings.generation.backend
+def chosen_backend(settings: Settings, override: str | None = None) -> str:
+    """'gemini', 'openai' or 'local': a product's `override`, else the setting; 'auto' picks
+    the backend whose key is set."""
+    generation = settings.generation
+    choice = override or generation.backend
     if choice != "auto":
         return choice
-    if settings.generation.gemini_api_key is not None:
+    if generation.gemini_api_key is not None:
         return "gemini"
-    return "openai" if settings.generation.openai_api_key is not None else "local"
-
-
-def generative_backend(settings: Settings, override: str | None = None) -> GenerativeBackend | None:
-    """The configured generative backend (one client per process and configuration), or None."""
-    name = _chosen(settings, override)
-    if name == "local":
-        return None
-    from product_images.backends.generative import GenerativeBackend
-    from product_images.generative.clients import checked_choice, make_generator
-
-    choice = checked_choice(settings, name)  # a shut-down model fails here, before any call
-    key = (
-        name,
-        # The catalogue decides size, prices and warnings: an edited file is a new client.
-        choice.catalogue_version,
-        choice.image_size,
-        settings.generation.gemini_model,
-        settings.generation.gemini_base_url,
-        settings.generation.openai_model,
-        settings.generation.openai_base_url,
-        _fingerprint(settings),
-        # Clients carry their breaker thresholds and rate limits.
-        settings.limits.breaker_failures,
-        settings.limits.breaker_failure_rate,
-        settings.limits.breaker_window,
-        settings.limits.breaker_cooldown,
-        settings.limits.adaptive_rate,
-        settings.limits.gemini_rpm,
-        settings.limits.gemini_concurrency,
-        settings.limits.openai_rpm,
-        settings.limits.openai_concurrency,
-    )
-    with _LOCK:
-        if key not in _GENERATORS:
-            _GENERATORS[key] = GenerativeBackend(make_generator(settings, name, choice), choice)
-        return _GENERATORS[key]
+    return "openai" if generation.openai_api_key is not None else "local"
 
 
 def configured_model(settings: Settings, override: str | None = None) -> str | None:
     """The generative model id that would be used, or None for the local backend only."""
-    name = _chosen(settings, override)
+    name = chosen_backend(settings, override)
     return {
         "gemini": settings.generation.gemini_model,
         "openai": settings.generation.openai_model,
     }.get(name)
-
-
-def _fingerprint(settings: Settings) -> str:
-    """Distinguishes keys without keeping them in a readable form."""
-    secrets = [
-        s.get_secret_value()
-        for s in (settings.generation.gemini_api_key, settings.generation.openai_api_key)
-        if s
-    ]
-    return hashlib.sha256("|".join(secrets).encode()).hexdigest()[:12]
 
 
 def route(

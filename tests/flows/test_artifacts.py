@@ -28,6 +28,7 @@ from product_images.runner import run_product
 from product_images.settings import Settings, get_settings
 from product_images.store import LocalStore
 from product_images.summary import CatalogSummary
+from product_images.wiring import wire
 
 FAILED = ProductResult(
     sku="BAD-1", status="failed", reason="corrupt_image", message="bad.jpg: truncated JPEG"
@@ -40,7 +41,10 @@ def run(tmp_path_factory):
     """A real local run of two products (one then flagged for review), a failed and a skipped."""
     store = LocalStore(tmp_path_factory.mktemp("artifacts") / "store")
     photo = photo_path(tmp_path_factory)
-    done = [run_product(_request(photo, sku), _settings(store), store) for sku in ("OK-1", "REV-1")]
+    done = [
+        run_product(_request(photo, sku), wire(_settings(store), store))
+        for sku in ("OK-1", "REV-1")
+    ]
     assert [r.status for r in done] == ["done", "done"], done
     return CatalogSummary(
         results=[done[0], _flag_for_review(done[1], store), FAILED, SKIPPED]

@@ -26,6 +26,7 @@ from product_images.tasks.limits import (
 )
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer
+from product_images.wiring import wire
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_pooled_slots_keep_the_limit_and_go_back_when_the_last_task_ends(server)
             time.sleep(0.005)
 
     def call():
-        with prefect_call_limits(settings):
+        with prefect_call_limits(wire(settings)):
             client.generate(_request())
 
     threads = [threading.Thread(target=call) for _ in range(6)]
@@ -149,7 +150,7 @@ def test_a_429_slows_every_worker_down_through_the_prefect_rate_limit(server):
     reset_throttles()
     client = make_generator(settings, "gemini")
     server.script("429")
-    with prefect_call_limits(settings):
+    with prefect_call_limits(wire(settings)):
         client.generate(_request())  # a 429, then an image
     # the decrease is published; the increase right after it waits for the next second
     assert _limit("gemini-rpm")[1] == pytest.approx(100 * BACKOFF)

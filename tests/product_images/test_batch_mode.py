@@ -11,6 +11,7 @@ from product_images.settings import Settings
 from product_images.store import LocalStore
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer
+from product_images.wiring import wire
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +46,9 @@ def products(tmp_path, server):
 
 def test_batch_fills_the_cache_at_half_price_and_the_run_pays_nothing_more(server, products):
     requests, store, settings = products
-    report = prefill_refresh(requests, store, settings)
+    report = prefill_refresh(requests, wire(settings, store))
     assert report.submitted == 6 and report.made == 6 and not report.left_for_sync
-    results = [run_product(r, settings, store) for r in requests]
+    results = [run_product(r, wire(settings, store)) for r in requests]
     assert [r.status for r in results] == ["done"] * 3
     assert sum(r.paid_calls for r in results) == 0
     entries = Ledger(store).entries()
@@ -60,9 +61,9 @@ def test_batch_fills_the_cache_at_half_price_and_the_run_pays_nothing_more(serve
 def test_an_expired_batch_falls_back_to_normal_calls(server, products):
     requests, store, settings = products
     server.set_batch_fault("expired")
-    report = prefill_refresh(requests, store, settings)
+    report = prefill_refresh(requests, wire(settings, store))
     assert report.made == 0 and report.left_for_sync
-    results = [run_product(r, settings, store) for r in requests]
+    results = [run_product(r, wire(settings, store)) for r in requests]
     assert [r.status for r in results] == ["done"] * 3
     assert sum(r.paid_calls for r in results) == 6
 
@@ -70,7 +71,7 @@ def test_an_expired_batch_falls_back_to_normal_calls(server, products):
 def test_per_request_errors_fall_back_one_by_one(server, products):
     requests, store, settings = products
     server.script("ok", "safety", "ok", "ok", "500", "ok")
-    report = prefill_refresh(requests, store, settings)
+    report = prefill_refresh(requests, wire(settings, store))
     assert report.made == 4 and len(report.left_for_sync) == 2
-    results = [run_product(r, settings, store) for r in requests]
+    results = [run_product(r, wire(settings, store)) for r in requests]
     assert sum(r.paid_calls for r in results) == 2

@@ -25,6 +25,7 @@ from product_images.store import LocalStore, S3Store
 from product_images.testing.images import draw_product
 from product_images.testing.seaweedfs import SeaweedServer
 from product_images.testing.standin import StandinServer
+from product_images.wiring import wire
 
 pytestmark = pytest.mark.s3
 
@@ -72,7 +73,7 @@ def test_s3_killed_mid_batch_defers_the_rest_and_a_rerun_completes(own_seaweed, 
 
     def run_all():
         for request in requests:
-            first.append(run_product(request, settings))
+            first.append(run_product(request, wire(settings)))
             if len(first) == 5:
                 killed.wait(30)  # the server dies while product 6 is being made
 
@@ -95,7 +96,7 @@ def test_s3_killed_mid_batch_defers_the_rest_and_a_rerun_completes(own_seaweed, 
     own_seaweed.start()
     assert verify_published(store) == []  # nothing half-published by the crash
     with ThreadPoolExecutor(2) as pool:
-        second = list(pool.map(lambda r: run_product(r, settings), requests))
+        second = list(pool.map(lambda r: run_product(r, wire(settings)), requests))
     assert {r.sku: r.status for r in second} == {
         r.sku: ("unchanged" if r.status == "done" else "done") for r in first
     }

@@ -42,6 +42,7 @@ from product_images.status import ProductStatus
 from product_images.store import LocalStore
 from product_images.summary import CatalogSummary
 from product_images.testing.images import draw_product
+from product_images.wiring import wire
 
 PLATFORMS = ["shopify"]
 MAX_PIXELS = 200_000  # low, so that a real 640x480 photo is over it
@@ -354,7 +355,7 @@ def test_each_hostile_source_ends_with_its_exact_outcome(
             load_source(request, settings)
         assert type(caught.value) is outcome.error
         assert re.fullmatch(outcome.detail, caught.value.detail), caught.value.detail
-    result = run_product(request, settings, store)
+    result = run_product(request, wire(settings, store))
     if isinstance(outcome, Refused):
         assert (result.status, result.reason) == ("failed", outcome.error.reason)
         assert result.message == str(caught.value)
@@ -484,7 +485,7 @@ def test_a_catalog_of_every_kind_makes_the_good_ones_and_reports_each_bad_one(
     write_catalog(tmp_path / "catalog.csv", rows)
 
     catalog = load_catalog(str(tmp_path / "catalog.csv"), PLATFORMS)
-    made = [run_product(request, settings, store) for request in catalog.requests]
+    made = [run_product(request, wire(settings, store)) for request in catalog.requests]
     summary = CatalogSummary(results=catalog.rejected + made)
 
     by_sku = {r.sku: r for r in made}

@@ -15,6 +15,7 @@ from product_images.settings import Settings
 from product_images.specs import load_specs
 from product_images.store import LocalStore
 from product_images.testing.images import draw_product
+from product_images.wiring import wire
 
 PLATFORMS = ["amazon", "shopify", "instagram"]
 
@@ -25,7 +26,7 @@ def _settings(store: str) -> Settings:
 
 def _run(photo, store, sku="SKU-1", platforms=PLATFORMS):
     request = ProductRequest(sku=sku, source=str(photo), platforms=platforms)
-    return run_product(request, _settings(store.url), store)
+    return run_product(request, wire(_settings(store.url), store))
 
 
 def test_product_gets_masters_every_slot_and_a_manifest(photo, tmp_path):
@@ -91,7 +92,7 @@ def test_low_confidence_cutout_is_flagged_for_review(tmp_path):
     store = LocalStore(tmp_path / "out")
     request = ProductRequest(sku="SKU-1", source=str(path), platforms=["amazon"])
     settings = _settings(store.url).model_copy(update={"segmenter": "classical"})
-    result = run_product(request, settings, store)
+    result = run_product(request, wire(settings, store))
     assert result.status == "done" and result.needs_review
     manifest = json.loads(store.get("SKU-1/manifest.json"))
     assert manifest["needs_review"][0]["step"] == "cutout"
@@ -167,7 +168,7 @@ def test_a_slot_that_cannot_be_made_fails_the_product_without_touching_its_outpu
     before = store.get("SKU-1/amazon/main.jpg"), store.get("SKU-1/manifest.json")
     settings = Settings(store=store.url, master_side=1024, specs_dir=specs)
     request = ProductRequest(sku="SKU-1", source=str(photo), platforms=["amazon", "tiny"])
-    result = run_product(request, settings, store)
+    result = run_product(request, wire(settings, store))
     assert result.status == "failed" and result.reason == "render_failed"
     assert (store.get("SKU-1/amazon/main.jpg"), store.get("SKU-1/manifest.json")) == before
     assert not store.exists("SKU-1/tiny/main.jpg")
@@ -176,7 +177,7 @@ def test_a_slot_that_cannot_be_made_fails_the_product_without_touching_its_outpu
 def test_chosen_variants_limit_masters_and_slots(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
     request = ProductRequest(sku="V-1", source=str(photo), platforms=["amazon"], variants=["white"])
-    result = run_product(request, _settings(store.url), store)
+    result = run_product(request, wire(_settings(store.url), store))
     assert result.status == "done"
     manifest = Manifest.model_validate_json(store.get("V-1/manifest.json"))
     amazon_shadow = load_specs()["amazon"].slot("main").shadow_key()
@@ -191,7 +192,7 @@ def test_each_slot_shows_the_white_master_with_its_own_shadow(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
     platforms = ["amazon", "shopify", "taobao"]  # contact only, contact + cast, none
     request = ProductRequest(sku="S-1", source=str(photo), platforms=platforms, variants=["white"])
-    assert run_product(request, _settings(store.url), store).status == "done"
+    assert run_product(request, wire(_settings(store.url), store)).status == "done"
     manifest = Manifest.model_validate_json(store.get("S-1/manifest.json"))
     specs = load_specs()
     wanted = {
@@ -212,7 +213,7 @@ def test_non_square_detail_slots_get_a_crop_at_their_own_aspect(photo, tmp_path)
     store = LocalStore(tmp_path / "out")
     platforms = ["amazon", "pinterest", "instagram"]  # detail 1:1, 2:3, 4:5
     request = ProductRequest(sku="D-1", source=str(photo), platforms=platforms, variants=["detail"])
-    assert run_product(request, _settings(store.url), store).status == "done"
+    assert run_product(request, wire(_settings(store.url), store)).status == "done"
     manifest = Manifest.model_validate_json(store.get("D-1/manifest.json"))
     details = {(m.look, m.rank): m for m in manifest.masters}
     assert {look for look, rank in details if rank == 0} == {"", "2x3", "4x5"}
@@ -225,7 +226,7 @@ def test_non_square_detail_slots_get_a_crop_at_their_own_aspect(photo, tmp_path)
 def test_empty_variants_mean_every_variant_the_platforms_need(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
     request = ProductRequest(sku="V-2", source=str(photo), platforms=["amazon"], variants=[])
-    assert run_product(request, _settings(store.url), store).status == "done"  # empty = all
+    assert run_product(request, wire(_settings(store.url), store)).status == "done"  # empty = all
 
 
 def test_scene_on_a_folder_of_backdrop_photos_records_which(photo, tmp_path):
@@ -236,7 +237,7 @@ def test_scene_on_a_folder_of_backdrop_photos_records_which(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
     settings = Settings(store=store.url, master_side=1024, scene_background=str(backdrops))
     request = ProductRequest(sku="B-1", source=str(photo), platforms=["amazon"], variants=["scene"])
-    assert run_product(request, settings, store).status == "done"
+    assert run_product(request, wire(settings, store)).status == "done"
     manifest = Manifest.model_validate_json(store.get("B-1/manifest.json"))
     (scene,) = manifest.masters
     assert scene.notes == ["scene: on the backdrop photo pale.jpg"]
@@ -254,7 +255,7 @@ def test_the_manifest_says_which_segmenter_made_the_mask(photo, tmp_path, models
     if models_dir:
         settings = settings.model_copy(update={"models_dir": tmp_path / models_dir})
     request = ProductRequest(sku="SKU-1", source=str(photo), platforms=["amazon"])
-    assert run_product(request, settings, store).status == "done"
+    assert run_product(request, wire(settings, store)).status == "done"
     manifest = Manifest.model_validate_json(store.get("SKU-1/manifest.json"))
     assert manifest.cutout is not None and manifest.cutout.segmenter == segmenter
     assert not manifest.needs_review

@@ -16,6 +16,7 @@ from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore
 from product_images.testing.images import draw_product
+from product_images.wiring import wire
 
 PLATFORMS = ["amazon", "instagram"]
 
@@ -57,7 +58,7 @@ def test_keys_without_a_checksum_have_no_stable_key(key):
 
 def test_manifest_lists_checksummed_keys_whose_bytes_match(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
-    assert run_product(_request(photo), _settings(store), store).status == "done"
+    assert run_product(_request(photo), wire(_settings(store), store)).status == "done"
     manifest = _manifest(store)
     keys = manifest.published_keys()
     assert all(stable_key(key) for key in keys)
@@ -67,7 +68,7 @@ def test_manifest_lists_checksummed_keys_whose_bytes_match(photo, tmp_path):
 
 def test_stable_copies_match_the_published_objects(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
-    run_product(_request(photo), _settings(store), store)
+    run_product(_request(photo), wire(_settings(store), store))
     for key in _manifest(store).published_keys():
         assert store.get(stable_key(key)) == store.get(key)
     assert store.exists("SKU-1/amazon/main.jpg") and store.exists("SKU-1/masters/cutout.png")
@@ -75,7 +76,7 @@ def test_stable_copies_match_the_published_objects(photo, tmp_path):
 
 def test_stable_copies_can_be_turned_off(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
-    run_product(_request(photo), _settings(store, stable_keys=False), store)
+    run_product(_request(photo), wire(_settings(store, stable_keys=False), store))
     assert not store.exists("SKU-1/amazon/main.jpg")
     _assert_consistent(store, _manifest(store))
 
@@ -87,7 +88,7 @@ def test_cutout_master_is_rgba_on_the_upright_source_grid(tmp_path):
     exif[0x0112] = 6  # stored sideways (480 x 640); shown turned clockwise, as drawn
     image.rotate(90, expand=True).save(path, exif=exif, quality=95)
     store = LocalStore(tmp_path / "out")
-    run_product(_request(path), _settings(store), store)
+    run_product(_request(path), wire(_settings(store), store))
     record = _manifest(store).cutout
     assert record is not None and (record.width, record.height) == (640, 480)
     cutout = Image.open(io.BytesIO(store.get(record.key)))
@@ -100,12 +101,12 @@ def test_cutout_master_is_rgba_on_the_upright_source_grid(tmp_path):
 def test_a_run_that_dies_before_its_manifest_leaves_the_published_set_intact(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
     settings = _settings(store)
-    run_product(_request(photo), settings, store)
+    run_product(_request(photo), wire(settings, store))
     before = _manifest(store)
     other = tmp_path / "other.jpg"
     draw_product(size=(800, 800), colour=(30, 90, 200))[0].save(other)
-    prepared = prepare_masters(_request(other), store, settings)  # the crash comes before
-    render_slots(prepared, store, settings)  # the manifest is written
+    prepared = prepare_masters(_request(other), wire(settings, store))  # the crash comes before
+    render_slots(prepared, wire(settings, store))  # the manifest is written
     assert _manifest(store) == before
     _assert_consistent(store, before)
 
@@ -113,12 +114,12 @@ def test_a_run_that_dies_before_its_manifest_leaves_the_published_set_intact(pho
 def test_gc_finds_only_unlisted_checksummed_objects_and_removes_them_on_apply(photo, tmp_path):
     store = LocalStore(tmp_path / "out")
     settings = _settings(store)
-    run_product(_request(photo), settings, store)
+    run_product(_request(photo), wire(settings, store))
     other = tmp_path / "other.jpg"
     draw_product(size=(800, 800), colour=(30, 90, 200))[0].save(other)
-    prepared = prepare_masters(_request(other), store, settings)
+    prepared = prepare_masters(_request(other), wire(settings, store))
     leftovers = {m.key for m in prepared.masters} | {
-        o.key for o in render_slots(prepared, store, settings)
+        o.key for o in render_slots(prepared, wire(settings, store))
     }
     leftovers |= {prepared.cutout.key} if prepared.cutout else set()
     store.put("photos/SKU-1.abcdefabcdef.jpg", b"a user's photo")  # not a product folder
@@ -170,6 +171,6 @@ class _FailingStore(LocalStore):
 @pytest.mark.parametrize("ok_puts", [0, 2, 6])
 def test_a_store_failure_mid_product_defers_it_and_publishes_nothing(photo, tmp_path, ok_puts):
     store = _FailingStore(tmp_path / "out", ok_puts)
-    result = run_product(_request(photo), _settings(store), store)
+    result = run_product(_request(photo), wire(_settings(store), store))
     assert result.reason == "storage_unavailable" and "EndpointConnectionError" in result.message
     assert not store.exists("SKU-1/manifest.json")

@@ -11,6 +11,7 @@ from product_images.specs import BUILTIN_SPECS_DIR
 from product_images.status import last_statuses
 from product_images.store import LocalStore
 from product_images.testing.images import draw_product
+from product_images.wiring import wire
 
 
 @pytest.fixture
@@ -25,9 +26,9 @@ def setup(tmp_path):
 
 def test_an_unchanged_product_is_not_redone(setup):
     _, store, settings, request = setup
-    assert make_product(request, store, settings).status == "done"
+    assert make_product(request, wire(settings, store)).status == "done"
     manifest = store.get("R-1/manifest.json")
-    result = make_product(request, store, settings)
+    result = make_product(request, wire(settings, store))
     assert result.status == "unchanged" and store.get("R-1/manifest.json") == manifest
     assert refresh_reasons(request, store, settings) == []
     assert [s.result.status for s in last_statuses(store)] == ["unchanged"]
@@ -35,23 +36,24 @@ def test_an_unchanged_product_is_not_redone(setup):
 
 def test_force_redoes_an_unchanged_product(setup):
     _, store, settings, request = setup
-    make_product(request, store, settings)
+    make_product(request, wire(settings, store))
     assert (
-        make_product(request.model_copy(update={"force": True}), store, settings).status == "done"
+        make_product(request.model_copy(update={"force": True}), wire(settings, store)).status
+        == "done"
     )
 
 
 def test_a_new_source_photo_is_redone(setup):
     photo, store, settings, request = setup
-    make_product(request, store, settings)
+    make_product(request, wire(settings, store))
     draw_product(size=(640, 480), colour=(20, 140, 60))[0].save(photo)
     assert refresh_reasons(request, store, settings) == ["source photo changed"]
-    assert make_product(request, store, settings).status == "done"
+    assert make_product(request, wire(settings, store)).status == "done"
 
 
 def test_a_changed_spec_file_or_platform_list_is_redone(setup, tmp_path):
     _, store, settings, request = setup
-    make_product(request, store, settings)
+    make_product(request, wire(settings, store))
     specs = tmp_path / "specs"
     specs.mkdir()
     text = (BUILTIN_SPECS_DIR / "amazon.yaml").read_text()
@@ -64,7 +66,7 @@ def test_a_changed_spec_file_or_platform_list_is_redone(setup, tmp_path):
 
 def test_generated_masters_are_redone_when_their_template_or_model_changes(setup):
     _, store, settings, request = setup
-    make_product(request, store, settings)
+    make_product(request, wire(settings, store))
     manifest = Manifest.model_validate_json(store.get("R-1/manifest.json"))
     for master in manifest.masters:
         if master.variant == "scene":
@@ -83,12 +85,14 @@ def test_failures_are_recorded_for_retry(setup, tmp_path):
     broken.write_bytes(b"not an image")
     bad = request.model_copy(update={"sku": "R-2", "source": str(broken)})
     with pytest.raises(Exception, match="broken"):
-        make_product(bad, store, settings)
+        make_product(bad, wire(settings, store))
     [status] = last_statuses(store, "failed")
     assert status.request.sku == "R-2" and status.result.reason == "unsupported_image"
     shutil.copy(photo, broken)
     assert (
-        make_product(status.request.model_copy(update={"force": True}), store, settings).status
+        make_product(
+            status.request.model_copy(update={"force": True}), wire(settings, store)
+        ).status
         == "done"
     )
     assert last_statuses(store, "failed") == []

@@ -39,6 +39,7 @@ from product_images.sources import address_refusal, fetch_url
 from product_images.status import ProductStatus
 from product_images.store import LocalStore, read_url
 from product_images.testing.images import draw_product
+from product_images.wiring import wire
 
 ONLY_HTTP = "only http:// and https:// sources are fetched, not"
 HINT = (
@@ -228,7 +229,7 @@ def test_a_url_source_makes_a_product(server: Server, tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "out")
     config = settings(**ALLOW_PRIVATE, store=store.url, master_side=256, threads=1)
     request = ProductRequest(sku="URL-1", source=server.url("/photo.jpg"), platforms=["shopify"])
-    result = run_product(request, config, store)
+    result = run_product(request, wire(config, store))
     assert result.status == "done", result.message
     manifest = Manifest.model_validate_json(store.get("URL-1/manifest.json"))
     assert manifest.source.key == server.url("/photo.jpg")
@@ -366,7 +367,7 @@ def test_a_refused_url_fails_its_product_with_the_reason_recorded(tmp_path: Path
     store = LocalStore(tmp_path / "out")
     url = "http://10.0.0.7/photo.jpg"
     request = ProductRequest(sku="SSRF", source=url, platforms=["shopify"])
-    result = run_product(request, settings(store=store.url), store)
+    result = run_product(request, wire(settings(store=store.url), store))
     expected = f"{url}: 10.0.0.7 is a private address; {HINT}"
     assert (result.status, result.reason, result.message) == (
         "failed",

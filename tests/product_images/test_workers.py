@@ -7,11 +7,13 @@ import pytest
 
 from product_images.errors import CorruptImageError, RenderError, UnsupportedImageError
 from product_images.manifest import Manifest
-from product_images.pipeline import _decode_and_cut, warm_up
+from product_images.pipeline import _decode_and_cut
+from product_images.preload import warm_up
 from product_images.request import ProductRequest
 from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore
+from product_images.wiring import wire
 from product_images.workers import pixel_pool, shutdown_pools
 
 
@@ -44,7 +46,7 @@ def test_a_product_is_the_same_with_or_without_workers(photo, tmp_path):
         store = LocalStore(tmp_path / f"p{processes}")
         settings = Settings(store=str(store.root), processes=processes)
         request = ProductRequest(sku="SKU-1", source=str(photo), platforms=["amazon"])
-        assert run_product(request, settings, store).status == "done"
+        assert run_product(request, wire(settings, store)).status == "done"
         manifest = Manifest.model_validate_json(store.get("SKU-1/manifest.json"))
         outputs[processes] = sorted((o.key, o.sha256) for o in manifest.outputs)
     assert outputs[0] == outputs[2]

@@ -16,6 +16,7 @@ from product_images.store import LocalStore
 from product_images.summary import CatalogSummary
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer
+from product_images.wiring import wire
 
 PLATFORMS = ["amazon"]
 COOLDOWN = 0.4
@@ -67,7 +68,7 @@ def _settings(server, tmp_path, **extra) -> Settings:
 
 def _run(settings, photo, sku):
     request = ProductRequest(sku=sku, source=str(photo), platforms=PLATFORMS)
-    return run_product(request, settings, LocalStore(Path(settings.store.url)))
+    return run_product(request, wire(settings, LocalStore(Path(settings.store.url))))
 
 
 def _ledger(settings):

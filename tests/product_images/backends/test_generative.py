@@ -23,6 +23,7 @@ from product_images.settings import Settings
 from product_images.store import LocalStore
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer
+from product_images.wiring import wire
 
 PLATFORMS = ["amazon", "google-merchant"]
 
@@ -58,10 +59,10 @@ def _settings(server, tmp_path, backend="gemini", **extra) -> Settings:
 
 
 def _run(settings, photo, sku="G-1", **request):
-    req = ProductRequest(
-        sku=sku, source=str(photo), platforms=PLATFORMS, name="Trail Mug", **request
-    )
-    return run_product(req, settings, LocalStore(Path(settings.store.url)))
+    # made again each time (force), as a rerun through `retry` or `--force` would be
+    fields = {"name": "Trail Mug", "force": True, **request}
+    req = ProductRequest(sku=sku, source=str(photo), platforms=PLATFORMS, **fields)
+    return run_product(req, wire(settings, LocalStore(Path(settings.store.url))))
 
 
 def _manifest(settings, sku="G-1") -> Manifest:
@@ -171,7 +172,8 @@ def test_budget_caps_the_run_and_skips_the_rest(server, tmp_path):
     settings = _settings(server, tmp_path)
     catalog = load_catalog(str(tmp_path / "c.csv"), PLATFORMS, run_id="budget-run", budget_usd=0.45)
     results = [
-        run_product(r, settings, LocalStore(Path(settings.store.url))) for r in catalog.requests
+        run_product(r, wire(settings, LocalStore(Path(settings.store.url))))
+        for r in catalog.requests
     ]
     statuses = [r.status for r in results]
     assert statuses[0] == "done" and "skipped" in statuses and "failed" not in statuses
@@ -285,7 +287,7 @@ def test_two_workers_racing_on_one_product_pay_once(server, photo, tmp_path, s3_
 
     def worker(n):  # each worker has its own store client, as on another machine
         request = ProductRequest(sku="RACE", source=str(photo), platforms=PLATFORMS, run_id=f"w{n}")
-        results.append(run_product(request, settings, open_store(s3_store.url)))
+        results.append(run_product(request, wire(settings, open_store(s3_store.url))))
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
     for thread in threads:
