@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=200)
     args = parser.parse_args()
     fast = Settings(gemini_rpm=1e7, gemini_concurrency=8)  # limits that never make anyone wait
-    _report("in-process", _per_slot(InProcessLimiter(8, fast.gemini_rpm), args.attempts))
+    _report("in-process", _per_slot(InProcessLimiter(8, fast.limits.gemini_rpm), args.attempts))
 
     from prefect.testing.utilities import prefect_test_harness
 

@@ -436,9 +436,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT)
     parser.add_argument("--segmenter", type=Path, help="a .py file with segment_product")
     parser.add_argument(
-        "--neural", default=Settings().segmenter, help="segmenter spec name, or 'classical'"
+        "--neural", default=Settings().imaging.segmenter, help="segmenter spec name, or 'classical'"
     )
-    parser.add_argument("--threshold", type=float, default=Settings().review_threshold)
+    parser.add_argument("--threshold", type=float, default=Settings().imaging.review_threshold)
     parser.add_argument("--no-rows", action="store_true", help="only the summaries")
     parser.add_argument("--only", default="", help="score only images whose name contains this")
     args = parser.parse_args()

@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--set", default="dev,large", help="dev, large or both (comma).")
     parser.add_argument("--photos", type=Path, default=PHOTOS, help="The dev photos.")
     parser.add_argument("--platforms", default="all", help="Comma-separated, or all.")
-    parser.add_argument("--threads", type=int, default=Settings().threads)
+    parser.add_argument("--threads", type=int, default=Settings().running.threads)
     parser.add_argument("--profile", type=Path, help="Profile one product instead.")
     args = parser.parse_args()
     platforms = sorted(load_specs()) if args.platforms == "all" else args.platforms.split(",")

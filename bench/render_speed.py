@@ -207,7 +207,7 @@ def main() -> None:
     parser.add_argument("--sides", default="4000,1024", help="Master sides, comma-separated.")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO)
-    parser.add_argument("--threads", type=int, default=Settings().threads)
+    parser.add_argument("--threads", type=int, default=Settings().running.threads)
     args = parser.parse_args()
     print(
         f"photo {args.photo.name}; ours on {args.threads} threads, libvips "

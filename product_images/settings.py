@@ -588,9 +588,10 @@ def _grouped(data: dict[str, Any]) -> dict[str, Any]:
         if key in GROUPS and not (key == "store" and isinstance(value, str)):
             grouped[key] = {**grouped.get(key, {}), **_as_dict(value)}
             continue
-        if key not in FLAT_NAMES:
+        flat = VARIABLES.get(key, key)  # a variable's name works too: GEMINI_API_KEY=...
+        if flat not in FLAT_NAMES:
             raise ValueError(f"unknown setting {key!r}")
-        group, name = FLAT_NAMES[key]
+        group, name = FLAT_NAMES[flat]
         grouped.setdefault(group, {})[name] = value
     return grouped
 
@@ -606,6 +607,10 @@ def variable_names(flat: str) -> list[str]:
     if isinstance(alias, AliasChoices):
         return [str(choice) for choice in alias.choices]
     return [ENV_PREFIX + flat.upper()]
+
+
+#: Environment variable -> flat name, for the settings read from a variable of another name.
+VARIABLES: dict[str, str] = {v: flat for flat in FLAT_NAMES for v in variable_names(flat)}
 
 
 class _FlatEnvironment(PydanticBaseSettingsSource):

@@ -92,7 +92,7 @@ def _run(count, tmp_path, s3_store):
 
 def _breaker(server):
     """The breaker the run's client used (the configured model, the fixture's thresholds)."""
-    return breaker_for("gemini", server.url, Settings().gemini_model, 5, 0.5)
+    return breaker_for("gemini", server.url, Settings().generation.gemini_model, 5, 0.5)
 
 
 def _run_and_check(

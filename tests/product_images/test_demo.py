@@ -103,7 +103,7 @@ def test_hard_sample_is_found_but_not_trusted(tmp_path: Path) -> None:
         cutout = segment_product(image.convert("RGB"))
 
     assert cutout.alpha.any()  # found, so the product gets a manifest to review
-    assert cutout.confidence < Settings().review_threshold
+    assert cutout.confidence < Settings().imaging.review_threshold
     assert cutout.reasons
 
 

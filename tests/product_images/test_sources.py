@@ -464,7 +464,7 @@ def test_settings_read_allowed_networks_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PRODUCT_IMAGES_SOURCE_URL_ALLOWED_NETWORKS", '["10.1.2.0/24"]')
-    networks = Settings().source_url_allowed_networks
+    networks = Settings().sources.source_url_allowed_networks
     assert address_refusal(ipaddress.ip_address("10.1.2.3"), Settings()) is None
     assert address_refusal(ipaddress.ip_address("10.1.3.3"), Settings()) is not None
     assert [str(n) for n in networks] == ["10.1.2.0/24"]

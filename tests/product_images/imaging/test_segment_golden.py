@@ -261,7 +261,7 @@ def test_two_products_are_both_found_and_named(segment: Segment) -> None:
     assert iou(cut.alpha >= 128, truth) >= 0.95
     assert "2 separate objects found" in cut.reasons
     if cut.segmenter == "classical":
-        assert cut.confidence < Settings().review_threshold
+        assert cut.confidence < Settings().imaging.review_threshold
 
 
 @pytest.mark.parametrize(
@@ -269,7 +269,7 @@ def test_two_products_are_both_found_and_named(segment: Segment) -> None:
 )
 def test_clean_studio_cut_outs_are_trusted(draw: Scenes, segment: Segment) -> None:
     cut = segment(draw()[0].photo()[0])
-    assert cut.confidence >= Settings().review_threshold, cut.reasons
+    assert cut.confidence >= Settings().imaging.review_threshold, cut.reasons
 
 
 @pytest.mark.parametrize("draw", [white_box_on_white, translucent_bottle])
@@ -280,7 +280,9 @@ def test_a_contact_shadow_is_cut_away_or_the_cut_out_is_flagged(
     separates them: the cut-out may keep the shadow, but then it must not pass unreviewed."""
     image, truth = draw(contact=True)[0].photo()
     cut = segment(image)
-    assert iou(cut.alpha >= 128, truth) >= 0.9 or cut.confidence < Settings().review_threshold
+    assert (
+        iou(cut.alpha >= 128, truth) >= 0.9 or cut.confidence < Settings().imaging.review_threshold
+    )
 
 
 def test_a_white_part_lost_on_a_light_background_is_caught(segment: Segment) -> None:
@@ -297,4 +299,6 @@ def test_a_white_part_lost_on_a_light_background_is_caught(segment: Segment) -> 
     scene.add_product(np.maximum(upper, sole))
     image, truth = scene.photo()
     cut = segment(image)
-    assert iou(cut.alpha >= 128, truth) >= 0.9 or cut.confidence < Settings().review_threshold
+    assert (
+        iou(cut.alpha >= 128, truth) >= 0.9 or cut.confidence < Settings().imaging.review_threshold
+    )

@@ -175,7 +175,7 @@ def test_editing_the_catalogue_file_changes_costs_warnings_and_default(tmp_path)
     _write(tmp_path, "gemini", data)
 
     after = Settings(model_catalogue_dir=tmp_path, gemini_image_size="2K")
-    assert after.gemini_model == "gemini-nano-banana-2.1"  # the file's new default
+    assert after.generation.gemini_model == "gemini-nano-banana-2.1"  # the file's new default
     pinned = after.model_copy(update={"gemini_model": "gemini-3-pro-image"})
     changed = model_choice(pinned, "gemini", on=TODAY)
     assert estimate_cost(changed, pinned, "x" * 300, 1) > 1.9 * cost_before

@@ -39,7 +39,7 @@ def test_the_map_separates_a_drawn_product_from_its_background(neural: NeuralSeg
 
 
 def test_the_session_is_loaded_once_per_process(neural: NeuralSegmenter) -> None:
-    again = find_segmenter("u2netp", Settings().models_dir)
+    again = find_segmenter("u2netp", Settings().imaging.models_dir)
     assert again is not None and again._session is neural._session
 
 
@@ -48,7 +48,7 @@ def test_classical_and_a_missing_file_mean_no_model(tmp_path: Path) -> None:
     assert find_segmenter("u2netp", tmp_path) is None
     hint = missing_model_hint("u2netp", tmp_path)
     assert hint is not None and "product-images models fetch u2netp" in hint
-    assert missing_model_hint("u2netp", Settings().models_dir) is None
+    assert missing_model_hint("u2netp", Settings().imaging.models_dir) is None
 
 
 def test_a_users_own_export_runs_from_its_spec_alone(tmp_path: Path) -> None:
