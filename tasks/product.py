@@ -23,7 +23,7 @@ from product_images.manifest import ProductResult
 from product_images.pipeline import ProductRequest, make_product
 from product_images.settings import Settings, get_settings
 from product_images.tasks._store import store_at
-from product_images.tasks.limits import prefect_call_limits
+from product_images.tasks.global_limits import prefect_call_limits
 from product_images.tasks.secrets import resolved_settings
 
 __all__ = ["make_product_task", "product_task", "retry_if_deferred"]

@@ -38,14 +38,7 @@ from product_images.errors import (
     SettingsError,
     UpstreamServerError,
 )
-from product_images.generative.base import (
-    AttemptHooks,
-    GenerationRequest,
-    GenerationResult,
-    Usage,
-)
-from product_images.generative.http import HttpImageGenerator
-from product_images.generative.retry import (
+from product_images.generative.backoff import (
     AttemptInfo,
     RandomSource,
     check_base_url,
@@ -56,6 +49,13 @@ from product_images.generative.retry import (
     sniff_image_type,
     transport_error,
 )
+from product_images.generative.base import (
+    AttemptHooks,
+    GenerationRequest,
+    GenerationResult,
+    Usage,
+)
+from product_images.generative.http import HttpImageGenerator
 from product_images.model_catalogue import load_catalog
 
 __all__ = ["SAFETY_FINISH_REASONS", "GeminiClient", "build_request_body", "takes_image_size"]
@@ -235,7 +235,7 @@ class GeminiClient(HttpImageGenerator):
         """One image for `request`, retrying retryable failures; raises GenerationError."""
         payload = build_request_body(request, self.model, self.image_size, self.sends_image_size)
         body = json.dumps(payload).encode()
-        answer, attempts = self._with_retries(lambda info: self._attempt(body, info), hooks)
+        answer, attempts = self._with_backoff(lambda info: self._attempt(body, info), hooks)
         usage, parsed = answer
         return GenerationResult(
             image=parsed.image,

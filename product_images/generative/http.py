@@ -10,17 +10,17 @@ from typing import TypeVar
 import httpx
 from pydantic import SecretStr
 
-from product_images.generative.base import AttemptHooks, ImageGenerator
-from product_images.generative.breaker import CircuitBreaker
-from product_images.generative.limits import CallLimiter, unlimited
-from product_images.generative.retry import (
+from product_images.generative.backoff import (
     AttemptInfo,
     RandomSource,
     Scrubber,
+    call_with_backoff,
     make_http_client,
     proxy_password,
-    retry_call,
 )
+from product_images.generative.base import AttemptHooks, ImageGenerator
+from product_images.generative.breaker import CircuitBreaker
+from product_images.generative.call_limiter import CallLimiter, unlimited
 from product_images.generative.throttle import AdaptiveRate
 
 __all__ = ["HttpImageGenerator"]
@@ -76,11 +76,11 @@ class HttpImageGenerator(ImageGenerator):
             transport=transport,
         )
 
-    def _with_retries(
+    def _with_backoff(
         self, attempt: Callable[[AttemptInfo], T], hooks: AttemptHooks | None
     ) -> tuple[T, int]:
         """`attempt` under this client's retry policy; (value, number of attempts)."""
-        return retry_call(
+        return call_with_backoff(
             attempt,
             backend=self.name,
             model=self.model,

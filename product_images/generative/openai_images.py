@@ -32,14 +32,7 @@ from product_images.errors import (
     SettingsError,
     UpstreamServerError,
 )
-from product_images.generative.base import (
-    AttemptHooks,
-    GenerationRequest,
-    GenerationResult,
-    Usage,
-)
-from product_images.generative.http import HttpImageGenerator
-from product_images.generative.retry import (
+from product_images.generative.backoff import (
     AttemptInfo,
     RandomSource,
     check_base_url,
@@ -49,6 +42,13 @@ from product_images.generative.retry import (
     sniff_image_type,
     transport_error,
 )
+from product_images.generative.base import (
+    AttemptHooks,
+    GenerationRequest,
+    GenerationResult,
+    Usage,
+)
+from product_images.generative.http import HttpImageGenerator
 from product_images.model_catalogue import load_catalog
 
 __all__ = ["OpenAIImagesClient", "size_for_aspect_ratio"]
@@ -150,7 +150,7 @@ class OpenAIImagesClient(HttpImageGenerator):
             )
             for index, image in enumerate(request.images)
         ]
-        (image, mime, usage), attempts = self._with_retries(
+        (image, mime, usage), attempts = self._with_backoff(
             lambda info: self._attempt(data, files, info), hooks
         )
         return GenerationResult(

@@ -30,6 +30,14 @@ from product_images.errors import (
     SettingsError,
     UpstreamServerError,
 )
+from product_images.generative.backoff import (
+    Scrubber,
+    backoff_delay,
+    call_with_backoff,
+    parse_retry_after,
+    parse_retry_delay,
+    transport_error,
+)
 from product_images.generative.base import (
     Attempt,
     AttemptHooks,
@@ -38,14 +46,6 @@ from product_images.generative.base import (
 )
 from product_images.generative.clients import make_generator
 from product_images.generative.gemini import GeminiClient, takes_image_size
-from product_images.generative.retry import (
-    Scrubber,
-    backoff_delay,
-    parse_retry_after,
-    parse_retry_delay,
-    retry_call,
-    transport_error,
-)
 from product_images.settings import Settings
 from product_images.testing.standin import StandinServer, output_size
 
@@ -635,7 +635,7 @@ def test_retry_call_retries_only_retryable_errors():
         return answer
 
     hooks = AttemptHooks(after=attempts.append)
-    value = retry_call(
+    value = call_with_backoff(
         attempt, backend="x", model="m", hooks=hooks, base_delay=1.0, sleep=sleeps.append
     )
     assert value == ("done", 2)
@@ -646,6 +646,6 @@ def test_retry_call_retries_only_retryable_errors():
         raise BadRequestError("no")
 
     with pytest.raises(BadRequestError):
-        retry_call(permanent, backend="x", model="m", sleep=sleeps.append)
+        call_with_backoff(permanent, backend="x", model="m", sleep=sleeps.append)
     assert len(sleeps) == 1
     assert math.isclose(sum(sleeps), sleeps[0])

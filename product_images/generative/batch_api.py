@@ -44,23 +44,23 @@ from product_images.errors import (
     SettingsError,
     UpstreamServerError,
 )
+from product_images.generative.backoff import (
+    AttemptInfo,
+    error_message,
+    transport_error,
+)
 from product_images.generative.base import GenerationRequest, GenerationResult
 from product_images.generative.gemini import (
     GeminiClient,
     build_request_body,
     parse_usage,
 )
-from product_images.generative.retry import (
-    AttemptInfo,
-    error_message,
-    transport_error,
-)
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "TERMINAL_STATES",
+    "BatchJobStatus",
     "BatchOutcome",
-    "BatchStatus",
     "GeminiBatchClient",
     "inlined_responses",
     "status_from_operation",
@@ -120,7 +120,7 @@ _JOB_NAME = re.compile(r"^(?:batches/)?([A-Za-z0-9][A-Za-z0-9._~-]*)$")
 
 
 @dataclass(frozen=True)
-class BatchStatus:
+class BatchJobStatus:
     """A batch job as one poll saw it."""
 
     name: str  # "batches/<id>"
@@ -168,8 +168,8 @@ def _normalise_state(value: Any) -> str:
 
 def status_from_operation(
     operation: Mapping[str, Any], job: str = "", scrub: Callable[[str], str] = str
-) -> BatchStatus:
-    """The BatchStatus of a batches.get (or create) answer.
+) -> BatchJobStatus:
+    """The BatchJobStatus of a batches.get (or create) answer.
 
     Reads a long-running Operation (``metadata`` = GenerateContentBatch, ``done``,
     ``response`` / ``error``) and also a bare GenerateContentBatch resource. A ``done``
@@ -187,7 +187,7 @@ def status_from_operation(
     message = ""
     if isinstance(error, Mapping) and error.get("message"):
         message = scrub(error_message(str(error["message"]), 300))
-    return BatchStatus(
+    return BatchJobStatus(
         name=str(name),
         state=state,
         request_count=_count(_get(stats, "requestCount", "request_count")),
@@ -311,7 +311,7 @@ class GeminiBatchClient(GeminiClient):
     def _wait(self, jobs: dict[str, list[str]], started: float) -> dict[str, BatchOutcome]:
         """Poll every job until done or the deadline; the outcomes, or BatchJobError."""
         outcomes: dict[str, BatchOutcome] = {}
-        failed: dict[str, BatchStatus] = {}  # by the name we polled
+        failed: dict[str, BatchJobStatus] = {}  # by the name we polled
         pending = dict(jobs)
         deadline = started + self.timeout
         delay = self.poll_initial
@@ -322,7 +322,7 @@ class GeminiBatchClient(GeminiClient):
                 try:
                     status = self.poll(name)
                 except BatchJobError as exc:  # the job is gone
-                    failed[name] = BatchStatus(name, exc.state or FAILED, error="HTTP 404")
+                    failed[name] = BatchJobStatus(name, exc.state or FAILED, error="HTTP 404")
                     del pending[name]
                     continue
                 except RetryableGenerationError as exc:  # poll again later, until the deadline
@@ -351,7 +351,7 @@ class GeminiBatchClient(GeminiClient):
         )
 
     def _failure_message(
-        self, failed: Mapping[str, BatchStatus], pending: Mapping[str, list[str]], count: int
+        self, failed: Mapping[str, BatchJobStatus], pending: Mapping[str, list[str]], count: int
     ) -> str:
         parts = []
         for name, status in failed.items():
@@ -437,12 +437,12 @@ class GeminiBatchClient(GeminiClient):
                 )
             return name if name.startswith("batches/") else f"batches/{name}"
 
-        name, _ = self._with_retries(attempt, None)
+        name, _ = self._with_backoff(attempt, None)
         return name
 
     # ------------------------------------------------------------------ poll and cancel
 
-    def poll(self, job: str) -> BatchStatus:
+    def poll(self, job: str) -> BatchJobStatus:
         """The job's current status (one GET, with GeminiClient's retries); BatchJobError
         when the job does not exist (any more)."""
         name = self._job_name(job)
@@ -451,7 +451,7 @@ class GeminiBatchClient(GeminiClient):
         def attempt(info: AttemptInfo) -> Mapping[str, Any] | None:
             return self._call("GET", url, info, missing_ok=True)
 
-        payload, _ = self._with_retries(attempt, None)
+        payload, _ = self._with_backoff(attempt, None)
         if payload is None:
             raise BatchJobError(
                 f"Gemini batch job {name} was not found (HTTP 404): send its requests "
@@ -516,7 +516,7 @@ class GeminiBatchClient(GeminiClient):
 
     # ------------------------------------------------------------------ results
 
-    def results(self, status: BatchStatus, keys: Sequence[str]) -> dict[str, BatchOutcome]:
+    def results(self, status: BatchJobStatus, keys: Sequence[str]) -> dict[str, BatchOutcome]:
         """The outcome per key of a finished job submitted with `keys` (in submission order).
 
         Entries are matched by ``metadata.key`` when every entry carries one of `keys`, else

@@ -1,4 +1,7 @@
-"""Retries shared by the generative clients: backoff, server hints and the attempt loop.
+"""HTTP backoff shared by the generative clients: delays, server hints and the attempt loop.
+
+("backoff" is the retrying of one HTTP call; the `retry` command, which reruns failed
+products, lives in the CLI and product_images.deferral; Prefect task retries in tasks/.)
 
 Also the few HTTP helpers both clients need to turn transport failures into our error
 classes without ever letting a secret (API key, proxy password) into a message.
@@ -32,13 +35,14 @@ from product_images.errors import (
 )
 from product_images.generative.base import Attempt, AttemptHooks, Usage
 from product_images.generative.breaker import CircuitBreaker
-from product_images.generative.limits import CallLimiter, unlimited
+from product_images.generative.call_limiter import CallLimiter, unlimited
 from product_images.generative.throttle import AdaptiveRate
 
 __all__ = [
     "AttemptInfo",
     "Scrubber",
     "backoff_delay",
+    "call_with_backoff",
     "check_base_url",
     "clean_api_key",
     "error_message",
@@ -46,7 +50,6 @@ __all__ = [
     "parse_retry_after",
     "parse_retry_delay",
     "proxy_password",
-    "retry_call",
     "sniff_image_type",
     "transport_error",
 ]
@@ -251,7 +254,7 @@ class AttemptInfo:
     usage: Usage = field(default_factory=Usage)
 
 
-def retry_call(
+def call_with_backoff(
     attempt: Callable[[AttemptInfo], T],
     *,
     backend: str,

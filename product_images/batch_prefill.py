@@ -25,11 +25,11 @@ from product_images.pipeline import ProductRequest, check_sku, cut_out, load_sou
 from product_images.settings import Settings
 from product_images.store import Store
 
-__all__ = ["BatchReport", "prefill_refresh", "prefill_with_batch"]
+__all__ = ["PrefillReport", "prefill_refresh", "prefill_with_batch_api"]
 
 
 @dataclass
-class BatchReport:
+class PrefillReport:
     """What the batch pre-fill did."""
 
     submitted: int = 0
@@ -55,16 +55,16 @@ class _Pricing:
     model: str
 
 
-def prefill_with_batch(
+def prefill_with_batch_api(
     requests: list[ProductRequest], store: Store, settings: Settings
-) -> BatchReport:
+) -> PrefillReport:
     """Make the uncached generations of `requests` with the Batch API; see the module doc."""
     backend = generative_backend(settings)
     if backend is None or backend.name != "gemini":
-        return BatchReport()
+        return PrefillReport()
     if batch_discount(settings, backend.choice) is None:
         note = f"{backend.choice.model} has no Batch API (model catalogue): normal calls"
-        return BatchReport(left_for_sync=[note])
+        return PrefillReport(left_for_sync=[note])
     jobs: dict[str, _Job] = {}
     for request in requests:
         try:
@@ -72,18 +72,18 @@ def prefill_with_batch(
         except ProductError:
             continue  # the normal run reports this product's error
     if not jobs:
-        return BatchReport()
+        return PrefillReport()
     return _run_jobs(jobs, backend, store, settings, requests[0].run_id)
 
 
 def prefill_refresh(
     requests: list[ProductRequest], store: Store, settings: Settings, force: bool
-) -> BatchReport:
+) -> PrefillReport:
     """Batch the generations of the products this refresh will redo (all of them if `force`)."""
     from product_images.refresh import refresh_reasons
 
     todo = [r for r in requests if force or refresh_reasons(r, store, settings)]
-    return prefill_with_batch(todo, store, settings)
+    return prefill_with_batch_api(todo, store, settings)
 
 
 def _jobs_for(
@@ -109,7 +109,7 @@ def _jobs_for(
 
 def _run_jobs(
     jobs: dict[str, _Job], backend: GenerativeBackend, store: Store, settings: Settings, run_id: str
-) -> BatchReport:
+) -> PrefillReport:
     discount = batch_discount(settings, backend.choice) or 1.0
     estimate = discount * sum(
         estimate_cost(backend.choice, settings, j.request.prompt, len(j.request.images))
@@ -117,7 +117,7 @@ def _run_jobs(
     )
     budget = budget_for(run_id, settings.budget_usd)
     budget.reserve(estimate)  # BudgetExceededError: no batch; products are skipped as usual
-    report = BatchReport(submitted=len(jobs))
+    report = PrefillReport(submitted=len(jobs))
     try:
         with make_batch_client(settings) as client:
             try:
@@ -141,7 +141,7 @@ def _book(
     jobs: dict[str, _Job],
     store: Store,
     pricing: _Pricing,
-    report: BatchReport,
+    report: PrefillReport,
 ) -> None:
     """Cache every image and write one ledger entry per request, at the batch price."""
     cache, ledger = GenerationCache(store), Ledger(store)
