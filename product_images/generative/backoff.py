@@ -1,58 +1,28 @@
-"""HTTP backoff shared by the generative clients: delays, server hints and the attempt loop.
+"""HTTP backoff shared by the generative clients: the delays and the attempt loop.
 
-("backoff" is the retrying of one HTTP call; the `retry` command, which reruns failed
-products, lives in the CLI and product_images.deferral; Prefect task retries in tasks/.)
-
-Also the few HTTP helpers both clients need to turn transport failures into our error
-classes without ever letting a secret (API key, proxy password) into a message.
+"Backoff" is the retrying of one HTTP call, within one product's generation. Not to be
+confused with the `retry` command, which reruns failed products (cli, product_images.deferral),
+nor with Prefect's task retries (tasks/product.py). Which failures are retried, and the server's
+own delay (RetryInfo, Retry-After), come from the error mapping: http_errors.py.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import math
 import random
-import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Literal, Protocol, TypeVar, cast
-from urllib.parse import quote, urlsplit
 
-import httpx
-from pydantic import SecretStr
-
-from product_images.errors import (
-    BadRequestError,
-    GenerationError,
-    GenerationTimeoutError,
-    RetryableGenerationError,
-    SettingsError,
-    UpstreamServerError,
-)
+from product_images.errors import GenerationError, RetryableGenerationError
 from product_images.generative.base import Attempt, AttemptHooks, Usage
 from product_images.generative.breaker import CircuitBreaker
 from product_images.generative.call_limiter import CallLimiter, unlimited
 from product_images.generative.throttle import AdaptiveRate
 
-__all__ = [
-    "AttemptInfo",
-    "Scrubber",
-    "backoff_delay",
-    "call_with_backoff",
-    "check_base_url",
-    "clean_api_key",
-    "error_message",
-    "make_http_client",
-    "parse_retry_after",
-    "parse_retry_delay",
-    "proxy_password",
-    "sniff_image_type",
-    "transport_error",
-]
+__all__ = ["AttemptInfo", "RandomSource", "backoff_delay", "call_with_backoff"]
 
 log = logging.getLogger(__name__)
 
@@ -91,155 +61,6 @@ def backoff_delay(
     if jitter == "full":
         return ceiling * draw
     return ceiling / 2 + ceiling / 2 * draw
-
-
-_DURATION = re.compile(r"^\s*(\d+)(?:\.(\d{1,9}))?s\s*$")
-
-
-def parse_retry_delay(value: str) -> float | None:
-    """Seconds from a google.protobuf.Duration JSON string ("15s", "0.5s", "1.200s").
-
-    None when the value is not a non-negative Duration string.
-    """
-    if not isinstance(value, str):
-        return None
-    match = _DURATION.match(value)
-    if not match:
-        return None
-    seconds, fraction = match.groups()
-    return int(seconds) + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from an HTTP Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-        return max(seconds, 0.0)
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
-
-
-# ------------------------------------------------------------------------ secrets
-
-
-class Scrubber:
-    """Replaces secrets (the API key in its plain and URL-encoded forms, a proxy password)
-    with '***' in any text built from server answers or httpx errors."""
-
-    def __init__(self, secrets: Iterable[str | None]) -> None:
-        forms: set[str] = set()
-        for secret in secrets:
-            if secret and len(secret) >= 4:  # a 1-3 char "secret" would mangle every text
-                forms.update({secret, quote(secret, safe=""), quote(secret)})
-        # Longest first, so a secret containing another is replaced whole.
-        self._forms = sorted(forms, key=len, reverse=True)
-
-    def __call__(self, text: object) -> str:
-        result = str(text)
-        for form in self._forms:
-            result = result.replace(form, "***")
-        return result
-
-
-def clean_api_key(api_key: str | SecretStr | None, setting: str) -> str:
-    """The key as a plain string, stripped; SettingsError (never naming the key's value) when it
-    is empty or holds characters no HTTP header can carry."""
-    key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
-    key = (key or "").strip()
-    if not key:
-        raise SettingsError(f"the API key is empty: set {setting}")
-    if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
-        raise SettingsError(
-            f"the API key in {setting} contains spaces, control or non-ASCII characters"
-        )
-    return key
-
-
-def proxy_password(proxy: str | None) -> str | None:
-    """The password of a proxy URL (http://user:pass@host:port), to scrub it."""
-    if not proxy:
-        return None
-    try:
-        return urlsplit(proxy).password
-    except ValueError:
-        return None
-
-
-# --------------------------------------------------------------------------- HTTP
-
-
-def make_http_client(
-    *,
-    connect_timeout: float,
-    read_timeout: float,
-    proxy: str | None,
-    transport: httpx.BaseTransport | None,
-) -> httpx.Client:
-    """One pooled, thread-safe client. No default auth headers: the key is added per request
-    so the httpx.Client never holds it."""
-    return httpx.Client(
-        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-        proxy=proxy if transport is None else None,
-        transport=transport,
-        follow_redirects=False,
-        headers={"user-agent": "product-images"},
-    )
-
-
-def check_base_url(base_url: str, setting: str) -> str:
-    """The base URL without trailing slashes; SettingsError unless it is http(s)."""
-    url = base_url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{setting} must be an http(s) URL, got {url!r}")
-    return url
-
-
-def transport_error(
-    exc: httpx.HTTPError, backend: str, model: str, scrub: Scrubber
-) -> GenerationError:
-    """Our error for an httpx failure that produced no HTTP answer."""
-    detail = scrub(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-    if isinstance(exc, httpx.TimeoutException):
-        return GenerationTimeoutError(f"{backend} {model}: no answer in time ({detail})")
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return BadRequestError(f"{backend} {model}: invalid URL ({detail}); check the base URL")
-    return UpstreamServerError(f"{backend} {model}: connection failed ({detail})")
-
-
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF8", "image/gif"),
-)
-
-
-def sniff_image_type(data: bytes) -> str | None:
-    """The MIME type the bytes start like (png, jpeg, webp, gif), or None."""
-    for magic, mime in _MAGIC:
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
-def error_message(text: str, limit: int = 500) -> str:
-    """One line of at most `limit` characters from an API error message."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- retries
