@@ -10,7 +10,7 @@ import argparse
 import statistics
 import time
 
-from product_images.generative.limits import InProcessLimiter
+from product_images.generative.call_limiter import InProcessLimiter
 from product_images.settings import Settings
 
 
@@ -41,7 +41,7 @@ def main() -> None:
 
     from prefect.testing.utilities import prefect_test_harness
 
-    from product_images.tasks.limits import PrefectCallLimiter, ensure_concurrency_limits
+    from product_images.tasks.global_limits import PrefectCallLimiter, ensure_concurrency_limits
 
     with prefect_test_harness(server_startup_timeout=90):
         ensure_concurrency_limits(fast)

@@ -26,7 +26,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from product_images.batch_mode import BatchReport, prefill_refresh
+from product_images.batch_prefill import PrefillReport, prefill_refresh
 from product_images.generative.ledger import Ledger, LedgerEntry
 from product_images.generative.templates import BUILTIN_TEMPLATES
 from product_images.request import ProductRequest
@@ -77,7 +77,7 @@ def _trimmed(body: dict) -> str:
     return json.dumps(body, indent=2)
 
 
-def _print_pass(label: str, runs: list[tuple[int, float, str]], batch: BatchReport) -> None:
+def _print_pass(label: str, runs: list[tuple[int, float, str]], batch: PrefillReport) -> None:
     calls = [c for c, _, _ in runs]
     products = len(runs)
     paid = sum(calls) + batch.submitted
@@ -149,7 +149,7 @@ def main() -> None:
         batch = prefill_refresh(requests, wire(changed, store))
         third = _pass(requests, changed, store)
         refresh_entries = ledger.entries()[seen:]
-    none = BatchReport()
+    none = PrefillReport()
     print(
         f"model {settings.generation.gemini_model}, "
         f"imageSize {settings.generation.gemini_image_size}"

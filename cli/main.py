@@ -202,13 +202,13 @@ def batch(
         budget_usd=budget_usd,
     )
     say_if_classical(settings)
-    summary = _guarded(lambda: _run_batch(catalog, settings, tag, force, batch_mode))
+    summary = _guarded(lambda: _run_catalog(catalog, settings, tag, force, batch_mode))
     for line in summary.lines():
         click.echo(line, err=line.startswith(("FAILED", "DEFERRED")))
     sys.exit(1 if summary.failed or summary.deferred else 0)
 
 
-def _run_batch(
+def _run_catalog(
     catalog: str, settings: Settings, tag: str = "", force: bool = False, batch_mode: bool = False
 ) -> Any:
     from product_images.catalog import load_catalog
@@ -262,7 +262,7 @@ def _progress(total: int) -> Iterator[Callable[[ProductResult], None]]:
 
 
 def _prefill(requests: list[Any], wiring: Wiring) -> None:
-    from product_images.batch_mode import prefill_refresh
+    from product_images.batch_prefill import prefill_refresh
 
     report = prefill_refresh(requests, wiring)
     click.echo(
@@ -487,7 +487,7 @@ def demo(out_dir: Path, count: int, platforms: str | None) -> None:
     )
     catalog = make_sample_catalog(out_dir / "samples", count)
     click.echo(f"drew {count} sample products into {catalog.parent}")
-    summary = _guarded(lambda: _run_batch(str(catalog), settings))
+    summary = _guarded(lambda: _run_catalog(str(catalog), settings))
     for line in summary.lines():
         click.echo(line)
     store = open_store(settings.store.url)

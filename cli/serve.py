@@ -78,7 +78,7 @@ def serve(limit: int | None, take_over: bool) -> None:
     from product_images.flows.deployments import deployments
     from product_images.flows.process_product import process_product
     from product_images.flows.upload_runs import UploadRuns
-    from product_images.tasks.limits import ensure_concurrency_limits
+    from product_images.tasks.global_limits import ensure_concurrency_limits
 
     settings = get_settings()
     served = deployments(settings)

@@ -26,8 +26,8 @@ from product_images.settings import get_settings
 from product_images.store import open_store
 from product_images.streaming import windowed
 from product_images.summary import CatalogSummary
-from product_images.tasks.batch import prefill_batch_task
-from product_images.tasks.limits import ensure_concurrency_limits
+from product_images.tasks.global_limits import ensure_concurrency_limits
+from product_images.tasks.prefill import prefill_task
 from product_images.tasks.product import product_task
 from product_images.tasks.quiet_errors import quiet_product_errors
 
@@ -97,7 +97,7 @@ def process_catalog(
     progress.start(len(loaded.requests) + len(loaded.rejected))
     progress.advance(len(loaded.rejected))
     if batch_mode:  # generations at half price first; the products then find them cached
-        prefill_batch_task(loaded.requests, store_url)
+        prefill_task(loaded.requests, store_url)
     results = list(loaded.rejected)
     make = product_task(settings)
     for result in windowed(

@@ -18,7 +18,7 @@ from product_images.runner import failed_result
 from product_images.settings import get_settings
 from product_images.store import open_store
 from product_images.tasks._store import store_at
-from product_images.tasks.limits import ensure_concurrency_limits
+from product_images.tasks.global_limits import ensure_concurrency_limits
 from product_images.tasks.product import make_product_task
 from product_images.tasks.quiet_errors import quiet_product_errors
 from product_images.uploads import claim_upload, finish_upload, release_upload

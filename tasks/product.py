@@ -24,7 +24,7 @@ from product_images.request import ProductRequest
 from product_images.runner import make_product
 from product_images.settings import Settings, get_settings
 from product_images.tasks._store import store_at
-from product_images.tasks.limits import prefect_call_limits
+from product_images.tasks.global_limits import prefect_call_limits
 from product_images.tasks.secrets import resolved_settings
 from product_images.wiring import wire
 

@@ -9,12 +9,12 @@ from pydantic import SecretStr
 
 from product_images.errors import SettingsError
 from product_images.generative.base import ImageGenerator
-from product_images.generative.batch import GeminiBatchClient
+from product_images.generative.batch_api import GeminiBatchClient
 from product_images.generative.breaker import breaker_for
+from product_images.generative.call_limiter import backend_limiter
 from product_images.generative.configured_model import model_choice
 from product_images.generative.gemini import GeminiClient
 from product_images.generative.http import HttpImageGenerator
-from product_images.generative.limits import backend_limiter
 from product_images.generative.openai_images import OpenAIImagesClient
 from product_images.generative.throttle import throttle_for
 from product_images.model_catalogue import ModelChoice

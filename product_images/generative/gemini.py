@@ -4,7 +4,8 @@
 
 Works against Google's Gemini Developer API (key in `x-goog-api-key`) and against relays that
 expose the same Gemini-native path (key as `Authorization: Bearer`). Failures become the
-typed errors of product_images.errors; 429 / 5xx / timeouts / answers without an image are
+typed errors of product_images.errors through the shared mapping (http_errors.py, with
+Gemini's specifics in gemini_errors.py); 429 / 5xx / timeouts / answers without an image are
 retried with backoff (honouring google.rpc.RetryInfo). The API key never appears in a
 message, a repr or a log line.
 """
@@ -24,38 +25,18 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from product_images.errors import (
-    AuthenticationError,
-    BadRequestError,
-    ContentBlockedError,
-    GenerationError,
-    GenerationTimeoutError,
-    ModelNotFoundError,
-    NoImageError,
-    PermanentGenerationError,
-    RateLimitedError,
-    RetryableGenerationError,
-    SettingsError,
-    UpstreamServerError,
-)
+from product_images.errors import ContentBlockedError, NoImageError, SettingsError
+from product_images.generative.backoff import AttemptInfo, RandomSource
 from product_images.generative.base import (
     AttemptHooks,
     GenerationRequest,
     GenerationResult,
     Usage,
 )
-from product_images.generative.http import HttpImageGenerator
-from product_images.generative.retry import (
-    AttemptInfo,
-    RandomSource,
-    check_base_url,
-    clean_api_key,
-    error_message,
-    parse_retry_after,
-    parse_retry_delay,
-    sniff_image_type,
-    transport_error,
-)
+from product_images.generative.gemini_errors import GEMINI
+from product_images.generative.http import HttpImageGenerator, check_base_url, sniff_image_type
+from product_images.generative.http_errors import error_from_response, error_message, json_object
+from product_images.generative.redact import clean_api_key
 from product_images.model_catalogue import load_catalog
 
 __all__ = ["SAFETY_FINISH_REASONS", "GeminiClient", "build_request_body", "takes_image_size"]
@@ -178,6 +159,8 @@ class GeminiClient(HttpImageGenerator):
     """An ImageGenerator on the Gemini generateContent REST API."""
 
     name = "gemini"
+    provider = GEMINI
+    fallback_model = DEFAULT_MODEL
 
     def __init__(
         self,
@@ -235,7 +218,7 @@ class GeminiClient(HttpImageGenerator):
         """One image for `request`, retrying retryable failures; raises GenerationError."""
         payload = build_request_body(request, self.model, self.image_size, self.sends_image_size)
         body = json.dumps(payload).encode()
-        answer, attempts = self._with_retries(lambda info: self._attempt(body, info), hooks)
+        answer, attempts = self._with_backoff(lambda info: self._attempt(body, info), hooks)
         usage, parsed = answer
         return GenerationResult(
             image=parsed.image,
@@ -256,31 +239,11 @@ class GeminiClient(HttpImageGenerator):
         return headers
 
     def _attempt(self, body: bytes, info: AttemptInfo) -> tuple[Usage, _Answer]:
-        failure: GenerationError | None = None
-        try:
-            response = self._http.post(self.url, content=body, headers=self._headers())
-        except httpx.HTTPError as exc:
-            failure = transport_error(exc, "Gemini", self.model, self._scrub)
-        if failure is not None:
-            # Raised outside the except block: the httpx exception (which holds the request
-            # and its auth header) is not chained onto ours.
-            raise failure
-        info.http_status = response.status_code
-        if not 200 <= response.status_code < 300:
-            raise self._http_error(response)
-        try:
-            payload = response.json()
-        except (ValueError, UnicodeDecodeError):
-            payload = None
-        if not isinstance(payload, dict):
-            raise NoImageError(
-                f"Gemini {self.model}: the answer was not a JSON object "
-                f"({self._snippet(response.text)})",
-                status=200,
-            )
+        response = self._send(info, "POST", self.url, content=body, headers=self._headers())
+        payload = json_object(response, self._caller())
         if isinstance(payload.get("error"), Mapping) and "candidates" not in payload:
             # Some relays wrap an upstream error in a 200.
-            raise self._http_error(response, payload)
+            raise error_from_response(response, self._caller(), payload)
         info.usage = parse_usage(payload)
         return info.usage, self._parse_answer(payload)
 
@@ -355,116 +318,3 @@ class GeminiClient(HttpImageGenerator):
         declared = _field(chosen, "mimeType", "mime_type")
         mime = sniff_image_type(image) or (declared if isinstance(declared, str) else None)
         return _Answer(image=image, mime_type=mime or "image/png", text=text)
-
-    # ------------------------------------------------------------------ errors
-
-    def _snippet(self, text: str) -> str:
-        return self._scrub(error_message(text, 200)) if text.strip() else "empty body"
-
-    def _http_error(
-        self, response: httpx.Response, payload: Mapping[str, Any] | None = None
-    ) -> GenerationError:
-        """The typed error for a non-200 answer (or an error wrapped in a 200)."""
-        status = response.status_code
-        api_status, api_message, details = "", "", []
-        body: Any = payload
-        if body is None:
-            try:
-                body = response.json()
-            except (ValueError, UnicodeDecodeError):
-                body = None
-        if isinstance(body, list) and body:  # some endpoints answer [{"error": ...}]
-            body = body[0]
-        error = body.get("error") if isinstance(body, Mapping) else None
-        if isinstance(error, Mapping):
-            api_status = str(error.get("status") or "")
-            api_message = str(error.get("message") or "")
-            raw_details = error.get("details")
-            details = [d for d in raw_details if isinstance(d, Mapping)] if raw_details else []
-            if status == 200 and isinstance(error.get("code"), int):
-                status = error["code"]
-        elif not isinstance(body, Mapping):
-            api_message = response.text
-        said = self._scrub(error_message(api_message)) if api_message.strip() else "no message"
-        where = f"HTTP {status}{' ' + api_status if api_status else ''}: {said}"
-        model = self.model
-        retry_after = self._retry_hint(response, details)
-        reasons = {str(d.get("reason")) for d in details if d.get("reason")}
-
-        if status == 429:
-            cls: type[GenerationError] = RateLimitedError
-            message = f"Gemini {model}: rate limited ({where})"
-        elif status == 408:
-            cls, message = GenerationTimeoutError, f"Gemini {model}: timed out upstream ({where})"
-        elif status >= 500 or status == 499:
-            cls, message = UpstreamServerError, f"Gemini {model}: server error ({where})"
-        elif "API_KEY_INVALID" in reasons or "API key not valid" in api_message:
-            cls = AuthenticationError
-            message = f"Gemini rejected the API key ({where}): check GEMINI_API_KEY"
-        elif status in (401, 403):
-            cls = AuthenticationError
-            message = (
-                f"Gemini refused the request ({where}): check GEMINI_API_KEY and gemini_auth "
-                "(PRODUCT_IMAGES_GEMINI_AUTH: 'header' sends x-goog-api-key as Google's API "
-                "expects, 'bearer' sends Authorization: Bearer as most relays expect)"
-            )
-        elif status == 404:
-            cls = ModelNotFoundError
-            message = (
-                f"model '{model}' not found: set GEMINI_MODEL (or PRODUCT_IMAGES_GEMINI_MODEL) "
-                f"to {self.suggested_models(DEFAULT_MODEL)} ({where}; if the id is right, "
-                f"check GEMINI_BASE_URL={self.base_url})"
-            )
-        elif status == 402:
-            cls = PermanentGenerationError
-            message = (
-                f"Gemini {model}: out of prepaid credits ({where}): add credits or billing "
-                "to the project"
-            )
-        elif 300 <= status < 400:
-            location = response.headers.get("location", "?")
-            cls = BadRequestError
-            message = f"Gemini {model}: redirected to {location} ({where}): check GEMINI_BASE_URL"
-        else:
-            cls = BadRequestError
-            message = (
-                f"Gemini {model}: request rejected ({where}): {self._fix_hint(api_status, said)}"
-            )
-        result = cls(self._scrub(message), status=status)
-        if isinstance(result, RetryableGenerationError):
-            result.retry_after = retry_after
-        return result
-
-    def _fix_hint(self, api_status: str, message: str) -> str:
-        """What to change, from the API's message."""
-        lowered = message.lower()
-        if "imagesize" in lowered or "image_size" in lowered or "image size" in lowered:
-            return (
-                "check the image size setting PRODUCT_IMAGES_GEMINI_IMAGE_SIZE (512, 1K, 2K "
-                "or 4K; only Gemini 3 image models take it, and 512 only 3.1 Flash Image)"
-            )
-        if "aspectratio" in lowered or "aspect_ratio" in lowered or "aspect ratio" in lowered:
-            return (
-                f"the aspect ratio is not one {self.model} supports: check the slot's "
-                "aspect ratio in the platform spec"
-            )
-        if "modalit" in lowered:
-            return (
-                f"{self.model} does not generate images: set GEMINI_MODEL to an image model, "
-                f"e.g. {DEFAULT_MODEL}"
-            )
-        if api_status == "FAILED_PRECONDITION":
-            return "the free tier is not available here: enable billing on the project"
-        if "too large" in lowered or "payload" in lowered or "size limit" in lowered:
-            return "the request is too large: send smaller or fewer input images (~20 MB total)"
-        return "fix the request or the Gemini settings (GEMINI_MODEL, image size, prompt)"
-
-    @staticmethod
-    def _retry_hint(response: httpx.Response, details: list[Mapping[str, Any]]) -> float | None:
-        """Seconds from google.rpc.RetryInfo in the error details, else Retry-After."""
-        for detail in details:
-            if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
-                delay = _field(detail, "retryDelay", "retry_delay")
-                if isinstance(delay, str) and (seconds := parse_retry_delay(delay)) is not None:
-                    return seconds
-        return parse_retry_after(response.headers.get("retry-after"))

@@ -1,29 +1,32 @@
 """What both HTTP image clients share: the secret key, the scrubber, the pooled httpx client,
-the retry policy and the context-manager plumbing."""
+one request with its errors mapped (http_errors.py), the backoff policy and the
+context-manager plumbing."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Collection
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
 
+from product_images.errors import GenerationError, SettingsError
+from product_images.generative.backoff import AttemptInfo, RandomSource, call_with_backoff
 from product_images.generative.base import AttemptHooks, ImageGenerator
 from product_images.generative.breaker import CircuitBreaker
-from product_images.generative.limits import CallLimiter, unlimited
-from product_images.generative.retry import (
-    AttemptInfo,
-    RandomSource,
-    Scrubber,
-    make_http_client,
-    proxy_password,
-    retry_call,
+from product_images.generative.call_limiter import CallLimiter, unlimited
+from product_images.generative.http_errors import (
+    Caller,
+    Provider,
+    error_from_response,
+    transport_error,
 )
+from product_images.generative.redact import Scrubber, proxy_password
 from product_images.generative.throttle import AdaptiveRate
 
-__all__ = ["HttpImageGenerator"]
+__all__ = ["HttpImageGenerator", "check_base_url", "make_http_client", "sniff_image_type"]
 
 T = TypeVar("T")
 
@@ -39,6 +42,10 @@ class HttpImageGenerator(ImageGenerator):
     breaker: CircuitBreaker | None = None
     throttle: AdaptiveRate | None = None
     current_models: tuple[str, ...] = ()
+    #: The API's error specifics, and the model a 404 suggests when the catalogue is unknown.
+    provider: ClassVar[Provider]
+    fallback_model: ClassVar[str]
+    base_url: str
 
     def suggested_models(self, fallback: str) -> str:
         """The current model ids for an error message, or `fallback` when none are known."""
@@ -76,11 +83,11 @@ class HttpImageGenerator(ImageGenerator):
             transport=transport,
         )
 
-    def _with_retries(
+    def _with_backoff(
         self, attempt: Callable[[AttemptInfo], T], hooks: AttemptHooks | None
     ) -> tuple[T, int]:
         """`attempt` under this client's retry policy; (value, number of attempts)."""
-        return retry_call(
+        return call_with_backoff(
             attempt,
             backend=self.name,
             model=self.model,
@@ -95,6 +102,28 @@ class HttpImageGenerator(ImageGenerator):
             breaker=self.breaker,
             throttle=self.throttle,
         )
+
+    def _caller(self) -> Caller:
+        models = self.suggested_models(self.fallback_model)
+        return Caller(self.provider, self.model, self.base_url, models, self._scrub)
+
+    def _send(
+        self, info: AttemptInfo, method: str, url: str, ok: Collection[int] = (), **options: Any
+    ) -> httpx.Response:
+        """One request: its response when 2xx (or in `ok`), else the typed error."""
+        failure: GenerationError | None = None
+        try:
+            response = self._http.request(method, url, **options)
+        except httpx.HTTPError as exc:
+            failure = transport_error(exc, self._caller())
+        if failure is not None:
+            # Raised outside the except block: the httpx exception (which holds the request
+            # and its auth header) is not chained onto ours.
+            raise failure
+        info.http_status = response.status_code
+        if not response.is_success and response.status_code not in ok:
+            raise error_from_response(response, self._caller())
+        return response
 
     def check_available(self) -> None:
         """Raise BackendUnavailableError while the circuit breaker is open."""
@@ -115,3 +144,47 @@ class HttpImageGenerator(ImageGenerator):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def make_http_client(
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    proxy: str | None,
+    transport: httpx.BaseTransport | None,
+) -> httpx.Client:
+    """One pooled, thread-safe client. No default auth headers: the key is added per request
+    so the httpx.Client never holds it."""
+    return httpx.Client(
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+        proxy=proxy if transport is None else None,
+        transport=transport,
+        follow_redirects=False,
+        headers={"user-agent": "product-images"},
+    )
+
+
+def check_base_url(base_url: str, setting: str) -> str:
+    """The base URL without trailing slashes; SettingsError unless it is http(s)."""
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{setting} must be an http(s) URL, got {url!r}")
+    return url
+
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF8", "image/gif"),
+)
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The MIME type the bytes start like (png, jpeg, webp, gif), or None."""
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None

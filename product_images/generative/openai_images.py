@@ -3,7 +3,8 @@
 multipart/form-data: model, prompt, n=1, size (from the aspect ratio) and the input images
 (one as `image`, several as repeated `image[]`, as the OpenAI SDK sends them). GPT image
 models always answer base64 (`data[0].b64_json`). Failures become the typed errors of
-product_images.errors; 429 / 5xx / timeouts / answers without an image are retried with
+product_images.errors through the shared mapping (http_errors.py, with OpenAI's specifics in
+openai_errors.py); 429 / 5xx / timeouts / answers without an image are retried with
 backoff (honouring Retry-After). The API key never appears in a message, a repr or a log.
 """
 
@@ -18,37 +19,18 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from product_images.errors import (
-    AuthenticationError,
-    BadRequestError,
-    ContentBlockedError,
-    GenerationError,
-    GenerationTimeoutError,
-    ModelNotFoundError,
-    NoImageError,
-    PermanentGenerationError,
-    RateLimitedError,
-    RetryableGenerationError,
-    SettingsError,
-    UpstreamServerError,
-)
+from product_images.errors import BadRequestError, NoImageError, SettingsError
+from product_images.generative.backoff import AttemptInfo, RandomSource
 from product_images.generative.base import (
     AttemptHooks,
     GenerationRequest,
     GenerationResult,
     Usage,
 )
-from product_images.generative.http import HttpImageGenerator
-from product_images.generative.retry import (
-    AttemptInfo,
-    RandomSource,
-    check_base_url,
-    clean_api_key,
-    error_message,
-    parse_retry_after,
-    sniff_image_type,
-    transport_error,
-)
+from product_images.generative.http import HttpImageGenerator, check_base_url, sniff_image_type
+from product_images.generative.http_errors import json_object
+from product_images.generative.openai_errors import OPENAI
+from product_images.generative.redact import clean_api_key
 from product_images.model_catalogue import load_catalog
 
 __all__ = ["OpenAIImagesClient", "size_for_aspect_ratio"]
@@ -56,9 +38,6 @@ __all__ = ["OpenAIImagesClient", "size_for_aspect_ratio"]
 #: For clients built without settings; the model catalogue decides it.
 DEFAULT_MODEL = load_catalog("openai").default
 DEFAULT_BASE_URL = "https://api.openai.com"
-
-#: Error codes of a refused prompt or image (400): permanent, not a bad setting.
-BLOCKED_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
@@ -82,6 +61,8 @@ class OpenAIImagesClient(HttpImageGenerator):
     """An ImageGenerator on an OpenAI-compatible /v1/images/edits endpoint."""
 
     name = "openai"
+    provider = OPENAI
+    fallback_model = DEFAULT_MODEL
 
     def __init__(
         self,
@@ -150,7 +131,7 @@ class OpenAIImagesClient(HttpImageGenerator):
             )
             for index, image in enumerate(request.images)
         ]
-        (image, mime, usage), attempts = self._with_retries(
+        (image, mime, usage), attempts = self._with_backoff(
             lambda info: self._attempt(data, files, info), hooks
         )
         return GenerationResult(
@@ -163,28 +144,9 @@ class OpenAIImagesClient(HttpImageGenerator):
         files: list[tuple[str, tuple[str, bytes, str]]],
         info: AttemptInfo,
     ) -> tuple[bytes, str, Usage]:
-        failure: GenerationError | None = None
         headers = {"authorization": f"Bearer {self._key.get_secret_value()}"}
-        try:
-            response = self._http.post(self.url, data=data, files=files, headers=headers)
-        except httpx.HTTPError as exc:
-            failure = transport_error(exc, "OpenAI", self.model, self._scrub)
-        if failure is not None:
-            # Raised outside the except block: the httpx exception (which holds the request
-            # and its auth header) is not chained onto ours.
-            raise failure
-        info.http_status = response.status_code
-        if not 200 <= response.status_code < 300:
-            raise self._http_error(response)
-        try:
-            payload = response.json()
-        except (ValueError, UnicodeDecodeError):
-            payload = None
-        if not isinstance(payload, dict):
-            snippet = self._scrub(error_message(response.text, 200)) or "empty body"
-            raise NoImageError(
-                f"OpenAI {self.model}: the answer was not a JSON object ({snippet})", status=200
-            )
+        response = self._send(info, "POST", self.url, data=data, files=files, headers=headers)
+        payload = json_object(response, self._caller())
         info.usage = _parse_usage(payload.get("usage"))
         items = payload.get("data")
         item = items[0] if isinstance(items, list) and items else None
@@ -205,77 +167,6 @@ class OpenAIImagesClient(HttpImageGenerator):
         output_format = payload.get("output_format")
         declared = f"image/{output_format}".replace("jpg", "jpeg") if output_format else None
         return image, sniff_image_type(image) or declared or "image/png", info.usage
-
-    def _http_error(self, response: httpx.Response) -> GenerationError:
-        status = response.status_code
-        try:
-            body: Any = response.json()
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        error = body.get("error") if isinstance(body, Mapping) else None
-        code = kind = ""
-        if isinstance(error, Mapping):
-            api_message = str(error.get("message") or "")
-            code = str(error.get("code") or "")
-            kind = str(error.get("type") or "")
-        elif isinstance(body, Mapping):
-            api_message = str(body.get("message") or body.get("detail") or "")
-        else:
-            api_message = response.text
-        said = self._scrub(error_message(api_message)) if api_message.strip() else "no message"
-        where = f"HTTP {status}{' ' + code if code else ''}: {said}"
-        if request_id := response.headers.get("x-request-id"):
-            where += f"; request id {request_id}"
-        model = self.model
-        retry_after = _retry_after_ms(response.headers.get("retry-after-ms"))
-        if retry_after is None:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-
-        cls: type[GenerationError]
-        if code in BLOCKED_CODES or kind in BLOCKED_CODES:
-            cls = ContentBlockedError
-            message = (
-                f"OpenAI {model} refused the request ({where}): retrying will not help; "
-                "change the prompt template or the source image"
-            )
-        elif status == 429 and code == "insufficient_quota":
-            cls = PermanentGenerationError
-            message = f"OpenAI {model}: out of quota ({where}): check the account's billing"
-        elif status == 429:
-            cls, message = RateLimitedError, f"OpenAI {model}: rate limited ({where})"
-        elif status == 408:
-            cls, message = GenerationTimeoutError, f"OpenAI {model}: timed out upstream ({where})"
-        elif status >= 500:
-            cls, message = UpstreamServerError, f"OpenAI {model}: server error ({where})"
-        elif status in (401, 403):
-            cls = AuthenticationError
-            message = f"OpenAI refused the request ({where}): check OPENAI_API_KEY"
-        elif status == 404:
-            cls = ModelNotFoundError
-            message = (
-                f"model '{model}' not found: set OPENAI_MODEL (or PRODUCT_IMAGES_OPENAI_MODEL) "
-                f"to {self.suggested_models(DEFAULT_MODEL)} ({where}; if the id is right, check "
-                f"OPENAI_BASE_URL={self.base_url})"
-            )
-        elif 300 <= status < 400:
-            location = response.headers.get("location", "?")
-            cls = BadRequestError
-            message = f"OpenAI {model}: redirected to {location} ({where}): check OPENAI_BASE_URL"
-        else:
-            cls = BadRequestError
-            message = (
-                f"OpenAI {model}: request rejected ({where}): fix the request or the OpenAI "
-                "settings (OPENAI_MODEL, input image format and size)"
-            )
-        result = cls(self._scrub(message), status=status)
-        if isinstance(result, RetryableGenerationError):
-            result.retry_after = retry_after
-        return result
-
-
-def _retry_after_ms(value: str | None) -> float | None:
-    seconds = parse_retry_after(value)
-    return None if seconds is None else seconds / 1000
 
 
 def _parse_usage(usage: Any) -> Usage:

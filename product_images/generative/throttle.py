@@ -14,7 +14,7 @@ concurrency slot. The rate never falls under `FLOOR_FRACTION` of the ceiling (an
 request a minute), so a long run of 429s cannot stall a run for good.
 
 Listeners (`subscribe`) hear every new rate: the tasks layer publishes it to the Prefect rate
-limit, so every worker of a server slows down together (tasks/limits.py).
+limit, so every worker of a server slows down together (tasks/global_limits.py).
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ usageMetadata, modelVersion, responseId. Faults, Gemini / OpenAI:
 * "500" INTERNAL, "503" UNAVAILABLE, "504" DEADLINE_EXCEEDED, "400" INVALID_ARGUMENT,
   "403" PERMISSION_DENIED, "404" NOT_FOUND / 500, 503, 504 server_error, 400 invalid_value,
   401 invalid_api_key, 404 model_not_found.
+* "http:NNN" (300 <= NNN < 600): that status with the API's plain error body (Gemini: a
+  google.rpc.Status named as Google's HTTP mapping names the status, e.g. 409 ABORTED / OpenAI:
+  ``{"error": {"message", "type", "param", "code": null}}``); a 3xx answers an HTML body and a
+  ``location`` header instead. For the error mapping's tests: every status, both providers.
 * "timeout": no answer for `hang_seconds` (then a normal one); ends early, without answering,
   when the client disconnects or the server stops. Same for both.
 * "malformed": 200 with truncated JSON. Same for both.
@@ -156,6 +160,7 @@ FAULTS: frozenset[str] = frozenset(
         "400",
         "403",
         "404",
+        "http",
         "timeout",
         "malformed",
         "text-only",
@@ -294,16 +299,27 @@ def _text_tokens(text: str) -> int:
 
 
 def _parse_fault(fault: str) -> tuple[str, float]:
-    """(name, retry delay in seconds); raises ValueError for an unknown fault."""
-    name, _, delay = fault.partition(":")
-    if name not in FAULTS or (delay and name != "429-retryinfo"):
+    """(name, argument): the retry delay in seconds of "429-retryinfo[:0.2s]", the status of
+    "http:NNN"; raises ValueError for an unknown fault."""
+    name, _, argument = fault.partition(":")
+    if name not in FAULTS or (argument and name not in ("429-retryinfo", "http")):
         raise ValueError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
-    if not delay:
+    if name == "http":
+        if not re.fullmatch(r"[3-5]\d\d", argument):
+            raise ValueError(f"bad status in {fault!r}: use http:NNN with 300 <= NNN < 600")
+        return name, float(argument)
+    if not argument:
         return name, 1.0
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)s?", delay)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)s?", argument)
     if match is None:
         raise ValueError(f"bad retry delay in {fault!r}: use e.g. 429-retryinfo:0.2s")
     return name, float(match.group(1))
+
+
+def _redirect(status: int) -> _Reply:
+    """A 3xx as a misconfigured base URL or proxy answers it: HTML, and somewhere else."""
+    location = (("location", "https://moved.invalid/v1beta"),)
+    return _Reply(status, b"<html><body>Moved</body></html>", "text/html", location)
 
 
 def _duration(seconds: float) -> str:
@@ -578,6 +594,29 @@ _GEMINI_FAULT_ERRORS: dict[str, tuple[int, str, str]] = {
     "400": (400, "INVALID_ARGUMENT", "Request contains an invalid argument."),
     "403": (403, "PERMISSION_DENIED", "The caller does not have permission"),
 }
+
+
+#: The status names of Google's HTTP mapping (google.rpc.Code), for "http:NNN" faults.
+_GOOGLE_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def _gemini_status_error(status: int) -> _Reply:
+    if status < 400:
+        return _redirect(status)
+    name = _GOOGLE_STATUS_NAMES.get(status, "UNKNOWN" if status >= 500 else "FAILED_PRECONDITION")
+    return _rpc_error(status, name, f"The stand-in answers HTTP {status} ({name}).")
 
 
 def _gemini_auth(headers: dict[str, str], query: dict[str, str], api_key: str) -> _Reply | None:
@@ -932,6 +971,8 @@ def _gemini_answer(call: _GeminiCall, fault: str) -> _Reply:
         return _quota_error(call.model, delay if name == "429-retryinfo" else None)
     if name == "404":
         return _model_not_found(call.model)
+    if name == "http":
+        return _gemini_status_error(int(delay))
     if name in _GEMINI_FAULT_ERRORS:
         return _rpc_error(*_GEMINI_FAULT_ERRORS[name])
     if name == "malformed":
@@ -1033,6 +1074,8 @@ _GRPC_CODES = {
     "PERMISSION_DENIED": 7,
     "RESOURCE_EXHAUSTED": 8,
     "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "UNIMPLEMENTED": 12,
     "INTERNAL": 13,
     "UNAVAILABLE": 14,
     "UNAUTHENTICATED": 16,
@@ -1180,11 +1223,13 @@ def _batch_entry(call: _GeminiCall, fault: str, metadata: dict[str, Any] | None)
         entry["error"] = {"code": _GRPC_CODES["DEADLINE_EXCEEDED"], "message": message}
     elif name != "malformed":  # "malformed": neither a response nor an error
         reply = _gemini_answer(call, fault)
-        payload = json.loads(reply.body)
+        payload = _try_json(reply.body)
         if reply.status == 200:
             entry["response"] = payload
-        else:
+        elif isinstance(payload, dict):
             entry["error"] = _rpc_status(payload["error"])
+        else:  # a redirect has no Status: what a gateway's HTML becomes in a batch
+            entry["error"] = {"code": _GRPC_CODES["UNKNOWN"], "message": f"HTTP {reply.status}"}
     if metadata is not None:
         entry["metadata"] = metadata
     return entry
@@ -1521,6 +1566,8 @@ def _openai_fault_error(call: _OpenAICall, name: str, delay: float) -> _Reply | 
         return _openai_auth({"authorization": "Bearer revoked"}, "")  # the wrong-key 401
     if name == "404":
         return _openai_model_not_found(call.model)
+    if name == "http":
+        return _openai_status_error(int(delay))
     if name in ("safety", "blocked-prompt"):
         message = (
             "Your request was rejected by the safety system. If you believe this is an error, "
@@ -1530,6 +1577,13 @@ def _openai_fault_error(call: _OpenAICall, name: str, delay: float) -> _Reply | 
             400, message, "image_generation_user_error", None, "moderation_blocked"
         )
     return None
+
+
+def _openai_status_error(status: int) -> _Reply:
+    if status < 400:
+        return _redirect(status)
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return _openai_error(status, f"The stand-in answers HTTP {status}.", kind)
 
 
 def _openai_images(call: _OpenAICall, name: str) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""The circuit breaker on its own (a fake clock), and inside retry_call."""
+"""The circuit breaker on its own (a fake clock), and inside call_with_backoff."""
 
 import contextlib
 import threading
@@ -15,9 +15,9 @@ from product_images.errors import (
     RateLimitedError,
     UpstreamServerError,
 )
+from product_images.generative.backoff import call_with_backoff
 from product_images.generative.base import AttemptHooks
 from product_images.generative.breaker import CircuitBreaker, breaker_for, reset_breakers
-from product_images.generative.retry import retry_call
 
 
 class Clock:
@@ -227,7 +227,7 @@ def test_retry_call_stops_at_an_open_breaker_without_reserving_or_recording():
         raise UpstreamServerError("503", status=503)
 
     with pytest.raises(BackendUnavailableError):
-        retry_call(
+        call_with_backoff(
             attempt,
             backend="gemini",
             model="m",
@@ -259,7 +259,7 @@ def test_retry_call_holds_one_limiter_slot_per_attempt():
             raise answer
         return answer
 
-    value, tries = retry_call(
+    value, tries = call_with_backoff(
         attempt, backend="gemini", model="m", sleep=lambda s: None, limiter=CountingLimiter()
     )
     assert (value, tries, len(held)) == ("image", 3, 3)

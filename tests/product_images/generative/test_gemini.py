@@ -1,17 +1,12 @@
-"""GeminiClient end to end against the stand-in server (real HTTP on 127.0.0.1), plus the
-retry helpers it shares with the OpenAI client."""
+"""GeminiClient end to end against the stand-in server (real HTTP on 127.0.0.1)."""
 
 from __future__ import annotations
 
 import base64
 import io
 import logging
-import math
-import random
 import socket
 import time
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -38,14 +33,9 @@ from product_images.generative.base import (
 )
 from product_images.generative.clients import make_generator
 from product_images.generative.gemini import GeminiClient, takes_image_size
-from product_images.generative.retry import (
-    Scrubber,
-    backoff_delay,
-    parse_retry_after,
-    parse_retry_delay,
-    retry_call,
-    transport_error,
-)
+from product_images.generative.gemini_errors import GEMINI
+from product_images.generative.http_errors import Caller, transport_error
+from product_images.generative.redact import Scrubber
 from product_images.settings import Settings
 from product_images.testing.standin import StandinServer, output_size
 
@@ -389,9 +379,10 @@ def test_an_unknown_model_names_the_setting_to_change(standin, make_client):
     with pytest.raises(ModelNotFoundError) as caught:
         make_client(model="gemini-2.0-flash-exp-image").generate(REQUEST)
     message = str(caught.value)
-    assert message.startswith(
-        "model 'gemini-2.0-flash-exp-image' not found: set GEMINI_MODEL (or "
-        "PRODUCT_IMAGES_GEMINI_MODEL) to an image model, e.g. gemini-3-pro-image"
+    assert message.startswith("Gemini gemini-2.0-flash-exp-image: model not found (HTTP 404")
+    assert message.endswith(
+        "): set GEMINI_MODEL (or PRODUCT_IMAGES_GEMINI_MODEL) to an image model, e.g. "
+        f"gemini-3-pro-image; if the id is right, check GEMINI_BASE_URL={standin.url}"
     )
     assert caught.value.status == 404
     assert standin.calls == 1
@@ -406,7 +397,7 @@ def test_a_404_lists_the_current_models_of_the_catalogue(standin, monkeypatch):
         client.generate(REQUEST)
     assert (
         "to a current image model: gemini-3-pro-image, gemini-nano-banana-2.1, "
-        "gemini-3.1-flash-lite-image (HTTP 404" in str(caught.value)
+        "gemini-3.1-flash-lite-image; if the id is right" in str(caught.value)
     )
 
 
@@ -526,9 +517,10 @@ def test_messages_built_from_server_text_are_scrubbed():
     scrub = Scrubber([KEY, None, "abc"])
     assert scrub(f"bad key {KEY} in ?key={KEY}") == "bad key *** in ?key=***"
     assert scrub("abc stays: too short to be a key") == "abc stays: too short to be a key"
-    error = transport_error(httpx.ConnectError(f"proxy refused {KEY}"), "gemini", MODEL, scrub)
+    caller = Caller(GEMINI, MODEL, "https://relay.example", "", scrub)
+    error = transport_error(httpx.ConnectError(f"proxy refused {KEY}"), caller)
     assert isinstance(error, UpstreamServerError) and KEY not in str(error)
-    timeout = transport_error(httpx.ReadTimeout("timed out"), "gemini", MODEL, scrub)
+    timeout = transport_error(httpx.ReadTimeout("timed out"), caller)
     assert isinstance(timeout, GenerationTimeoutError)
 
 
@@ -575,77 +567,3 @@ def test_make_generator_without_a_key_is_a_settings_error(monkeypatch):
 
 
 # --------------------------------------------------------------------------- retry helpers
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        ("15s", 15.0),
-        ("0.5s", 0.5),
-        ("1.200s", 1.2),
-        ("0s", 0.0),
-        ("58.912345678s", 58.912345678),
-        (" 3s ", 3.0),
-        ("15", None),
-        ("-1s", None),
-        ("1.5ms", None),
-        ("s", None),
-        ("", None),
-        ("1e3s", None),
-    ],
-)
-def test_parse_retry_delay(value, seconds):
-    parsed = parse_retry_delay(value)
-    assert parsed == (None if seconds is None else pytest.approx(seconds))
-
-
-def test_parse_retry_after_takes_seconds_or_an_http_date():
-    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after("0.25") == 0.25
-    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
-    assert parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True), now) == 0
-    for bad in (None, "", "soon", "-3", "nan"):
-        assert parse_retry_after(bad) is None
-
-
-@pytest.mark.parametrize("attempt", [1, 2, 3, 4, 10, 5000])
-def test_backoff_doubles_with_jitter_and_stays_under_the_cap(attempt):
-    ceiling = min(8.0, 0.5 * 2 ** min(attempt - 1, 60))
-    rng = random.Random(attempt)
-    for _ in range(50):
-        equal = backoff_delay(attempt, 0.5, 8.0, rng)
-        assert ceiling / 2 <= equal <= ceiling
-        full = backoff_delay(attempt, 0.5, 8.0, rng, jitter="full")
-        assert 0 <= full <= ceiling
-    assert backoff_delay(attempt, 0.5, 8.0, jitter="none") == ceiling
-    assert backoff_delay(attempt, 0.0, 8.0) == 0.0
-
-
-def test_retry_call_retries_only_retryable_errors():
-    sleeps: list[float] = []
-    attempts: list[Attempt] = []
-    answers: list[Exception | str] = [UpstreamServerError("down", 503), "done"]
-
-    def attempt(info):
-        info.http_status = 200
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    hooks = AttemptHooks(after=attempts.append)
-    value = retry_call(
-        attempt, backend="x", model="m", hooks=hooks, base_delay=1.0, sleep=sleeps.append
-    )
-    assert value == ("done", 2)
-    assert [a.outcome for a in attempts] == ["upstream_error", "ok"]
-    assert 0.5 <= sleeps[0] <= 1.0
-
-    def permanent(info):
-        raise BadRequestError("no")
-
-    with pytest.raises(BadRequestError):
-        retry_call(permanent, backend="x", model="m", sleep=sleeps.append)
-    assert len(sleeps) == 1
-    assert math.isclose(sum(sleeps), sleeps[0])

@@ -295,7 +295,8 @@ def test_permanent_failures_are_not_retried(standin, make_client, recorder, faul
 def test_an_unknown_model_names_openai_model(standin, make_client):
     with pytest.raises(ModelNotFoundError) as caught:
         make_client(model="gpt-image-9").generate(REQUEST)
-    assert str(caught.value).startswith("model 'gpt-image-9' not found: set OPENAI_MODEL")
+    assert str(caught.value).startswith("OpenAI gpt-image-9: model not found (HTTP 404")
+    assert "): set OPENAI_MODEL (or PRODUCT_IMAGES_OPENAI_MODEL) to " in str(caught.value)
 
 
 def test_a_wrong_key_says_to_check_openai_api_key(standin, make_client):

@@ -1,4 +1,4 @@
-"""The adaptive request rate on its own (a fake clock), and inside retry_call."""
+"""The adaptive request rate on its own (a fake clock), and inside call_with_backoff."""
 
 import pytest
 
@@ -8,7 +8,7 @@ from product_images.errors import (
     RateLimitedError,
     UpstreamServerError,
 )
-from product_images.generative.retry import retry_call
+from product_images.generative.backoff import call_with_backoff
 from product_images.generative.throttle import (
     BACKOFF,
     RECOVERY_STEPS,
@@ -128,7 +128,7 @@ def test_retry_call_feeds_every_attempt_to_the_throttle():
             raise answer
         return answer
 
-    value, tries = retry_call(
+    value, tries = call_with_backoff(
         attempt, backend="gemini", model="m", sleep=clock.sleep, base_delay=0.01, throttle=rate
     )
     assert (value, tries) == ("image", 3)

@@ -38,7 +38,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import get_current_settings
 
 from product_images.errors import LimitsUnavailableError, SettingsError
-from product_images.generative.limits import CallLimiter, burst_of, cluster_limits
+from product_images.generative.call_limiter import CallLimiter, burst_of, cluster_limits
 from product_images.settings import Settings
 from product_images.tasks.slot_pool import RateTokens, SlotPool
 from product_images.wiring import Wiring
@@ -102,7 +102,8 @@ class PrefectCallLimiter:
             return SettingsError(
                 f"Prefect global concurrency limits {self.requests!r} and {self.rpm!r} are "
                 f"needed for {self.backend} calls: `product-images serve` and the flows "
-                f"create them (product_images.tasks.limits.ensure_concurrency_limits) ({error})"
+                "create them (product_images.tasks.global_limits.ensure_concurrency_limits) "
+                f"({error})"
             )
         # A busy server (SQLite locked: 503) says nothing about the limits or the product.
         return LimitsUnavailableError(f"{self.backend}: Prefect limits unavailable ({error})")

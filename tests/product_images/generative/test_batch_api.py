@@ -27,7 +27,7 @@ from product_images.errors import (
     UpstreamServerError,
 )
 from product_images.generative.base import GenerationRequest, GenerationResult, ImageInput
-from product_images.generative.batch import (
+from product_images.generative.batch_api import (
     GeminiBatchClient,
     inlined_responses,
     status_from_operation,

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from pydantic import SecretStr
 
 from product_images.errors import (
@@ -44,23 +43,26 @@ from product_images.errors import (
     SettingsError,
     UpstreamServerError,
 )
+from product_images.generative.backoff import AttemptInfo
 from product_images.generative.base import GenerationRequest, GenerationResult
 from product_images.generative.gemini import (
     GeminiClient,
     build_request_body,
     parse_usage,
 )
-from product_images.generative.retry import (
-    AttemptInfo,
+from product_images.generative.gemini_errors import failure_from_rpc_status
+from product_images.generative.http_errors import (
+    error_for,
+    error_from_response,
     error_message,
-    transport_error,
+    read_json,
 )
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "TERMINAL_STATES",
+    "BatchJobStatus",
     "BatchOutcome",
-    "BatchStatus",
     "GeminiBatchClient",
     "inlined_responses",
     "status_from_operation",
@@ -92,27 +94,6 @@ _STATE_ALIASES = {
     "UPDATING": "RUNNING",
 }
 
-#: google.rpc.Code -> (HTTP status, status name), as Google's HTTP mapping has it.
-_GRPC: dict[int, tuple[int, str]] = {
-    1: (499, "CANCELLED"),
-    2: (500, "UNKNOWN"),
-    3: (400, "INVALID_ARGUMENT"),
-    4: (504, "DEADLINE_EXCEEDED"),
-    5: (404, "NOT_FOUND"),
-    6: (409, "ALREADY_EXISTS"),
-    7: (403, "PERMISSION_DENIED"),
-    8: (429, "RESOURCE_EXHAUSTED"),
-    9: (400, "FAILED_PRECONDITION"),
-    10: (409, "ABORTED"),
-    11: (400, "OUT_OF_RANGE"),
-    12: (501, "UNIMPLEMENTED"),
-    13: (500, "INTERNAL"),
-    14: (503, "UNAVAILABLE"),
-    15: (500, "DATA_LOSS"),
-    16: (401, "UNAUTHENTICATED"),
-}
-_HTTP_OF_NAME = {name: status for status, name in _GRPC.values()}
-
 _JOB_NAME = re.compile(r"^(?:batches/)?([A-Za-z0-9][A-Za-z0-9._~-]*)$")
 
 
@@ -120,7 +101,7 @@ _JOB_NAME = re.compile(r"^(?:batches/)?([A-Za-z0-9][A-Za-z0-9._~-]*)$")
 
 
 @dataclass(frozen=True)
-class BatchStatus:
+class BatchJobStatus:
     """A batch job as one poll saw it."""
 
     name: str  # "batches/<id>"
@@ -168,8 +149,8 @@ def _normalise_state(value: Any) -> str:
 
 def status_from_operation(
     operation: Mapping[str, Any], job: str = "", scrub: Callable[[str], str] = str
-) -> BatchStatus:
-    """The BatchStatus of a batches.get (or create) answer.
+) -> BatchJobStatus:
+    """The BatchJobStatus of a batches.get (or create) answer.
 
     Reads a long-running Operation (``metadata`` = GenerateContentBatch, ``done``,
     ``response`` / ``error``) and also a bare GenerateContentBatch resource. A ``done``
@@ -187,7 +168,7 @@ def status_from_operation(
     message = ""
     if isinstance(error, Mapping) and error.get("message"):
         message = scrub(error_message(str(error["message"]), 300))
-    return BatchStatus(
+    return BatchJobStatus(
         name=str(name),
         state=state,
         request_count=_count(_get(stats, "requestCount", "request_count")),
@@ -311,7 +292,7 @@ class GeminiBatchClient(GeminiClient):
     def _wait(self, jobs: dict[str, list[str]], started: float) -> dict[str, BatchOutcome]:
         """Poll every job until done or the deadline; the outcomes, or BatchJobError."""
         outcomes: dict[str, BatchOutcome] = {}
-        failed: dict[str, BatchStatus] = {}  # by the name we polled
+        failed: dict[str, BatchJobStatus] = {}  # by the name we polled
         pending = dict(jobs)
         deadline = started + self.timeout
         delay = self.poll_initial
@@ -322,7 +303,7 @@ class GeminiBatchClient(GeminiClient):
                 try:
                     status = self.poll(name)
                 except BatchJobError as exc:  # the job is gone
-                    failed[name] = BatchStatus(name, exc.state or FAILED, error="HTTP 404")
+                    failed[name] = BatchJobStatus(name, exc.state or FAILED, error="HTTP 404")
                     del pending[name]
                     continue
                 except RetryableGenerationError as exc:  # poll again later, until the deadline
@@ -351,7 +332,7 @@ class GeminiBatchClient(GeminiClient):
         )
 
     def _failure_message(
-        self, failed: Mapping[str, BatchStatus], pending: Mapping[str, list[str]], count: int
+        self, failed: Mapping[str, BatchJobStatus], pending: Mapping[str, list[str]], count: int
     ) -> str:
         parts = []
         for name, status in failed.items():
@@ -432,17 +413,17 @@ class GeminiBatchClient(GeminiClient):
             if not isinstance(name, str) or _JOB_NAME.match(name) is None:
                 raise UpstreamServerError(
                     f"Gemini {self.model}: the batch create answer named no job "
-                    f"({self._snippet(json.dumps(payload))})",
+                    f"({self._scrub(error_message(json.dumps(payload), 200))})",
                     status=200,
                 )
             return name if name.startswith("batches/") else f"batches/{name}"
 
-        name, _ = self._with_retries(attempt, None)
+        name, _ = self._with_backoff(attempt, None)
         return name
 
     # ------------------------------------------------------------------ poll and cancel
 
-    def poll(self, job: str) -> BatchStatus:
+    def poll(self, job: str) -> BatchJobStatus:
         """The job's current status (one GET, with GeminiClient's retries); BatchJobError
         when the job does not exist (any more)."""
         name = self._job_name(job)
@@ -451,7 +432,7 @@ class GeminiBatchClient(GeminiClient):
         def attempt(info: AttemptInfo) -> Mapping[str, Any] | None:
             return self._call("GET", url, info, missing_ok=True)
 
-        payload, _ = self._with_retries(attempt, None)
+        payload, _ = self._with_backoff(attempt, None)
         if payload is None:
             raise BatchJobError(
                 f"Gemini batch job {name} was not found (HTTP 404): send its requests "
@@ -491,32 +472,19 @@ class GeminiBatchClient(GeminiClient):
         missing_ok: bool = False,
     ) -> Mapping[str, Any] | None:
         """One request; the JSON object answered (None for a non-object 2xx, or a 404 when
-        `missing_ok`), else the typed error of GeminiClient's mapping."""
-        failure: GenerationError | None = None
-        try:
-            response = self._http.request(method, url, content=body, headers=self._headers())
-        except httpx.HTTPError as exc:
-            failure = transport_error(exc, "Gemini batch", self.model, self._scrub)
-        if failure is not None:
-            raise failure  # outside the except block: the httpx error is not chained
-        info.http_status = response.status_code
-        if response.status_code == 404 and missing_ok:
-            return None
-        if not 200 <= response.status_code < 300:
-            raise self._http_error(response)
-        try:
-            payload = response.json()
-        except (ValueError, UnicodeDecodeError):
-            return None
+        `missing_ok`), else the typed error of the shared mapping."""
+        ok = (404,) if missing_ok else ()
+        response = self._send(info, method, url, ok, content=body, headers=self._headers())
+        payload = read_json(response) if response.is_success else None
         if not isinstance(payload, Mapping):
             return None
         if isinstance(payload.get("error"), Mapping) and "name" not in payload:
-            raise self._http_error(response, payload)  # an error wrapped in a 200
+            raise error_from_response(response, self._caller(), payload)  # wrapped in a 200
         return payload
 
     # ------------------------------------------------------------------ results
 
-    def results(self, status: BatchStatus, keys: Sequence[str]) -> dict[str, BatchOutcome]:
+    def results(self, status: BatchJobStatus, keys: Sequence[str]) -> dict[str, BatchOutcome]:
         """The outcome per key of a finished job submitted with `keys` (in submission order).
 
         Entries are matched by ``metadata.key`` when every entry carries one of `keys`, else
@@ -566,26 +534,5 @@ class GeminiBatchClient(GeminiClient):
         )
 
     def _status_error(self, status: Mapping[str, Any]) -> GenerationError:
-        """A per-request google.rpc.Status -> the error its HTTP equivalent maps to.
-
-        `code` is a gRPC code (0-16) in a Status, but relays may put the HTTP status there;
-        a `status` name, when present, wins over both.
-        """
-        code = status.get("code")
-        name = str(status.get("status") or "")
-        if name.upper() in _HTTP_OF_NAME:
-            name = name.upper()
-            http = _HTTP_OF_NAME[name]
-        elif isinstance(code, int) and code in _GRPC:
-            http, name = _GRPC[code]
-        elif isinstance(code, int) and 400 <= code < 600:
-            http = code
-        else:
-            http = 500
-        error = {
-            "code": http,
-            "message": str(status.get("message") or ""),
-            "status": name,
-            "details": status.get("details") or [],
-        }
-        return self._http_error(httpx.Response(http, json={"error": error}))
+        """A per-request google.rpc.Status -> the error its HTTP equivalent maps to."""
+        return error_for(failure_from_rpc_status(status), self._caller())

@@ -28,11 +28,11 @@ from product_images.settings import Settings
 from product_images.store import Store
 from product_images.wiring import Wiring
 
-__all__ = ["BatchReport", "prefill_refresh", "prefill_with_batch"]
+__all__ = ["PrefillReport", "prefill_refresh", "prefill_with_batch_api"]
 
 
 @dataclass
-class BatchReport:
+class PrefillReport:
     """What the batch pre-fill did."""
 
     submitted: int = 0
@@ -58,15 +58,15 @@ class _Pricing:
     model: str
 
 
-def prefill_with_batch(requests: list[ProductRequest], wiring: Wiring) -> BatchReport:
+def prefill_with_batch_api(requests: list[ProductRequest], wiring: Wiring) -> PrefillReport:
     """Make the uncached generations of `requests` with the Batch API; see the module doc."""
     store, settings = wiring.store, wiring.settings
     backend = wiring.generative()
     if backend is None or backend.name != "gemini":
-        return BatchReport()
+        return PrefillReport()
     if batch_discount(settings, backend.choice) is None:
         note = f"{backend.choice.model} has no Batch API (model catalogue): normal calls"
-        return BatchReport(left_for_sync=[note])
+        return PrefillReport(left_for_sync=[note])
     jobs: dict[str, _Job] = {}
     for request in requests:
         try:
@@ -74,14 +74,14 @@ def prefill_with_batch(requests: list[ProductRequest], wiring: Wiring) -> BatchR
         except ProductError:
             continue  # the normal run reports this product's error
     if not jobs:
-        return BatchReport()
+        return PrefillReport()
     return _run_jobs(jobs, backend, store, settings, requests[0].run_id)
 
 
-def prefill_refresh(requests: list[ProductRequest], wiring: Wiring) -> BatchReport:
+def prefill_refresh(requests: list[ProductRequest], wiring: Wiring) -> PrefillReport:
     """Batch the generations of the products this refresh will redo (the forced ones too)."""
     todo = [r for r in requests if r.force or refresh_reasons(r, wiring.store, wiring.settings)]
-    return prefill_with_batch(todo, wiring)
+    return prefill_with_batch_api(todo, wiring)
 
 
 def _jobs_for(
@@ -107,7 +107,7 @@ def _jobs_for(
 
 def _run_jobs(
     jobs: dict[str, _Job], backend: GenerativeBackend, store: Store, settings: Settings, run_id: str
-) -> BatchReport:
+) -> PrefillReport:
     discount = batch_discount(settings, backend.choice) or 1.0
     estimate = discount * sum(
         estimate_cost(backend.choice, settings, j.request.prompt, len(j.request.images))
@@ -115,7 +115,7 @@ def _run_jobs(
     )
     budget = budget_for(run_id, settings.generation.budget_usd)
     budget.reserve(estimate)  # BudgetExceededError: no batch; products are skipped as usual
-    report = BatchReport(submitted=len(jobs))
+    report = PrefillReport(submitted=len(jobs))
     try:
         with make_batch_client(settings) as client:
             try:
@@ -139,7 +139,7 @@ def _book(
     jobs: dict[str, _Job],
     store: Store,
     pricing: _Pricing,
-    report: BatchReport,
+    report: PrefillReport,
 ) -> None:
     """Cache every image and write one ledger entry per request, at the batch price."""
     cache, ledger = GenerationCache(store), Ledger(store)

@@ -9,8 +9,7 @@ import time
 import pytest
 
 from product_images.generative.base import GenerationRequest, ImageInput
-from product_images.generative.clients import make_generator
-from product_images.generative.limits import (
+from product_images.generative.call_limiter import (
     BackendLimiter,
     InProcessLimiter,
     TokenBucket,
@@ -19,6 +18,7 @@ from product_images.generative.limits import (
     cluster_limits,
     unlimited,
 )
+from product_images.generative.clients import make_generator
 from product_images.settings import Settings
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer

@@ -11,13 +11,13 @@ from prefect.client.orchestration import get_client
 from product_images.errors import SettingsError
 from product_images.generative.base import GenerationRequest, ImageInput
 from product_images.generative.breaker import reset_breakers
+from product_images.generative.call_limiter import cluster_limits
 from product_images.generative.clients import make_generator
 from product_images.generative.ledger import Ledger
-from product_images.generative.limits import cluster_limits
 from product_images.generative.throttle import BACKOFF, reset_throttles
 from product_images.settings import Settings, get_settings
 from product_images.store import LocalStore
-from product_images.tasks.limits import (
+from product_images.tasks.global_limits import (
     PrefectCallLimiter,
     RatePublisher,
     ensure_concurrency_limits,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from product_images.batch_mode import prefill_refresh
+from product_images.batch_prefill import prefill_refresh
 from product_images.generative.configured_model import price_table
 from product_images.generative.ledger import Ledger
 from product_images.request import ProductRequest
