@@ -10,6 +10,7 @@ import hashlib
 import io
 import re
 import threading
+import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -325,7 +326,7 @@ def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -
         source_sha256=source.sha256,
         store=store,
         fields=request.prompt_fields(),
-        run_id=request.run_id,
+        run_id=request.run_id or uuid.uuid4().hex,  # no run given: a run of its own
         tag=request.tag,
         budget_usd=request.budget_usd if request.budget_usd is not None else settings.budget_usd,
     )
