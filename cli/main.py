@@ -409,7 +409,10 @@ def retry(store: str | None, engine: str | None, everything: bool) -> None:
 
     settings = _settings(store=store, engine=engine)
     statuses = _guarded(lambda: last_statuses(open_store(settings.store), _TO_RETRY))
-    requests = [s.request for s in _retryable(statuses, everything)]
+    run_id = uuid.uuid4().hex  # a retry is a run of its own, with its own budget
+    requests = [
+        s.request.model_copy(update={"run_id": run_id}) for s in _retryable(statuses, everything)
+    ]
     if resolve_engine(settings.engine) == "prefect":
         results = [run_one(r, settings, "prefect", force=True) for r in requests]
     else:

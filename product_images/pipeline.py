@@ -58,7 +58,6 @@ from product_images.manifest import (
     SourceInfo,
     manifest_key,
     stable_key,
-    versioned_key,
 )
 from product_images.segmenters import NeuralSegmenter, find_segmenter
 from product_images.settings import Settings, get_settings
@@ -71,6 +70,7 @@ from product_images.specs import (
     select_platforms,
 )
 from product_images.store import Store, open_store, read_url
+from product_images.store.layout import master_key, output_key
 from product_images.workers import pixel_pool
 
 __all__ = [
@@ -261,7 +261,7 @@ def _store_master(
     sha256 = hashlib.sha256(data).hexdigest()
     name = f"{variant}-{'shadow-' if variant == 'white' else ''}{look}" if look else variant
     name = f"{name}-{rank + 1}" if rank else name
-    key = versioned_key(f"{sku}/masters/{name}.png", sha256)
+    key = master_key(sku, name, sha256)
     store.put(key, data, "image/png")
     _remember(store, key, sha256, master.image)
     return MasterRecord(
@@ -287,7 +287,7 @@ def _store_cutout(store: Store, sku: str, product: ProductCutout) -> MasterRecor
     cut = product.cutout
     data = encode_cutout(product.rgb, cut.alpha)
     sha256 = hashlib.sha256(data).hexdigest()
-    key = versioned_key(f"{sku}/masters/cutout.png", sha256)
+    key = master_key(sku, "cutout", sha256)
     store.put(key, data, "image/png")
     height, width = cut.alpha.shape
     return MasterRecord(
@@ -467,7 +467,7 @@ def _render_slot(
     xmp = ai_provenance_xmp(record.generated_by or "", source_type) if source_type else None
     data, encoded = encodings.encode(image, slot, xmp)
     sha256 = hashlib.sha256(data).hexdigest()
-    key = versioned_key(f"{sku}/{platform.name}/{slot.name}.{slot.extension}", sha256)
+    key = output_key(sku, platform.name, f"{slot.name}.{slot.extension}", sha256)
     checks = check_image(data, slot, key)
     output = OutputRecord(
         platform=platform.name,
