@@ -65,15 +65,9 @@ class RunBudget:
         """Hold `estimate_usd` for a call, or raise BudgetExceededError if it could pass the cap."""
         if self.cap_usd is None:
             return Reservation(0.0)
-        cap = self.cap_usd
 
         def step(last: BudgetEntry) -> BudgetEntry:
-            if last.committed + estimate_usd > cap + 1e-9:
-                raise BudgetExceededError(
-                    f"budget of ${cap:.2f} reached (spent ${last.spent:.4f}, "
-                    f"${last.committed - last.spent:.4f} held by calls in flight); "
-                    "no further paid calls in this run"
-                )
+            self._refuse_over(last, estimate_usd)
             return BudgetEntry(
                 kind="reserve", usd=estimate_usd, committed=last.committed + estimate_usd,
                 spent=last.spent, owner=self.owner,
@@ -97,9 +91,19 @@ class RunBudget:
         self._append(step)
 
     def check(self, estimate_usd: float) -> None:
-        """Raise BudgetExceededError if `estimate_usd` more could not be reserved now."""
+        """Raise BudgetExceededError if `estimate_usd` more could not be reserved now (reads
+        only: what is still affordable when the calls are made is for `reserve` to say)."""
         if self.cap_usd is not None:
-            self.settle(self.reserve(estimate_usd), 0.0)
+            self._refuse_over(self.totals(), estimate_usd)
+
+    def _refuse_over(self, last: BudgetEntry, estimate_usd: float) -> None:
+        cap = self.cap_usd
+        if cap is not None and last.committed + estimate_usd > cap + 1e-9:
+            raise BudgetExceededError(
+                f"budget of ${cap:.2f} reached (spent ${last.spent:.4f}, "
+                f"${last.committed - last.spent:.4f} held by calls in flight); "
+                "no further paid calls in this run"
+            )
 
     def totals(self) -> BudgetEntry:
         """The run's totals as the log stands now."""
