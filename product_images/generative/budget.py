@@ -6,7 +6,8 @@ flight have reserved) and `spent`. An entry is written with `put_if_absent` (S3
 `If-None-Match: *`, O_EXCL on a folder), so exactly one writer gets each number and every
 writer has read the entry before it: a reservation is granted against the true total of all
 earlier ones. Two workers racing for a number: the loser reads the winner's entry and tries
-the next number.
+the next number. Nobody lists the log: a reader starts from `head.json`, a hint of the newest
+number rewritten every few entries, and reads on until a number is free.
 
 A call reserves its worst-case cost before it is made and settles its real cost after (a
 failed call settles what it was billed, often 0), so the cap holds while calls are in flight.
@@ -16,6 +17,7 @@ its cap, never pass it.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +26,15 @@ from pydantic import BaseModel
 
 from product_images.errors import BudgetExceededError, ObjectNotFoundError, StorageError
 from product_images.store import Store
-from product_images.store.layout import budget_entry_key, budget_prefix
+from product_images.store.layout import budget_entry_key, budget_head_key
 
 __all__ = ["BudgetEntry", "Reservation", "RunBudget"]
 
 #: Races lost in a row before giving up: far beyond what a run's workers produce.
 _MAX_RACES = 1000
+#: The head hint (the newest entry's number, so no one lists the log) is rewritten every this
+#: many entries: a fresh reader walks at most this many entries plus those in flight.
+_HEAD_EVERY = 16
 
 
 class BudgetEntry(BaseModel):
@@ -40,6 +45,9 @@ class BudgetEntry(BaseModel):
     committed: float  # spent + everything still reserved, after this step
     spent: float  # real cost settled so far, after this step
     owner: str = ""
+
+
+_START = BudgetEntry(kind="start", usd=0.0, committed=0.0, spent=0.0)
 
 
 @dataclass(frozen=True)
@@ -135,19 +143,38 @@ class RunBudget:
     def _put(self, seq: int, entry: BudgetEntry) -> bool:
         """Write entry `seq` unless another worker holds that number (False)."""
         key, data = budget_entry_key(self.run_id, seq), entry.model_dump_json().encode()
-        return self.store.put_if_absent(key, data, "application/json")
+        if not self.store.put_if_absent(key, data, "application/json"):
+            return False
+        if seq % _HEAD_EVERY == 0:
+            head = json.dumps({"seq": seq}).encode()
+            self.store.put(budget_head_key(self.run_id), head, "application/json")
+        return True
 
     def _last(self) -> tuple[int, BudgetEntry]:
-        """(number, entry) of the newest entry; (-1, zeros) for a run with none yet."""
-        keys = list(self.store.list(budget_prefix(self.run_id)))
-        if not keys:
-            return -1, BudgetEntry(kind="start", usd=0.0, committed=0.0, spent=0.0)
-        seq = int(keys[-1].rsplit("/", 1)[1].removesuffix(".json"))
-        return seq, self._read(seq)
+        """(number, entry) of the newest entry; (-1, zeros) for a run with none yet. The head
+        hint may lag (it is written every few entries, last writer wins): walk on from it."""
+        seq = self._head()
+        last = self._read(seq) if seq >= 0 else _START
+        while (newer := self._get(seq + 1)) is not None:
+            seq, last = seq + 1, newer
+        return seq, last
+
+    def _head(self) -> int:
+        try:
+            return int(json.loads(self.store.get(budget_head_key(self.run_id)))["seq"])
+        except ObjectNotFoundError:
+            return -1
+
+    def _get(self, seq: int) -> BudgetEntry | None:
+        try:
+            return BudgetEntry.model_validate_json(
+                self.store.get(budget_entry_key(self.run_id, seq))
+            )
+        except ObjectNotFoundError:
+            return None
 
     def _read(self, seq: int) -> BudgetEntry:
-        key = budget_entry_key(self.run_id, seq)
-        try:
-            return BudgetEntry.model_validate_json(self.store.get(key))
-        except ObjectNotFoundError:
-            raise StorageError(f"budget entry {key} vanished while being read") from None
+        entry = self._get(seq)
+        if entry is None:
+            raise StorageError(f"budget entry {seq} of run {self.run_id!r} is missing")
+        return entry

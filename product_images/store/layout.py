@@ -11,7 +11,7 @@ Bookkeeping lives under `_`-prefixed folders, which no SKU can start with:
 
     _cache/generated/<k[:2]>/<k>.img|.json   generated images (GenerationCache)
     _ledger/<day>/<time>-<id>.json           one record per paid-API attempt
-    _budget/<run>/<seq>.json                 a run's reservations and settlements
+    _budget/<run>/<seq>.json, head.json      a run's reservations and settlements
     _locks/<name>                            lease locks
     _status/<sku>.json                       each product's last outcome
     _state/...                               upload cursor, processed markers, refresh catalog
@@ -35,6 +35,7 @@ __all__ = [
     "THUMBS",
     "KeyKind",
     "budget_entry_key",
+    "budget_head_key",
     "budget_prefix",
     "cache_keys",
     "classify",
@@ -144,6 +145,11 @@ def budget_prefix(run_id: str) -> str:
 def budget_entry_key(run_id: str, seq: int) -> str:
     """The `seq`-th entry of a run's budget log (zero-padded: listed in order)."""
     return f"{budget_prefix(run_id)}{seq:010d}.json"
+
+
+def budget_head_key(run_id: str) -> str:
+    """A hint of the newest entry's number in a run's budget log (may lag; never ahead)."""
+    return f"{budget_prefix(run_id)}head.json"
 
 
 def lock_key(name: str) -> str:

@@ -14,7 +14,7 @@ from product_images.generative.budget import RunBudget
 from product_images.generative.ledger import Ledger
 from product_images.pipeline import ProductRequest, run_product
 from product_images.settings import Settings
-from product_images.store import LocalStore
+from product_images.store import LocalStore, layout
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer
 
@@ -61,6 +61,18 @@ def test_a_refusal_judged_on_a_stale_total_is_judged_again(tmp_path):
     other.settle(held, 0.0)  # another worker settled it: committed is 0 now
     mine.reserve(0.06)  # refused on what `mine` remembers; granted on the newest entry
     assert other.totals().committed == pytest.approx(0.06)
+
+
+def test_a_lagging_head_hint_is_walked_past(tmp_path):
+    store = LocalStore(tmp_path)
+    budget = RunBudget(store, "run", 10.0)
+    for _ in range(20):
+        budget.settle(budget.reserve(0.2), 0.1)
+    store.put(layout.budget_head_key("run"), b'{"seq": 3}')  # a slow writer's old hint
+    fresh = RunBudget(store, "run", 10.0)
+    assert fresh.totals().spent == pytest.approx(2.0)
+    fresh.reserve(0.1)  # numbered after the newest entry, not over an old one
+    assert len(list(store.list(layout.budget_prefix("run")))) == 40 + 1 + 1
 
 
 def test_a_capped_budget_needs_a_run_id(tmp_path):

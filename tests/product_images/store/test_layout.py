@@ -29,6 +29,7 @@ SHA = "0123456789ab" + "f" * 52
         (layout.cache_keys("ab" * 32)[1], "cache"),
         (layout.ledger_key(datetime(2026, 1, 2, tzinfo=UTC), "abcd"), "ledger"),
         (layout.budget_entry_key("run-1", 7), "budget"),
+        (layout.budget_head_key("run-1"), "budget"),
         (layout.lock_key("gen-abc"), "lock"),
         (layout.status_key("SKU-1"), "status"),
         (layout.processed_key("SKU-1/etag-abc"), "state"),
