@@ -7,6 +7,10 @@ already holding `--entries` entries, on a local folder and on a SeaweedFS server
 starts.
 
     nice .venv/bin/python bench/run_budget.py [--calls 100] [--entries 0 2000]
+
+5 Dec 2026, busy 2-core machine, medians of 100: local 10.2 ms/call (2.3-2.8x a ledger
+append), SeaweedFS 23-26 ms/call (11-13x a 2 ms append), flat from 0 to 2000 entries in the
+log (a first version that listed the log took 387 ms/call on S3 at 2000 entries).
 """
 
 from __future__ import annotations
