@@ -418,9 +418,12 @@ def retry(store: str | None, engine: str | None, everything: bool) -> None:
 
     settings = _settings(store=store, engine=engine)
     statuses = _guarded(lambda: last_statuses(open_store(settings.store.url), _TO_RETRY))
-    # exactly what was asked last time (so its generations come from the cache), made again
+    # exactly what was asked last time (so its generations come from the cache), made again,
+    # as a run of its own (with its own budget)
+    run_id = uuid.uuid4().hex
     requests = [
-        s.request.model_copy(update={"force": True}) for s in _retryable(statuses, everything)
+        s.request.model_copy(update={"force": True, "run_id": run_id})
+        for s in _retryable(statuses, everything)
     ]
     if resolve_engine(settings.running.engine) == "prefect":
         results = [run_one(r, settings, "prefect") for r in requests]

@@ -9,13 +9,14 @@ run then makes it with a synchronous call, through the same post-processing and 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from product_images.backends import MasterContext, route
 from product_images.backends.generative import GenerativeBackend, estimate_cost
 from product_images.errors import BatchJobError, GenerationError, ProductError
 from product_images.generative.base import Attempt, GenerationRequest, GenerationResult, Usage
-from product_images.generative.budget import budget_for
+from product_images.generative.budget import RunBudget
 from product_images.generative.cache import GenerationCache
 from product_images.generative.clients import make_batch_client
 from product_images.generative.configured_model import batch_discount, price_table
@@ -113,25 +114,34 @@ def _run_jobs(
         estimate_cost(backend.choice, settings, j.request.prompt, len(j.request.images))
         for j in jobs.values()
     )
-    budget = budget_for(run_id, settings.generation.budget_usd)
-    budget.reserve(estimate)  # BudgetExceededError: no batch; products are skipped as usual
+    budget = RunBudget(store, run_id or uuid.uuid4().hex, settings.generation.budget_usd)
+    held = budget.reserve(estimate)  # BudgetExceededError: no batch; products are skipped as usual
     report = PrefillReport(submitted=len(jobs))
     try:
-        with make_batch_client(settings) as client:
-            try:
-                outcomes = client.run({key: job.request for key, job in jobs.items()})
-            except BatchJobError as error:
-                outcomes = dict(error.results)
-    except GenerationError as error:
-        outcomes = {}
-        report.left_for_sync.append(f"batch submission failed: {error}")
-    pricing = _Pricing(price_table(settings, backend.choice), discount, backend.choice.model)
-    _book(outcomes, jobs, store, pricing, report)
-    budget.settle(estimate, report.cost_usd)
+        outcomes = _submit(jobs, settings, report)
+        pricing = _Pricing(price_table(settings, backend.choice), discount, backend.choice.model)
+        _book(outcomes, jobs, store, pricing, report)
+    finally:  # released even when the batch dies: only what was booked stays spent
+        budget.settle(held, report.cost_usd)
     report.left_for_sync += [
         f"{j.sku}/{j.variant}: no batch result" for k, j in jobs.items() if k not in outcomes
     ]
     return report
+
+
+def _submit(
+    jobs: dict[str, _Job], settings: Settings, report: PrefillReport
+) -> dict[str, GenerationResult | GenerationError]:
+    """Each job's result or error; none when the submission itself failed."""
+    try:
+        with make_batch_client(settings) as client:
+            try:
+                return client.run({key: job.request for key, job in jobs.items()})
+            except BatchJobError as error:
+                return dict(error.results)
+    except GenerationError as error:
+        report.left_for_sync.append(f"batch submission failed: {error}")
+        return {}
 
 
 def _book(

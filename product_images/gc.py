@@ -5,9 +5,9 @@ manifest, written last, lists the ones that are published. Any checksummed key t
 manifest lists is an orphan: from a run that died before its manifest, or from an earlier run
 that a newer manifest replaced. Only keys shaped `SKU/folder/name.<sha12>.ext` whose bytes
 really hash to that checksum are ever candidates, so source photos (even one with a
-hash-like name), the stable copies, manifests and the `_`-prefixed bookkeeping (cache,
-ledger, status, locks) are never touched. Young orphans are left alone: they may belong to
-a run still in progress.
+hash-like name), the stable copies, manifests and the bookkeeping (cache, ledger, budget,
+status, locks, state, thumbnails) are never touched: `store.layout.classify` tells them
+apart. Young orphans are left alone: they may belong to a run still in progress.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from product_images.errors import ObjectNotFoundError
-from product_images.manifest import Manifest, manifest_key, stable_key
+from product_images.manifest import Manifest
 from product_images.store import ObjectInfo, Store
+from product_images.store.layout import classify, manifest_key
 
 __all__ = ["GcReport", "collect_garbage", "find_orphans", "verify_published"]
 
@@ -75,7 +76,7 @@ def verify_published(store: Store) -> list[str]:
     object which is missing or whose checksum differs. Empty when every reader is safe."""
     problems = []
     for key in store.list():
-        if key.count("/") != 1 or not key.endswith("/manifest.json") or key.startswith("_"):
+        if classify(key) != "manifest":
             continue
         try:
             manifest = Manifest.model_validate_json(store.get(key))
@@ -99,7 +100,7 @@ def _listed_problems(store: Store, manifest: Manifest) -> list[str]:
 
 def _candidates(store: Store) -> Iterator[ObjectInfo]:
     for info in store.list_info():
-        if info.key.count("/") == 2 and not info.key.startswith("_") and stable_key(info.key):
+        if classify(info.key) == "versioned":
             yield info
 
 

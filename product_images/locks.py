@@ -14,10 +14,9 @@ from contextlib import contextmanager
 
 from product_images.errors import ObjectNotFoundError, StorageError
 from product_images.store import Store
+from product_images.store.layout import lock_key
 
-__all__ = ["LOCK_PREFIX", "store_lock"]
-
-LOCK_PREFIX = "_locks"
+__all__ = ["store_lock"]
 
 
 def _lease(owner: str, ttl: float) -> bytes:
@@ -45,7 +44,7 @@ def store_lock(
 ) -> Iterator[bool]:
     """Hold the lock `name` while the block runs. Yields True when this worker holds it, or
     False when `done()` became true while waiting (another worker did the work)."""
-    key, owner = f"{LOCK_PREFIX}/{name}", uuid.uuid4().hex
+    key, owner = lock_key(name), uuid.uuid4().hex
     deadline = time.monotonic() + wait
     while not store.put_if_absent(key, _lease(owner, ttl), "application/json"):
         if done():

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from product_images.store.layout import manifest_key, stable_key, versioned_key
 
 __all__ = [
     "CallRecord",
@@ -23,31 +24,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-
-
-def manifest_key(sku: str) -> str:
-    """Where a product's manifest lives, relative to the store root."""
-    return f"{sku}/manifest.json"
-
-
-# Outputs and masters are stored under their content's checksum (`main.<sha12>.jpg`), so a
-# run never overwrites what a published manifest lists: the manifest, written last, switches
-# readers from one complete set to the next in a single atomic put.
-_VERSIONED = re.compile(r"^(?P<stem>.+)\.(?P<sha>[0-9a-f]{12})\.(?P<ext>[A-Za-z0-9]+)$")
-
-
-def versioned_key(stable: str, sha256: str) -> str:
-    """`SKU/amazon/main.jpg` + checksum -> `SKU/amazon/main.<sha12>.jpg`."""
-    stem, dot, ext = stable.rpartition(".")
-    if not dot or "/" in ext:
-        raise ValueError(f"a versioned key needs an extension: {stable!r}")
-    return f"{stem}.{sha256[:12]}.{ext}"
-
-
-def stable_key(key: str) -> str | None:
-    """The fixed key a versioned key is published under; None for any other key."""
-    match = _VERSIONED.match(key)
-    return f"{match['stem']}.{match['ext']}" if match else None
 
 
 class SourceInfo(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
@@ -44,13 +45,13 @@ from product_images.manifest import (
     SourceInfo,
     manifest_key,
     stable_key,
-    versioned_key,
 )
 from product_images.preload import platform_table, segmenter_of
 from product_images.request import ProductRequest, check_sku
 from product_images.settings import Settings
 from product_images.specs import PlatformSpec, ShadowSpec, SlotSpec, Variant, select_platforms
 from product_images.store import Store, read_url
+from product_images.store.layout import master_key, output_key
 from product_images.wiring import Wiring
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def _store_master(
     sha256 = hashlib.sha256(data).hexdigest()
     name = f"{variant}-{'shadow-' if variant == 'white' else ''}{look}" if look else variant
     name = f"{name}-{rank + 1}" if rank else name
-    key = versioned_key(f"{sku}/masters/{name}.png", sha256)
+    key = master_key(sku, name, sha256)
     store.put(key, data, "image/png")
     return MasterRecord(
         generated_by=master.generated_by,
@@ -196,7 +197,7 @@ def _store_cutout(store: Store, sku: str, product: ProductCutout) -> MasterRecor
     cut = product.cutout
     data = encode_cutout(product.rgb, cut.alpha)
     sha256 = hashlib.sha256(data).hexdigest()
-    key = versioned_key(f"{sku}/masters/cutout.png", sha256)
+    key = master_key(sku, "cutout", sha256)
     store.put(key, data, "image/png")
     height, width = cut.alpha.shape
     return MasterRecord(
@@ -248,7 +249,7 @@ def _context(request: ProductRequest, source: SourceInfo, wiring: Wiring) -> Mas
         source_sha256=source.sha256,
         store=wiring.store,
         fields=request.prompt_fields(),
-        run_id=request.run_id,
+        run_id=request.run_id or uuid.uuid4().hex,  # no run given: a run of its own
         tag=request.tag,
         budget_usd=cap if cap is not None else wiring.settings.generation.budget_usd,
     )
@@ -425,7 +426,7 @@ def _render_slot(
     xmp = ai_provenance_xmp(record.generated_by or "", source_type) if source_type else None
     data, encoded = encodings.encode(image, slot, xmp)
     sha256 = hashlib.sha256(data).hexdigest()
-    key = versioned_key(f"{sku}/{platform.name}/{slot.name}.{slot.extension}", sha256)
+    key = output_key(sku, platform.name, f"{slot.name}.{slot.extension}", sha256)
     checks = check_image(data, slot, key)
     output = OutputRecord(
         platform=platform.name,

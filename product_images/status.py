@@ -11,10 +11,9 @@ from pydantic import BaseModel, Field
 from product_images.manifest import ProductResult
 from product_images.request import ProductRequest
 from product_images.store import Store
+from product_images.store.layout import STATUS, status_key
 
-__all__ = ["STATUS_PREFIX", "ProductStatus", "last_statuses", "record_status"]
-
-STATUS_PREFIX = "_status"
+__all__ = ["ProductStatus", "last_statuses", "record_status"]
 
 
 class ProductStatus(BaseModel):
@@ -28,9 +27,7 @@ class ProductStatus(BaseModel):
 def record_status(store: Store, request: ProductRequest, result: ProductResult) -> None:
     """Overwrite the product's status with this run's outcome."""
     status = ProductStatus(request=request, result=result)
-    store.put(
-        f"{STATUS_PREFIX}/{request.sku}.json", status.model_dump_json().encode(), "application/json"
-    )
+    store.put(status_key(request.sku), status.model_dump_json().encode(), "application/json")
 
 
 def last_statuses(store: Store, status: str | Collection[str] | None = None) -> list[ProductStatus]:
@@ -39,7 +36,7 @@ def last_statuses(store: Store, status: str | Collection[str] | None = None) -> 
     wanted = {status} if isinstance(status, str) else set(status or ())
     found = [
         ProductStatus.model_validate_json(store.get(key))
-        for key in store.list(f"{STATUS_PREFIX}/")
+        for key in store.list(STATUS)
         if key.endswith(".json")
     ]
     return [s for s in found if not wanted or s.result.status in wanted]

@@ -15,11 +15,10 @@ from PIL import Image
 
 from product_images.imaging.encode import SRGB_ICC
 from product_images.manifest import MasterRecord, OutputRecord
-from product_images.store import Store
+from product_images.store import Store, layout
 
-__all__ = ["THUMBNAIL_PREFIX", "THUMBNAIL_SIDE", "ensure_thumbnail", "thumbnail", "thumbnail_key"]
+__all__ = ["THUMBNAIL_SIDE", "ensure_thumbnail", "thumbnail", "thumbnail_key"]
 
-THUMBNAIL_PREFIX = "_thumbs/"
 #: Longest side: a product's three masters side by side fit the UI's artifact pane.
 THUMBNAIL_SIDE = 200
 
@@ -31,7 +30,7 @@ def thumbnail_key(sku: str, record: MasterRecord | OutputRecord) -> str:
         if isinstance(record, MasterRecord)
         else f"{record.platform}-{record.slot}"
     )
-    return f"{THUMBNAIL_PREFIX}{sku}/{name}-{record.sha256[:12]}.jpg"
+    return layout.thumbnail_key(sku, name, record.sha256)
 
 
 def _master_name(record: MasterRecord) -> str:

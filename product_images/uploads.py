@@ -39,13 +39,18 @@ from product_images.errors import InvalidSkuError, ObjectNotFoundError, StorageE
 from product_images.manifest import Manifest
 from product_images.request import check_sku
 from product_images.store import ObjectInfo, Store, local_path
+from product_images.store.layout import (
+    CURSOR_KEY,
+    REFRESH_CATALOG_KEY,
+    classify,
+    processed_key,
+)
 
 __all__ = [
     "CLAIM_TIMEOUT",
     "CURSOR_KEY",
     "LOOKBACK",
     "MAX_SEEN",
-    "PROCESSED_PREFIX",
     "REFRESH_CATALOG_KEY",
     "Skipped",
     "StoreCatalog",
@@ -63,11 +68,6 @@ __all__ = [
     "write_store_catalog",
 ]
 
-#: Pipeline bookkeeping lives here, next to the products; never a SKU (SKUs start alnum).
-STATE_PREFIX = "_state/"
-CURSOR_KEY = "_state/upload-cursor.json"
-PROCESSED_PREFIX = "_state/processed/"
-REFRESH_CATALOG_KEY = "_state/refresh-catalog.json"
 
 #: How far before the newest upload seen a scan looks again (see the module docstring).
 LOOKBACK = timedelta(minutes=15)
@@ -111,11 +111,6 @@ def idempotency_key(sku: str, etag: str | None, data: bytes | None = None) -> st
     if data is None:
         raise ValueError("an upload without an ETag needs its bytes for the idempotency key")
     return f"{check_sku(sku)}/sha256-{hashlib.sha256(data).hexdigest()}"
-
-
-def processed_key(key: str) -> str:
-    """Where the marker of an idempotency key lives."""
-    return f"{PROCESSED_PREFIX}{key}"
 
 
 def object_location(store: Store, key: str) -> str:
@@ -380,8 +375,8 @@ def write_store_catalog(store: Store) -> StoreCatalog:
     rows: list[dict[str, object]] = []
     unreadable: list[str] = []
     for key in store.list():
-        sku, _, rest = key.partition("/")
-        if rest != "manifest.json" or key.startswith(STATE_PREFIX):
+        sku = key.partition("/")[0]
+        if classify(key) != "manifest":
             continue
         try:
             manifest = Manifest.model_validate_json(store.get(key))

@@ -27,7 +27,7 @@ from product_images.generative.base import (
     ImageGenerator,
     ImageInput,
 )
-from product_images.generative.budget import budget_for
+from product_images.generative.budget import Reservation, RunBudget
 from product_images.generative.cache import GenerationCache, cache_key
 from product_images.generative.configured_model import price_table
 from product_images.generative.ledger import Ledger, entry_from
@@ -209,10 +209,8 @@ class GenerativeBackend(MasterBackend):
         paid = [v for v in variants if not cache.has(self._cache_key(v, settings, context, 0))]
         if not paid:
             return
-        budget = budget_for(context.run_id, context.budget_usd)
-        estimate = len(paid) * estimate_cost(self.choice, settings, "x" * 1500, 1)
-        budget.reserve(estimate)
-        budget.settle(estimate, 0.0)
+        budget = RunBudget(context.store, context.run_id, context.budget_usd)
+        budget.check(len(paid) * estimate_cost(self.choice, settings, "x" * 1500, 1))
 
     def _image(
         self,
@@ -264,20 +262,24 @@ class GenerativeBackend(MasterBackend):
     def _hooks(
         self, request: GenerationRequest, variant: str, settings: Settings, context: MasterContext
     ) -> AttemptHooks:
-        budget = budget_for(context.run_id, context.budget_usd)
+        budget = RunBudget(context.store, context.run_id, context.budget_usd)
         estimate = estimate_cost(self.choice, settings, request.prompt, len(request.images))
         ledger = Ledger(context.store)
         prices = price_table(settings, self.choice)
+        held: list[Reservation] = []  # the attempt in flight's reservation
+
+        def before() -> None:
+            held.append(budget.reserve(estimate))
 
         def after(attempt: Attempt) -> None:
             entry = entry_from(attempt, context.sku, variant, context.tag, prices)
-            budget.settle(estimate, entry.cost_usd)
-            ledger.append(entry)
+            ledger.append(entry)  # the record first: money spent is never unrecorded
+            budget.settle(held.pop(), entry.cost_usd)
             context.calls.append(
                 CallRecord(**entry.model_dump(include=set(CallRecord.model_fields)))
             )
 
-        return AttemptHooks(before=lambda: budget.reserve(estimate), after=after)
+        return AttemptHooks(before=before, after=after)
 
 
 def _postprocess(

@@ -13,10 +13,9 @@ from typing import Any
 
 from product_images.errors import ObjectNotFoundError
 from product_images.store import Store
+from product_images.store.layout import cache_keys
 
-__all__ = ["CACHE_PREFIX", "CachedImage", "GenerationCache", "cache_key"]
-
-CACHE_PREFIX = "_cache/generated"
+__all__ = ["CachedImage", "GenerationCache", "cache_key"]
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -40,8 +39,7 @@ class GenerationCache:
         self.store = store
 
     def _keys(self, key: str) -> tuple[str, str]:
-        base = f"{CACHE_PREFIX}/{key[:2]}/{key}"
-        return f"{base}.img", f"{base}.json"
+        return cache_keys(key)
 
     def get(self, key: str) -> CachedImage | None:
         """The cached image, or None. Metadata is written last, so it marks a complete entry."""

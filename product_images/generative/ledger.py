@@ -1,7 +1,7 @@
 """The cost ledger: one append-only record per paid-API attempt, kept in the store.
 
-Each attempt is its own object (`_ledger/YYYY-MM-DD/<time>-<id>.json`): appending never
-rewrites anything, so concurrent workers cannot lose each other's records.
+Each attempt is its own object (`_ledger/YYYY-MM-DD/<time>-<id>.json`, see store.layout):
+appending never rewrites anything, so concurrent workers cannot lose each other's records.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from product_images.generative.base import Attempt
 from product_images.manifest import CallRecord
 from product_images.model_catalogue import ModelPrice
 from product_images.store import Store
+from product_images.store.layout import LEDGER, ledger_key
 
-__all__ = ["LEDGER_PREFIX", "Ledger", "LedgerEntry", "summarise"]
-
-LEDGER_PREFIX = "_ledger"
+__all__ = ["Ledger", "LedgerEntry", "summarise"]
 
 
 class LedgerEntry(CallRecord):
@@ -51,15 +50,13 @@ class Ledger:
 
     def append(self, entry: LedgerEntry) -> None:
         """Write one entry as its own object."""
-        stamp = entry.time.strftime("%Y-%m-%dT%H%M%S.%f")
-        key = f"{LEDGER_PREFIX}/{entry.time:%Y-%m-%d}/{stamp}-{uuid.uuid4().hex[:8]}.json"
+        key = ledger_key(entry.time, uuid.uuid4().hex[:8])
         self.store.put(key, entry.model_dump_json().encode(), "application/json")
 
     def entries(self) -> list[LedgerEntry]:
         """Every entry, oldest first."""
         return [
-            LedgerEntry.model_validate_json(self.store.get(key))
-            for key in self.store.list(f"{LEDGER_PREFIX}/")
+            LedgerEntry.model_validate_json(self.store.get(key)) for key in self.store.list(LEDGER)
         ]
 
 

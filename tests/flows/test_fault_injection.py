@@ -23,10 +23,10 @@ from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 from product_images.flows.process_catalog import catalog_flow
 from product_images.gc import find_orphans, verify_published
 from product_images.generative.breaker import breaker_for, reset_breakers
-from product_images.generative.cache import CACHE_PREFIX
 from product_images.generative.ledger import Ledger
 from product_images.manifest import Manifest
 from product_images.settings import Settings
+from product_images.store.layout import CACHE
 from product_images.testing.images import draw_product
 from product_images.testing.standin import StandinServer
 
@@ -109,7 +109,7 @@ def _run_and_check(
     ]
     generated = {(m.sku, g.variant) for m in manifests for g in m.masters if g.generated_by}
     assert set(generations) == generated  # every generated master was paid for...
-    cached = [k for k in s3_store.list(f"{CACHE_PREFIX}/") if k.endswith(".json")]
+    cached = [k for k in s3_store.list(CACHE) if k.endswith(".json")]
     assert len(generations) == len(cached)  # ...and each take (regenerations too) once
     assert server.calls == len(entries)  # every attempt that reached the API is in the ledger
     failures = Counter(e.outcome for e in entries if e.outcome != "ok")
@@ -166,7 +166,7 @@ def test_an_outage_defers_every_product_quickly_and_pays_nothing(
     assert _few_calls(flaky_api.calls, _breaker(flaky_api).opened)
     assert [e for e in entries if e.outcome == "ok"] == [] and len(entries) == flaky_api.calls
     assert [k for k in s3_store.list("") if k.endswith("manifest.json")] == []
-    assert list(s3_store.list(f"{CACHE_PREFIX}/")) == []
+    assert list(s3_store.list(CACHE)) == []
     print(
         f"\noutage: {OUTAGE_PRODUCTS} products deferred in {seconds:.1f}s; "
         f"{flaky_api.calls} API calls, breaker opened {_breaker(flaky_api).opened} times"

@@ -1,12 +1,8 @@
 """Templates, cache, ledger and budget: the parts that keep generation cheap."""
 
-import threading
-
 import pytest
 
-from product_images.errors import BudgetExceededError
 from product_images.generative.base import Attempt, Usage
-from product_images.generative.budget import RunBudget
 from product_images.generative.cache import GenerationCache, cache_key
 from product_images.generative.configured_model import price_table
 from product_images.generative.ledger import Ledger, entry_from, summarise
@@ -74,32 +70,3 @@ def test_an_image_answered_without_usage_costs_its_list_price():
     entry = entry_from(_attempt(output_tokens=0), "SKU-1", "scene", "", prices)
     # The catalogue's dearest 3.1 Flash Image size (4K, $0.151) plus the input tokens.
     assert entry.cost_usd == pytest.approx(0.151 + 1300 * 0.5 / 1e6)
-
-
-def test_budget_refuses_a_call_that_could_pass_the_cap():
-    budget = RunBudget(0.10)
-    budget.reserve(0.06)
-    budget.settle(0.06, 0.05)
-    with pytest.raises(BudgetExceededError, match="budget"):
-        budget.reserve(0.06)
-    budget.reserve(0.05)
-
-
-def test_budget_is_never_exceeded_under_concurrency():
-    budget, granted = RunBudget(1.0), []
-
-    def spend():
-        for _ in range(50):
-            try:
-                budget.reserve(0.03)
-            except BudgetExceededError:
-                return
-            granted.append(1)
-            budget.settle(0.03, 0.03)
-
-    threads = [threading.Thread(target=spend) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert budget.spent_usd <= 1.0 and len(granted) == 33
