@@ -12,7 +12,8 @@ import pytest
 from product_images.errors import BudgetExceededError
 from product_images.generative.budget import RunBudget
 from product_images.generative.ledger import Ledger
-from product_images.pipeline import ProductRequest, run_product
+from product_images.request import ProductRequest
+from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore, layout
 from product_images.testing.images import draw_product
@@ -177,20 +178,22 @@ def test_two_worker_processes_share_one_cap(where):
 _PRODUCTS = textwrap.dedent(
     """
     import json, sys
-    from product_images.pipeline import ProductRequest, run_product
+    from product_images.request import ProductRequest
+    from product_images.runner import run_product
+    from product_images.wiring import wire
     from product_images.settings import Settings
     from product_images.store import open_store
 
     job = json.loads(sys.argv[1])
     settings = Settings(**job["settings"])
-    store = open_store(settings.store.url)
+    wiring = wire(settings, open_store(settings.store.url))
     print("ready", flush=True)
     sys.stdin.readline()
     results = []
     for sku, source in job["products"]:
         request = ProductRequest(sku=sku, source=source, platforms=["amazon"],
                                  run_id="catalog-run", budget_usd=job["cap"])
-        result = run_product(request, settings, store)
+        result = run_product(request, wiring)
         results.append([result.sku, result.status, result.reason])
     print(json.dumps(results), flush=True)
     """

@@ -7,7 +7,8 @@ import pytest
 from product_images.gc import find_orphans, verify_published
 from product_images.locks import store_lock
 from product_images.manifest import Manifest
-from product_images.pipeline import ProductRequest, make_product
+from product_images.request import ProductRequest
+from product_images.runner import make_product
 from product_images.settings import Settings
 from product_images.store import LocalStore, layout
 from product_images.testing.images import draw_product
