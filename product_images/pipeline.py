@@ -59,6 +59,7 @@ from product_images.manifest import (
     stable_key,
     versioned_key,
 )
+from product_images.native_threads import single_threaded_blas
 from product_images.segmenters import NeuralSegmenter, find_segmenter
 from product_images.settings import Settings, get_settings
 from product_images.specs import (
@@ -171,6 +172,7 @@ def warm_up() -> None:
     """Load, once per process, what every product needs: the spec tables and the neural
     segmenter's onnxruntime session. Pixel worker processes run it before any work
     (`product_images.workers`); anything else loaded once per process belongs here."""
+    single_threaded_blas()
     settings = get_settings()
     _specs(tuple(settings.spec_dirs()))
     segmenter_of(settings)
@@ -313,6 +315,7 @@ def _in_parallel(call: Callable[[_T], _R], items: list[_T], threads: int) -> lis
 
 def prepare_masters(request: ProductRequest, store: Store, settings: Settings) -> PreparedProduct:
     """Load the source, cut the product out, and store one master per needed variant."""
+    single_threaded_blas()
     sku = check_sku(request.sku)
     variants = _variants(request, settings)
     generative = generative_backend(settings, request.backend)
@@ -501,6 +504,7 @@ def render_slots(prepared: PreparedProduct, store: Store, settings: Settings) ->
     are framed together (`frame_slots`: equal framings as one chain, largest first) and equal
     images encoded once; one master's framed images are in memory at a time.
     """
+    single_threaded_blas()
     masters = {
         (m.variant, m.look): (m, _open_master(store, m))
         for m in prepared.masters
