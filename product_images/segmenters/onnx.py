@@ -55,6 +55,10 @@ def _session(path: str, side: int, threads: int) -> ort.InferenceSession:
     # Products run side by side; a model that took every core would only make them queue.
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # The memory pattern plans one block for every activation of a run and keeps it: 620 MB
+    # peak for u2netp at 320 against 430 MB without it, for the same CPU time (the arena still
+    # reuses its buffers). Pixel worker processes must stay under 500 MB.
+    options.enable_mem_pattern = False
     available = ort.get_available_providers()
     gpu = [p for p in ("CUDAExecutionProvider",) if p in available]
     graph = free_image_side(Path(path).read_bytes(), side)
