@@ -46,6 +46,7 @@ from product_images.manifest import (
     manifest_key,
     stable_key,
 )
+from product_images.native_threads import single_threaded_blas
 from product_images.preload import platform_table, segmenter_of
 from product_images.request import ProductRequest, check_sku
 from product_images.settings import Settings
@@ -227,6 +228,7 @@ def prepare_masters(
 ) -> PreparedProduct:
     """Load the source, cut the product out, and store one master per needed variant (and
     keep their images in `images` for `render_slots`, when given)."""
+    single_threaded_blas()
     variants = _variants(request, wiring.settings)
     generative = wiring.generative(request.backend)
     if generative is not None and set(variants) - {"white"}:
@@ -463,6 +465,7 @@ def render_slots(
     are framed together (`frame_slots`: equal framings as one chain, largest first) and equal
     images encoded once; one master's framed images are in memory at a time.
     """
+    single_threaded_blas()
     store, settings = wiring.store, wiring.settings
     masters = {
         (m.variant, m.look): (m, _open_master(store, m, images))

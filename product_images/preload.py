@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from product_images.native_threads import single_threaded_blas
 from product_images.segmenters import NeuralSegmenter, find_segmenter
 from product_images.settings import Settings, get_settings
 from product_images.specs import PlatformSpec, load_specs
@@ -34,6 +35,7 @@ def segmenter_of(settings: Settings) -> NeuralSegmenter | None:
 
 def warm_up() -> None:
     """Load what every product needs, once per process, before the first product."""
+    single_threaded_blas()
     settings = get_settings()
     platform_table(settings)
     segmenter_of(settings)

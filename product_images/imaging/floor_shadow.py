@@ -163,18 +163,34 @@ def apply_shadow(
     texture inside the shadow."""
     x0, y0, x1, y1 = _reach_region(image.shape, box, spec.reach)  # nothing changes outside
     local = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
-    part, part_alpha = image[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
-    opacity, reflection = floor_layers(part, part_alpha, local, spec)
-    base = part.astype(np.float32)
-    behind = (1.0 - part_alpha.astype(np.float32) / 255.0)[..., None]
-    if reflection is not None:
-        r_alpha = reflection[..., 3:4]
-        base = base + behind * r_alpha * (reflection[..., :3] - base)
-    filtered = 1.0 - np.asarray(colour, np.float32) / 255.0
-    shaded = base * (1.0 - behind * opacity[..., None] * filtered)
     out = image.copy()
-    out[y0:y1, x0:x1] = np.clip(np.rint(shaded), 0, 255).astype(np.uint8)
+    part, part_alpha = out[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
+    opacity, reflection = floor_layers(part, part_alpha, local, spec)
+    # Only pixels a layer reaches, behind the product, change: the rest keep their exact
+    # value, so only those are computed (a 2048 px master's shadow covers a fraction of it).
+    behind = 1.0 - part_alpha.astype(np.float32) / 255.0
+    reached = opacity > 0 if reflection is None else (opacity > 0) | (reflection[..., 3] > 0)
+    changed = reached & (behind > 0)
+    part[changed] = _shaded(part[changed], behind[changed][:, None], opacity[changed], colour,
+                            None if reflection is None else reflection[changed])  # fmt: skip
     return out
+
+
+def _shaded(
+    pixels: np.ndarray,
+    behind: np.ndarray,
+    opacity: np.ndarray,
+    colour: tuple[int, int, int],
+    reflection: np.ndarray | None,
+) -> np.ndarray:
+    """Nx3 pixels with the reflection (Nx4, RGBA float) and the shadow laid over their
+    `behind` (background) share."""
+    base = pixels.astype(np.float32)
+    if reflection is not None:
+        base = base + behind * reflection[:, 3:4] * (reflection[:, :3] - base)
+    filtered = 1.0 - np.asarray(colour, np.float32) / 255.0
+    shaded = base * (1.0 - behind * opacity[:, None] * filtered)
+    return np.clip(np.rint(shaded), 0, 255).astype(np.uint8)
 
 
 def _reach_region(shape: tuple[int, ...], box: Box, reach: float) -> Box:

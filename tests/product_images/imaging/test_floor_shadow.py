@@ -5,7 +5,12 @@ import pytest
 from PIL import Image
 
 from product_images.imaging.compose import compose_white, with_shadow
-from product_images.imaging.floor_shadow import apply_shadow, shadow_opacity
+from product_images.imaging.floor_shadow import (
+    _reach_region,
+    apply_shadow,
+    floor_layers,
+    shadow_opacity,
+)
 from product_images.specs import ShadowSpec
 from product_images.testing.images import draw_product, ssim
 
@@ -104,3 +109,33 @@ def test_shadow_golden(name, spec):
     if not path.exists():  # first run writes the reference; review it, then commit it
         image.save(path)
     assert ssim(image, Image.open(path)) > 0.98
+
+
+def _whole_region(image, alpha, box, spec, colour=(38, 34, 30)):
+    """apply_shadow computed on every pixel of the reach region: the reference the sparse
+    version (only the pixels a layer reaches) must match exactly."""
+    x0, y0, x1, y1 = _reach_region(image.shape, box, spec.reach)
+    local = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
+    part, part_alpha = image[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
+    opacity, reflection = floor_layers(part, part_alpha, local, spec)
+    base = part.astype(np.float32)
+    behind = (1.0 - part_alpha.astype(np.float32) / 255.0)[..., None]
+    if reflection is not None:
+        base = base + behind * reflection[..., 3:4] * (reflection[..., :3] - base)
+    filtered = 1.0 - np.asarray(colour, np.float32) / 255.0
+    shaded = base * (1.0 - behind * opacity[..., None] * filtered)
+    out = image.copy()
+    out[y0:y1, x0:x1] = np.clip(np.rint(shaded), 0, 255).astype(np.uint8)
+    return out
+
+
+@pytest.mark.parametrize("spec", [CONTACT, CAST, MIRROR])
+@pytest.mark.parametrize("floor", [(255, 255, 255), (120, 160, 90)])
+def test_only_reached_pixels_are_computed_and_the_result_is_the_same(spec, floor):
+    master = _white()
+    image = np.asarray(master.image).copy()
+    image[master.alpha == 0] = floor  # a coloured floor too: every pixel of it may change
+    box = _box(master.alpha)
+    assert np.array_equal(
+        apply_shadow(image, master.alpha, box, spec), _whole_region(image, master.alpha, box, spec)
+    )
