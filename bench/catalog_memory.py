@@ -34,7 +34,7 @@ import psutil
 from throughput import _cpu_seconds, _environment, _services
 from upload_latency import _stop
 
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 
 MB = 1024 * 1024
 PEAK_GOAL_MB = 500

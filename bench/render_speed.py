@@ -37,7 +37,7 @@ from product_images.request import ProductRequest
 from product_images.settings import Settings
 from product_images.specs import SlotSpec, load_specs
 from product_images.store import LocalStore
-from product_images.testing.images import ssim
+from product_images.testing.fixtures.images import ssim
 from product_images.wiring import wire
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "products" / "images"

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 
 BIN = Path(sys.executable).parent / "product-images"
 FLOOR = (

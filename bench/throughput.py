@@ -34,7 +34,7 @@ import httpx
 import psutil
 from upload_latency import _free_port, _stop, _wait_health
 
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.wiring import wire
 
 BIN = Path(sys.executable).parent

@@ -33,7 +33,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.testing.seaweedfs import SeaweedServer
 from product_images.wiring import wire
 

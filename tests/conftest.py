@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
 from product_images.store import S3Store
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.testing.seaweedfs import SeaweedServer
 
 __all__ = ["photo", "s3_env", "s3_store", "seaweed"]

@@ -10,7 +10,7 @@ from product_images.manifest import ProductResult
 from product_images.request import ProductRequest
 from product_images.status import record_status
 from product_images.store import LocalStore
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 
 
 def _invoke(*args):

@@ -61,7 +61,7 @@ def _flag_for_review(result, store):
 
 
 def photo_path(factory):
-    from product_images.testing.images import draw_product
+    from product_images.testing.fixtures.images import draw_product
 
     path = factory.mktemp("photo") / "photo.jpg"
     draw_product(size=(600, 450))[0].save(path, quality=92)
@@ -322,7 +322,7 @@ def test_catalog_artifacts_are_keyed_by_the_run_not_the_file(tmp_path):
 
 
 def photo_path_at(folder):
-    from product_images.testing.images import draw_product
+    from product_images.testing.fixtures.images import draw_product
 
     path = folder / "photo.jpg"
     draw_product(size=(600, 450))[0].save(path, quality=92)

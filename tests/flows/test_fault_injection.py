@@ -27,7 +27,7 @@ from product_images.generative.ledger import Ledger
 from product_images.manifest import Manifest
 from product_images.settings import Settings
 from product_images.store.layout import CACHE
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.testing.standin import StandinServer
 
 FAULT_RATES = {

@@ -24,7 +24,7 @@ from product_images.tasks.global_limits import (
     limit_names,
     prefect_call_limits,
 )
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.testing.standin import StandinServer
 from product_images.wiring import wire
 

@@ -1,7 +1,7 @@
 import pytest
 
 from product_images.flows.process_catalog import process_catalog
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from product_images.flows.process_catalog import process_catalog
 from product_images.flows.process_product import process_product
 from product_images.manifest import Manifest
 from product_images.request import ProductRequest
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.testing.standin import StandinServer
 
 GEMINI_KEY = "AIzaSy-TEST-KEY-" + uuid.uuid4().hex

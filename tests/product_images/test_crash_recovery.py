@@ -22,7 +22,7 @@ from product_images.request import ProductRequest
 from product_images.runner import run_product
 from product_images.settings import Settings
 from product_images.store import LocalStore, S3Store
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.testing.seaweedfs import SeaweedServer
 from product_images.testing.standin import StandinServer
 from product_images.wiring import wire

@@ -41,7 +41,7 @@ from product_images.settings import Settings
 from product_images.status import ProductStatus
 from product_images.store import LocalStore
 from product_images.summary import CatalogSummary
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.wiring import wire
 
 PLATFORMS = ["shopify"]

@@ -38,7 +38,7 @@ from product_images.settings import Settings
 from product_images.sources import address_refusal, fetch_url
 from product_images.status import ProductStatus
 from product_images.store import LocalStore, read_url
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.wiring import wire
 
 ONLY_HTTP = "only http:// and https:// sources are fetched, not"

@@ -31,7 +31,7 @@ import pytest
 from product_images.demo import write_contact_sheet
 from product_images.manifest import Manifest, manifest_key
 from product_images.store import S3Store
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.testing.seaweedfs import SeaweedServer
 from product_images.thumbnails import THUMBNAIL_SIDE
 

@@ -20,7 +20,7 @@ from product_images.generative.call_limiter import (
 )
 from product_images.generative.clients import make_generator
 from product_images.settings import Settings
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.testing.standin import StandinServer
 
 

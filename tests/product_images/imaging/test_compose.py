@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from product_images.imaging.compose import compose_scene, compose_white, crop_detail, decontaminate
-from product_images.testing.images import draw_product, ssim
+from product_images.testing.fixtures.images import draw_product, ssim
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from product_images.imaging.details import detail_candidates, find_marks
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 
 
 def _labelled(words=(("GOOD", (330, 250)), ("MORNING", (470, 420)))):

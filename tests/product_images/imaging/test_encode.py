@@ -7,7 +7,7 @@ from PIL import Image, JpegImagePlugin
 from product_images.imaging.encode import SRGB_ICC, SharedEncodings, encode_for_slot
 from product_images.imaging.provenance import ai_provenance_xmp
 from product_images.specs import SlotSpec
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 
 SLOT = SlotSpec(name="s", variant="scene", width=400, height=300, fit="cover", quality=88)
 
@@ -92,7 +92,7 @@ import sys
 from product_images.imaging.encode import encode_for_slot
 from product_images.imaging.provenance import ai_provenance_xmp
 from product_images.specs import SlotSpec
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 slot = SlotSpec.model_validate_json(sys.argv[1])
 data, _ = encode_for_slot(draw_product(size=(400, 300))[0], slot, ai_provenance_xmp("gemini-3"))
 sys.stdout.buffer.write(data)

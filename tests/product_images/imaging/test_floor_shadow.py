@@ -12,7 +12,7 @@ from product_images.imaging.floor_shadow import (
     shadow_opacity,
 )
 from product_images.specs import ShadowSpec
-from product_images.testing.images import draw_product, ssim
+from product_images.testing.fixtures.images import draw_product, ssim
 
 GOLDEN = Path(__file__).parent / "golden"
 CONTACT = ShadowSpec(contact=0.5, reach=0.05)

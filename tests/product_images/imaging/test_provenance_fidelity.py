@@ -13,7 +13,7 @@ from product_images.imaging.provenance import (
     digital_source_type,
 )
 from product_images.specs import SlotSpec
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])

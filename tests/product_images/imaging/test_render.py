@@ -10,7 +10,7 @@ from product_images.imaging.check import check_image, product_fill
 from product_images.imaging.encode import encode_for_slot
 from product_images.imaging.render import frame_for_slot, frame_slots
 from product_images.specs import SlotSpec
-from product_images.testing.images import draw_product, ssim
+from product_images.testing.fixtures.images import draw_product, ssim
 
 WHITE = SlotSpec(
     name="main",

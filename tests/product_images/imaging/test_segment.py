@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from product_images.imaging.segment import cutout_from_alpha, segment_product
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 
 
 def _iou(alpha: np.ndarray, truth: np.ndarray) -> float:

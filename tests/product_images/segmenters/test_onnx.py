@@ -16,7 +16,7 @@ from product_images.segmenters import (
     missing_model_hint,
 )
 from product_images.settings import Settings
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from product_images.request import ProductRequest
 from product_images.runner import make_product
 from product_images.settings import Settings
 from product_images.store import LocalStore, layout
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.testing.standin import StandinServer
 from product_images.thumbnails import ensure_thumbnail
 from product_images.uploads import UploadCursor, claim_upload, write_store_catalog

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from product_images.testing.images import draw_product
+from product_images.testing.fixtures.images import draw_product
 from product_images.testing.standin import StandinServer, output_size
 
 FLASH = "gemini-3.1-flash-image"

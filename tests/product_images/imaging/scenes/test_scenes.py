@@ -18,7 +18,7 @@ from product_images.imaging.scenes import (
 from product_images.imaging.scenes.base import floor_coordinates
 from product_images.imaging.scenes.sizes import load_sizes, real_size_cm
 from product_images.imaging.scenes.stage import stage_product, tone_of
-from product_images.testing.images import draw_product, ssim
+from product_images.testing.fixtures.images import draw_product, ssim
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 
