@@ -277,7 +277,7 @@ def test_an_uploaded_photo_shows_its_run_with_thumbnails(
     photo.save(buffer, quality=92)
     s3_store.put(f"out/incoming/{UPLOAD_SKU}.jpg", buffer.read_bytes(), "image/jpeg")
 
-    run = _upload_run(prefect_server, f"request-{UPLOAD_SKU}")
+    run = _upload_run(prefect_server, f"product-{UPLOAD_SKU}")
     run = prefect_server.wait_for_flow_run(run["id"], timeout=RUN_TIMEOUT)
     assert run["state"]["type"] == "COMPLETED", run["state"]
     assert run["deployment_id"] == served["id"] and "upload" in run["tags"]

@@ -105,5 +105,5 @@ def test_serve_works_against_a_server_with_auth_and_strangers_are_refused(
         served.stop()
     with httpx.Client(base_url=locked_server, auth=(USER, PASSWORD), timeout=10) as http:
         runs = http.post("/flow_runs/filter", json={}).raise_for_status().json()
-    assert [run["name"] for run in runs] == ["request-AUTH-1"]
+    assert [run["name"] for run in runs] == ["product-AUTH-1"]
     assert runs[0]["state"]["type"] == "COMPLETED"
