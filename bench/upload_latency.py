@@ -189,7 +189,7 @@ def _breakdown(uploaded_at: dict[str, datetime]) -> None:
         runs = {r.name: r for r in _all_flow_runs(client)}
     steps: dict[str, list[float]] = {"run created": [], "run started": [], "run ended": []}
     for sku, at in uploaded_at.items():
-        run = runs.get(f"request-{sku}")
+        run = runs.get(f"product-{sku}")
         if run is None or run.start_time is None or run.end_time is None:
             continue
         previous = at
