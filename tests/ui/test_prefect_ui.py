@@ -285,7 +285,8 @@ def test_an_uploaded_photo_shows_its_run_with_thumbnails(
     page.goto(f"{prefect_server.url}/runs/flow-run/{run['id']}")
     expect(page.get_by_text("Completed", exact=True).first).to_be_visible()
     page.get_by_text("Artifacts", exact=True).click()
-    page.get_by_text(f"product-{UPLOAD_SKU.lower()}").first.click()
+    # the artifact key (lower case), not the run name product-UP-1
+    page.get_by_text(f"product-{UPLOAD_SKU.lower()}", exact=True).first.click()
     thumbnails = page.locator("img[src*='_thumbs']")
     manifest = Manifest.model_validate_json(s3_store.get(f"out/{UPLOAD_SKU}/manifest.json"))
     assert {m.variant for m in manifest.masters} == {"white", "scene", "detail"}
