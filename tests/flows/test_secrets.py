@@ -26,10 +26,11 @@ FAULTS = ["400", "safety", "429-retryinfo:0.1s", "500", "malformed", "503", "ok"
 
 def _catalog(folder, name):
     rows = ["sku,source,name"]
+    green = 90 + 3 * len(name)  # each catalog has its own photos: the second run makes them anew
     for n in range(4):
-        path = folder / f"p{n}.jpg"
-        draw_product(size=(420, 360), colour=(60 + 40 * n, 90, 160))[0].save(path)
-        rows.append(f"S{n},{path},{name} {n}")  # the name is in the prompt: new generations
+        path = folder / f"{name}{n}.jpg"
+        draw_product(size=(420, 360), colour=(60 + 40 * n, green, 160))[0].save(path)
+        rows.append(f"S{n},{path},{name} {n}")
     (folder / "bad.jpg").write_bytes(b"<html>403 Forbidden</html>")
     rows.append(f"BAD,{folder / 'bad.jpg'},Broken")
     path = folder / f"{name}.csv"
@@ -85,7 +86,7 @@ def test_a_failing_run_leaks_no_key_anywhere(
 
     get_settings.cache_clear()
     second = process_catalog(
-        catalog=str(_catalog(tmp_path, "Cup")), platforms=["amazon"], store=s3_store.url
+        catalog=str(_catalog(tmp_path, "Teacup")), platforms=["amazon"], store=s3_store.url
     )
     assert any(r.reason == "auth" for r in second.results), second.lines()
 
