@@ -4,8 +4,8 @@ place and passed down.
 A `Wiring` holds a run's settings, its store, its generative backends and its pixel worker
 pool; `wire` is the one place that makes them. An entry point wires once per run and hands the
 result to the steps (`product_images.runner`, `product_images.pipeline`): the CLI's inline
-engine once for a whole catalog, a Prefect task for the product it makes (its process may be a
-Dask or Prefect worker that has nothing else to go on). Nothing below reads settings to build
+engine once for a whole catalog, a Prefect task process once per settings and store (its
+process may be a Dask or Prefect worker that has nothing else to go on; `tasks/product.py`). Nothing below reads settings to build
 its own connections.
 
 What stays per process, on purpose: a backend's circuit breaker, adaptive rate and call

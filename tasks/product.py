@@ -11,6 +11,7 @@ already made.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from prefect import Task, task
@@ -26,9 +27,12 @@ from product_images.settings import Settings, get_settings
 from product_images.tasks._store import store_at
 from product_images.tasks.global_limits import prefect_call_limits
 from product_images.tasks.secrets import resolved_settings
-from product_images.wiring import wire
+from product_images.wiring import Wiring, wire
 
 __all__ = ["make_product_task", "product_task", "retry_if_deferred"]
+
+_LOCK = threading.Lock()
+_WIRINGS: dict[tuple[int, str], tuple[Settings, Wiring]] = {}  # see _wiring
 
 
 def retry_if_deferred(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -51,9 +55,25 @@ def retry_if_deferred(task: Task[Any, Any], task_run: TaskRun, state: State[Any]
 def make_product_task(request: ProductRequest, store_url: str) -> ProductResult:
     """All masters, slots and the manifest of one product, unless it is unchanged; raises
     ProductError on bad input. Generative calls take the Prefect global limits."""
-    wiring = wire(resolved_settings(), store_at(store_url))
+    wiring = _wiring(store_url)
     with prefect_call_limits(wiring):
         return make_product(request, wiring)
+
+
+def _wiring(store_url: str) -> Wiring:
+    """The wiring of this process's settings and `store_url`, made once: a worker runs many
+    products, and wiring each anew would open a new API connection per product (~20 ms of CPU
+    and a handshake). The same settings and store give the same wiring, so no result depends
+    on which product made it; new settings (another object) get their own."""
+    settings = resolved_settings()
+    key = (id(settings), store_url)
+    with _LOCK:
+        held = _WIRINGS.get(key)
+        if held is None or held[0] is not settings:
+            if len(_WIRINGS) >= 8:
+                _WIRINGS.clear()  # settings re-read many times: keep only recent ones
+            held = _WIRINGS[key] = (settings, wire(settings, store_at(store_url)))
+        return held[1]
 
 
 def product_task(settings: Settings) -> Task[Any, ProductResult]:

