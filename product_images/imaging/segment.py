@@ -8,6 +8,7 @@ manifest can say *why* a product needs review.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -65,12 +66,13 @@ def segment_product(
     # k-means and GrabCut draw from OpenCV's per-thread RNG: seed it so the same photo always
     # gives the same cut-out (cache keys and fidelity decisions depend on it).
     cv2.setRNGSeed(20261124)
-    seen = analyse(_downscale(image, 2 * working_side), working_side)
+    detail = _downscale(image, 2 * working_side)
     if neural is None:
+        seen = analyse(detail, working_side)
         confidence, reasons = score_cutout(seen.rgb, seen.model, seen.diff, seen.found, seen.border)
         mask, name = seen.found.mask, "classical"
     else:
-        evidence = _neural_evidence(neural, seen)
+        seen, evidence = _analyse_with_model(neural, detail, working_side)
         mask, name = evidence.fused, f"{neural.name}+classical"
         confidence, reasons = score_neural(evidence, _colour_view(seen))
     alpha = refine_alpha(rgb, seen.rgb, mask, seen.model.threshold)
@@ -85,10 +87,22 @@ def _colour_view(seen: Analysis) -> ColourView:
     return ColourView(seen.found.mask, lighter, strong, seen.border, seen.model.smooth)
 
 
-def _neural_evidence(neural: NeuralSegmenter, seen: Analysis) -> NeuralEvidence:
+def _analyse_with_model(
+    neural: NeuralSegmenter, detail: np.ndarray, working_side: int
+) -> tuple[Analysis, NeuralEvidence]:
+    """The classical analysis and the model's map, fused. The model (onnxruntime, without the
+    GIL) runs beside the analysis: a photo's cut-out takes the longer of the two, not their
+    sum (the same CPU; shorter for one photo, e.g. `run` or an upload)."""
+    with ThreadPoolExecutor(1) as model_thread:
+        model_map = model_thread.submit(neural.probability, detail)
+        seen = analyse(detail, working_side)
+        return seen, _neural_evidence(model_map.result(), seen)
+
+
+def _neural_evidence(model_map: np.ndarray, seen: Analysis) -> NeuralEvidence:
     """The model's map of the analysis copy, fused with the classical analysis."""
     h, w = seen.rgb.shape[:2]
-    probability = cv2.resize(neural.probability(seen.rgb), (w, h), interpolation=cv2.INTER_LINEAR)
+    probability = cv2.resize(model_map, (w, h), interpolation=cv2.INTER_LINEAR)
     found = seen.found
     return fuse_masks(
         probability, found.mask, found.shadow, seen.diff.distance, seen.model.threshold,
