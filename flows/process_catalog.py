@@ -3,8 +3,9 @@
 One product's failure never stops the others; the flow returns a summary of all of them.
 
 Products are submitted a window at a time and their futures dropped as soon as their results
-are in (`windowed`), so a catalog of any size holds only a few futures and their task states:
-the flow's memory stays flat along the run (bench/catalog_memory.py).
+are in (`windowed`), and what Prefect keeps of each task run let go then (`forget_task_run`),
+so a catalog of any size holds only a few futures and their task states: the flow's memory
+stays flat along the run (bench/catalog_memory.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from product_images.catalog import load_catalog
 from product_images.errors import ProductError
 from product_images.flows.artifacts import ProgressReporter, publish_run_artifacts
+from product_images.flows.bookkeeping import forget_task_run
 from product_images.manifest import ProductResult
 from product_images.runner import failed_result
 from product_images.settings import get_settings
@@ -41,6 +43,14 @@ MIN_WINDOW = 64
 
 
 def _result_of(sku: str, future: PrefectFuture[ProductResult]) -> ProductResult:
+    """The product's result; what Prefect kept of its run is let go (see bookkeeping)."""
+    try:
+        return _outcome(sku, future)
+    finally:
+        forget_task_run(future.task_run_id)
+
+
+def _outcome(sku: str, future: PrefectFuture[ProductResult]) -> ProductResult:
     future.wait()
     state: State[ProductResult] = future.state
     if state.is_completed():
