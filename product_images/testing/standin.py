@@ -131,6 +131,7 @@ __all__ = [
     "StandinServer",
     "main",
     "output_size",
+    "set_image_cache_limit",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -378,7 +379,8 @@ def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] 
 
 # --------------------------------------------------------------------------- images
 
-_CACHE_BYTES = 256 * 1024 * 1024
+_CACHE_BYTES = 256 * 1024 * 1024  # the default; see set_image_cache_limit
+_cache_limit = [_CACHE_BYTES]
 _cache: collections.OrderedDict[tuple[object, ...], bytes] = collections.OrderedDict()
 _cache_lock = threading.Lock()
 _pending: dict[tuple[object, ...], threading.Lock] = {}
@@ -400,9 +402,19 @@ def _cached(key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
         with _cache_lock:
             _cache[key] = data
             _pending.pop(key, None)
-            while sum(map(len, _cache.values())) > _CACHE_BYTES and len(_cache) > 1:
+            while sum(map(len, _cache.values())) > _cache_limit[0] and len(_cache) > 1:
                 _cache.popitem(last=False)
     return data
+
+
+def set_image_cache_limit(limit_bytes: int) -> None:
+    """Bytes of encoded answers this process keeps, the most recent (default 256 MB; the most
+    recent answer is always kept). The command-line server keeps fewer: a long benchmark sends
+    distinct photos, whose answers are never asked for again."""
+    with _cache_lock:
+        _cache_limit[0] = max(0, limit_bytes)
+        while sum(map(len, _cache.values())) > _cache_limit[0] and len(_cache) > 1:
+            _cache.popitem(last=False)
 
 
 def _style(prompt: str) -> str:
@@ -2064,6 +2076,9 @@ def _try_json(body: bytes) -> Any:
 
 #: Recorded requests the command-line server keeps (nobody reads them there but a debugger).
 CLI_KEEP_REQUESTS = 100
+#: Megabytes of encoded answers the command-line server keeps (enough for the answers in flight
+#: and a product's retries; a benchmark's photos are all distinct).
+CLI_CACHE_MB = 32
 
 
 def _fault_rate(text: str) -> tuple[str, float]:
@@ -2112,6 +2127,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"recorded requests kept, the last N (default {CLI_KEEP_REQUESTS}): a long "
         "benchmark would otherwise hold every request body",
     )
+    parser.add_argument(
+        "--cache-mb",
+        type=_count,
+        default=CLI_CACHE_MB,
+        metavar="MB",
+        help=f"encoded answers kept for repeated requests, in MB (default {CLI_CACHE_MB})",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser
 
@@ -2130,6 +2152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep_requests=args.keep_requests,
     )
     server.set_fault_rates(dict(args.fault_rate))
+    set_image_cache_limit(args.cache_mb * 1024 * 1024)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it cleanly too
     server.start()
     print(

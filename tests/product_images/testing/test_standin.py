@@ -18,12 +18,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from product_images.testing import standin as standin_module
 from product_images.testing.fixtures.images import draw_product
 from product_images.testing.standin import (
     CLI_KEEP_REQUESTS,
     StandinServer,
     _parser,
     output_size,
+    set_image_cache_limit,
 )
 
 FLASH = "gemini-3.1-flash-image"
@@ -696,10 +698,26 @@ def test_the_cli_keeps_a_bounded_number_of_requests(argv: list[str], kept: int) 
     assert _parser().parse_args(argv).keep_requests == kept
 
 
+@pytest.mark.parametrize("option", ["--keep-requests", "--cache-mb"])
 @pytest.mark.parametrize("bad", ["-1", "many", "2.5"])
-def test_the_cli_refuses_a_bad_bound(bad: str) -> None:
+def test_the_cli_refuses_a_bad_bound(option: str, bad: str) -> None:
     with pytest.raises(SystemExit):
-        _parser().parse_args(["--keep-requests", bad])
+        _parser().parse_args([option, bad])
+
+
+def test_the_cli_keeps_fewer_answers_than_the_default() -> None:
+    assert 0 < _parser().parse_args([]).cache_mb * 1024 * 1024 < standin_module._CACHE_BYTES
+
+
+def test_a_cache_limit_keeps_only_the_most_recent_answer(server: StandinServer) -> None:
+    photos = [base64.b64encode(photo_bytes((300 + n, 200))).decode() for n in range(2)]
+    try:
+        set_image_cache_limit(0)
+        for photo in photos:
+            assert gemini(server, gemini_body(image=photo, image_size="512")).status_code == 200
+        assert len(standin_module._cache) == 1
+    finally:
+        set_image_cache_limit(standin_module._CACHE_BYTES)
 
 
 def test_cli_serves_until_stopped() -> None:
