@@ -178,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", default="512")
     parser.add_argument("--master-side", type=int, default=512)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--samples", type=Path, help="write every sample (RSS per process, products done) as JSON"
+    )
     parser.add_argument("--child", nargs=2, metavar=("CATALOG", "STORE"), help=argparse.SUPPRESS)
     return parser
 
@@ -262,6 +265,8 @@ def _measure(
     last = (tmp / "flow.log").read_text().strip().splitlines()[-1:] or [""]
     print(f"flow process exited {proc.returncode} after {wall:.0f} s: {last[0]}")
     _print_memory(samples, args.products)
+    if args.samples:  # to see where in the run RSS rose (start-up ramp or along the run)
+        args.samples.write_text(json.dumps({"done": samples.done, "rss": samples.rss}))
     _print_cpu(wall, cpu)
     _print_runs(*_run_counts(os.environ["PREFECT_API_URL"]), args.products)
 
