@@ -131,6 +131,7 @@ __all__ = [
     "StandinServer",
     "main",
     "output_size",
+    "set_image_cache_limit",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -378,7 +379,8 @@ def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] 
 
 # --------------------------------------------------------------------------- images
 
-_CACHE_BYTES = 256 * 1024 * 1024
+_CACHE_BYTES = 256 * 1024 * 1024  # the default; see set_image_cache_limit
+_cache_limit = [_CACHE_BYTES]
 _cache: collections.OrderedDict[tuple[object, ...], bytes] = collections.OrderedDict()
 _cache_lock = threading.Lock()
 _pending: dict[tuple[object, ...], threading.Lock] = {}
@@ -400,9 +402,19 @@ def _cached(key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
         with _cache_lock:
             _cache[key] = data
             _pending.pop(key, None)
-            while sum(map(len, _cache.values())) > _CACHE_BYTES and len(_cache) > 1:
+            while sum(map(len, _cache.values())) > _cache_limit[0] and len(_cache) > 1:
                 _cache.popitem(last=False)
     return data
+
+
+def set_image_cache_limit(limit_bytes: int) -> None:
+    """Bytes of encoded answers this process keeps, the most recent (default 256 MB; the most
+    recent answer is always kept). The command-line server keeps fewer: a long benchmark sends
+    distinct photos, whose answers are never asked for again."""
+    with _cache_lock:
+        _cache_limit[0] = max(0, limit_bytes)
+        while sum(map(len, _cache.values())) > _cache_limit[0] and len(_cache) > 1:
+            _cache.popitem(last=False)
 
 
 def _style(prompt: str) -> str:
@@ -1757,6 +1769,7 @@ class StandinServer:
         hang_seconds: float = 30.0,
         port: int = 0,
         batch_seconds: float = 0.5,
+        keep_requests: int | None = None,
     ) -> None:
         self.api_key = api_key
         self.latency = latency
@@ -1767,7 +1780,11 @@ class StandinServer:
         #: How long a batch job takes from creation to its end state (read at creation).
         self.batch_seconds = batch_seconds
         self.url = ""
+        #: Every request received, oldest first; only the last `keep_requests` when that is set
+        #: (a long benchmark would otherwise hold every request body it was sent).
         self.requests: list[RecordedRequest] = []
+        self.keep_requests = keep_requests
+        self._calls = 0  # counted as they come, so `calls` holds with a bound on `requests`
         self._script: collections.deque[str] = collections.deque()
         self._rates: dict[str, float] = {}
         self._rng = random.Random(seed)
@@ -1865,10 +1882,7 @@ class StandinServer:
         """Generate requests received (Gemini and OpenAI), whatever their outcome; each inner
         request of a batch create counts as one (polls and cancels do not count)."""
         with self._lock:
-            return sum(
-                1 if request.route in _GENERATE_ROUTES else len(request.batch_faults)
-                for request in self.requests
-            )
+            return self._calls
 
     def reset(self) -> None:
         """Forget the script, the fault rates, the recorded requests, the batch jobs and the
@@ -1878,6 +1892,7 @@ class StandinServer:
             self._rates = {}
             self._rng = random.Random(self.seed)
             self.requests.clear()
+            self._calls = 0
             self._jobs.clear()
             self._batch_script.clear()
             self._batch_fault = "ok"
@@ -1920,10 +1935,12 @@ class StandinServer:
         with self._lock:  # faults are handed out in the order requests are recorded
             if route in _GENERATE_ROUTES:
                 record.fault = self._next_fault()
+                self._calls += 1
             elif route == "gemini-batch":
                 size = _batch_size(record.json)
                 record.batch_faults = [self._next_fault() for _ in range(size)]
-            self.requests.append(record)
+                self._calls += size
+            self._record(record)
         reply = (
             self._answer(handler, record, target) if self._pause(handler, self.latency) else None
         )
@@ -1934,6 +1951,13 @@ class StandinServer:
         _LOG.debug("%s %s -> %s (fault %s)", record.method, record.path, reply.status, record.fault)
         with contextlib.suppress(OSError):
             handler.send_reply(reply)
+
+    def _record(self, record: RecordedRequest) -> None:
+        """Append to `requests`, dropping the oldest beyond `keep_requests` (call with `_lock`
+        held)."""
+        self.requests.append(record)
+        if self.keep_requests is not None and len(self.requests) > self.keep_requests:
+            del self.requests[: len(self.requests) - self.keep_requests]
 
     def _answer(self, handler: _Handler, record: RecordedRequest, target: str) -> _Reply | None:
         """The reply; `target` is the model (Gemini routes) or the job name (batch routes)."""
@@ -2050,6 +2074,12 @@ def _try_json(body: bytes) -> Any:
 
 # --------------------------------------------------------------------------- CLI
 
+#: Recorded requests the command-line server keeps (nobody reads them there but a debugger).
+CLI_KEEP_REQUESTS = 100
+#: Megabytes of encoded answers the command-line server keeps (enough for the answers in flight
+#: and a product's retries; a benchmark's photos are all distinct).
+CLI_CACHE_MB = 32
+
 
 def _fault_rate(text: str) -> tuple[str, float]:
     fault, _, rate = text.partition("=")
@@ -2060,6 +2090,12 @@ def _fault_rate(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(
             f"{text!r}: use FAULT=RATE, e.g. 429=0.2 ({error})"
         ) from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 0 or more")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -2083,6 +2119,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FAULT=RATE",
         help="random fault probability, e.g. 429=0.2 (repeatable)",
     )
+    parser.add_argument(
+        "--keep-requests",
+        type=_count,
+        default=CLI_KEEP_REQUESTS,
+        metavar="N",
+        help=f"recorded requests kept, the last N (default {CLI_KEEP_REQUESTS}): a long "
+        "benchmark would otherwise hold every request body",
+    )
+    parser.add_argument(
+        "--cache-mb",
+        type=_count,
+        default=CLI_CACHE_MB,
+        metavar="MB",
+        help=f"encoded answers kept for repeated requests, in MB (default {CLI_CACHE_MB})",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser
 
@@ -2098,8 +2149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         hang_seconds=args.hang_seconds,
         port=args.port,
         batch_seconds=args.batch_seconds,
+        keep_requests=args.keep_requests,
     )
     server.set_fault_rates(dict(args.fault_rate))
+    set_image_cache_limit(args.cache_mb * 1024 * 1024)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it cleanly too
     server.start()
     print(

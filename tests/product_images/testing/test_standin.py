@@ -18,8 +18,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from product_images.testing import standin as standin_module
 from product_images.testing.fixtures.images import draw_product
-from product_images.testing.standin import StandinServer, output_size
+from product_images.testing.standin import (
+    CLI_KEEP_REQUESTS,
+    StandinServer,
+    _parser,
+    output_size,
+    set_image_cache_limit,
+)
 
 FLASH = "gemini-3.1-flash-image"
 PRO = "gemini-3-pro-image"
@@ -665,6 +672,52 @@ def test_calls_and_reset(server: StandinServer) -> None:
 
     assert server.calls == 0 and server.requests == []
     assert gemini(server, gemini_body(image_size="512")).status_code == 200
+
+
+def test_a_bound_keeps_only_the_last_requests_and_calls_still_counts_all() -> None:
+    with StandinServer(keep_requests=2) as bounded:
+        bounded.script("503", "500", "ok")
+        for _ in range(3):
+            gemini(bounded, gemini_body(image_size="512"))
+
+        assert [r.fault for r in bounded.requests] == ["500", "ok"]
+        assert bounded.calls == 3
+        bounded.reset()
+        assert bounded.calls == 0 and bounded.requests == []
+
+
+def test_without_a_bound_every_request_is_kept(server: StandinServer) -> None:
+    for _ in range(3):
+        gemini(server, gemini_body(image_size="512"))
+
+    assert len(server.requests) == 3 and server.keep_requests is None
+
+
+@pytest.mark.parametrize(("argv", "kept"), [([], CLI_KEEP_REQUESTS), (["--keep-requests", "0"], 0)])
+def test_the_cli_keeps_a_bounded_number_of_requests(argv: list[str], kept: int) -> None:
+    assert _parser().parse_args(argv).keep_requests == kept
+
+
+@pytest.mark.parametrize("option", ["--keep-requests", "--cache-mb"])
+@pytest.mark.parametrize("bad", ["-1", "many", "2.5"])
+def test_the_cli_refuses_a_bad_bound(option: str, bad: str) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args([option, bad])
+
+
+def test_the_cli_keeps_fewer_answers_than_the_default() -> None:
+    assert 0 < _parser().parse_args([]).cache_mb * 1024 * 1024 < standin_module._CACHE_BYTES
+
+
+def test_a_cache_limit_keeps_only_the_most_recent_answer(server: StandinServer) -> None:
+    photos = [base64.b64encode(photo_bytes((300 + n, 200))).decode() for n in range(2)]
+    try:
+        set_image_cache_limit(0)
+        for photo in photos:
+            assert gemini(server, gemini_body(image=photo, image_size="512")).status_code == 200
+        assert len(standin_module._cache) == 1
+    finally:
+        set_image_cache_limit(standin_module._CACHE_BYTES)
 
 
 def test_cli_serves_until_stopped() -> None:
