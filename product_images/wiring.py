@@ -5,8 +5,8 @@ A `Wiring` holds a run's settings, its store, its generative backends and its pi
 pool; `wire` is the one place that makes them. An entry point wires once per run and hands the
 result to the steps (`product_images.runner`, `product_images.pipeline`): the CLI's inline
 engine once for a whole catalog, a Prefect task process once per settings and store (its
-process may be a Dask or Prefect worker that has nothing else to go on; `tasks/product.py`). Nothing below reads settings to build
-its own connections.
+process may be a Dask or Prefect worker that has nothing else to go on; `tasks/product.py`).
+Nothing below reads settings to build its own connections.
 
 What stays per process, on purpose: a backend's circuit breaker, adaptive rate and call
 limiter (they describe the remote service, which every run in the process shares; see
