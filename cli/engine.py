@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+from product_images.allocator import RELEASE_EVERY, release_free_memory
 from product_images.catalog import Catalog
 from product_images.errors import ProductError
 from product_images.manifest import ProductResult
@@ -55,9 +56,11 @@ def run_catalog(
 ) -> list[ProductResult]:
     """Every product of a loaded catalog inline, the `concurrency` setting at a time."""
     results = list(catalog.rejected)
-    for result in _inline_results(catalog.requests, wiring):
+    for done, result in enumerate(_inline_results(catalog.requests, wiring), start=1):
         on_done(result)
         results.append(result)
+        if done % RELEASE_EVERY == 0:  # else the freed memory of past products stays held
+            release_free_memory()
     return results
 
 

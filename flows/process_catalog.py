@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from product_images.allocator import release_free_memory
+from product_images.allocator import RELEASE_EVERY, release_free_memory
 from product_images.catalog import load_catalog
 from product_images.errors import ProductError
 from product_images.flows.artifacts import ProgressReporter, publish_run_artifacts
@@ -41,9 +41,6 @@ __all__ = ["catalog_flow", "process_catalog"]
 #: a slow or deferred product never leaves a worker idle, few enough to keep memory flat.
 WINDOW_PER_WORKER = 4
 MIN_WINDOW = 64
-#: Products between two hand-backs of the allocator's free memory (a few ms each; in between,
-#: the flow process held up to ~55 MB of freed memory per 100 products).
-RELEASE_EVERY = 25
 
 
 def _result_of(sku: str, future: PrefectFuture[ProductResult]) -> ProductResult:
