@@ -27,13 +27,11 @@ def check_image(data: bytes, slot: SlotSpec, name: str = "image") -> list[CheckR
         _check_bytes(len(data), slot),
         _check_colour_space(image, slot),
     ]  # read from the header: measured before a reduced decode changes the image's size
-    pixel_rules = slot.pure_white or (
-        slot.fit == "pad" and bool(slot.min_fill or slot.max_fill or slot.fill)
-    )
-    rgb = _decoded(image, name, full=pixel_rules)
+    fill_rule = slot.fit == "pad" and bool(slot.min_fill or slot.max_fill or slot.fill)
+    rgb = _decoded(image, name, full=slot.pure_white or fill_rule)
     if slot.pure_white:
         results.append(_check_white_border(rgb))
-    if pixel_rules and slot.fit == "pad":
+    if fill_rule:
         results.append(_check_fill(rgb, slot))
     return results
 
