@@ -4,6 +4,7 @@ Prefect within a catalog run (the stand-in server plays Gemini)."""
 import io
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -71,7 +72,8 @@ def _request() -> GenerationRequest:
     return GenerationRequest("A white studio shot", (ImageInput(buffer.getvalue(), "image/png"),))
 
 
-def test_calls_take_the_global_limits_never_more_in_flight_than_allowed(server):
+def _two_at_once(server: StandinServer) -> Settings:
+    """Settings whose Prefect limit allows 2 calls at once (the limits are made here)."""
     settings = Settings(
         gemini_api_key=server.api_key,
         gemini_base_url=server.url,
@@ -80,60 +82,52 @@ def test_calls_take_the_global_limits_never_more_in_flight_than_allowed(server):
         gemini_rpm=6000,
     )
     ensure_concurrency_limits(settings)
-    # The in-process limiter would allow 8 at once: only the Prefect limit can hold it at 2.
-    client = make_generator(settings.model_copy(update={"gemini_concurrency": 8}), "gemini")
+    return settings
+
+
+def _peak_in_flight(server: StandinServer, call: Callable[[], object], calls: int) -> int:
+    """Run `call` on `calls` threads; the most requests the server had in flight at once."""
     peak, done = [0], threading.Event()
 
-    def watch():
+    def watch() -> None:
         while not done.is_set():
             peak[0] = max(peak[0], sum(r.status is None for r in list(server.requests)))
             time.sleep(0.005)
+
+    threads = [threading.Thread(target=call) for _ in range(calls)]
+    watcher = threading.Thread(target=watch)
+    for thread in [watcher, *threads]:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    done.set()
+    watcher.join()
+    return peak[0]
+
+
+def test_calls_take_the_global_limits_never_more_in_flight_than_allowed(server):
+    settings = _two_at_once(server)
+    # The in-process limiter would allow 8 at once: only the Prefect limit can hold it at 2.
+    client = make_generator(settings.model_copy(update={"gemini_concurrency": 8}), "gemini")
 
     def call():
         with cluster_limits(PrefectCallLimiter):
             client.generate(_request())
 
-    threads = [threading.Thread(target=call) for _ in range(5)]
-    watcher = threading.Thread(target=watch)
-    for thread in [watcher, *threads]:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    done.set()
-    watcher.join()
-    assert server.calls == 5 and 1 <= peak[0] <= 2
+    peak = _peak_in_flight(server, call, 5)
+    assert server.calls == 5 and 1 <= peak <= 2
 
 
 def test_pooled_slots_keep_the_limit_and_go_back_when_the_last_task_ends(server):
-    settings = Settings(
-        gemini_api_key=server.api_key,
-        gemini_base_url=server.url,
-        gemini_image_size="512",
-        gemini_concurrency=2,
-        gemini_rpm=6000,
-    )
-    ensure_concurrency_limits(settings)
+    settings = _two_at_once(server)
     client = make_generator(settings.model_copy(update={"gemini_concurrency": 8}), "gemini")
-    peak, done = [0], threading.Event()
-
-    def watch():
-        while not done.is_set():
-            peak[0] = max(peak[0], sum(r.status is None for r in list(server.requests)))
-            time.sleep(0.005)
 
     def call():
         with prefect_call_limits(wire(settings)):
             client.generate(_request())
 
-    threads = [threading.Thread(target=call) for _ in range(6)]
-    watcher = threading.Thread(target=watch)
-    for thread in [watcher, *threads]:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    done.set()
-    watcher.join()
-    assert server.calls == 6 and 1 <= peak[0] <= 2
+    peak = _peak_in_flight(server, call, 6)
+    assert server.calls == 6 and 1 <= peak <= 2
     with get_client(sync_client=True) as prefect:
         assert prefect.read_global_concurrency_limit_by_name("gemini-requests").active_slots == 0
 
