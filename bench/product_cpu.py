@@ -90,7 +90,10 @@ def _floor(photo: Path, manifest: Manifest, store: LocalStore) -> tuple[float, f
 def _measure(
     photo: Path, platforms: list[str], settings: Settings, store: LocalStore
 ) -> Measured | None:
-    request = ProductRequest(sku=photo.stem.split("_")[0], source=str(photo), platforms=platforms)
+    # force: the warm-up and the profile make a photo twice; an unchanged product is skipped.
+    request = ProductRequest(
+        sku=photo.stem.split("_")[0], source=str(photo), platforms=platforms, force=True
+    )
     wall, cpu = time.perf_counter(), time.process_time()
     result = run_product(request, wire(settings, store))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

@@ -12,6 +12,7 @@ import io
 import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -300,19 +301,33 @@ class _MasterMaker:
     def _store(
         self, variant: Variant, master: Master, backend: MasterBackend
     ) -> list[MasterRecord]:
-        """Every take of the master (its looks, then its alternates), stored."""
-        store, sku = self.wiring.store, self.request.sku
+        """Every take of the master (its looks, then its alternates), each made (a shadow, a
+        crop) and stored on the run's threads: the white master's three takes no longer wait
+        for one another (the PNG encoder and OpenCV release the GIL)."""
         looks = _looks(variant, master, [s for s in self.slots if s.variant == variant])
         if variant == "detail":
             looks += _detail_looks(backend, self.slots, self.product, self.settings, self.context)
-        shown = [_store_master(store, sku, variant, look, backend.name, key) for key, look in looks]
-        for record, (_, look) in zip(shown, looks, strict=True):
-            if self.images is not None:
-                self.images.keep(record.key, record.sha256, look.image)
+        threads = self.settings.running.threads
+        store = partial(self._store_look, variant, backend)
+        stored = _in_parallel(lambda look: store(*look), looks, threads)
+        shown = [record for record in stored if record is not None]
         return shown + [
-            _store_master(store, sku, variant, other, backend.name, rank=rank)
-            for rank, other in enumerate(master.alternates, 1)
+            _store_master(self.wiring.store, self.request.sku, variant, other, backend.name, rank=r)
+            for r, other in enumerate(master.alternates, 1)
         ]
+
+    def _store_look(
+        self, variant: Variant, backend: MasterBackend, key: str, make: Callable[[], Master | None]
+    ) -> MasterRecord | None:
+        """One look made and stored (and kept for rendering); None when it cannot be made."""
+        look = make()
+        if look is None:
+            return None
+        store, sku = self.wiring.store, self.request.sku
+        record = _store_master(store, sku, variant, look, backend.name, key)
+        if self.images is not None:
+            self.images.keep(record.key, record.sha256, look.image)
+        return record
 
     def prepared(
         self, source: SourceInfo, made: list[_Made], cutout: MasterRecord
@@ -344,13 +359,17 @@ def _variants(request: ProductRequest, settings: Settings) -> list[Variant]:
     return sorted(chosen)
 
 
-def _looks(variant: Variant, master: Master, slots: list[SlotSpec]) -> list[tuple[str, Master]]:
-    """The takes of a master to store, by look: the plain one (kept whatever the slots
-    want), and for white slots one per distinct shadow."""
+_Look = tuple[str, Callable[[], Master | None]]
+
+
+def _looks(variant: Variant, master: Master, slots: list[SlotSpec]) -> list[_Look]:
+    """The takes of a master to store, by look, each with how to make it: the plain one
+    (kept whatever the slots want), and for white slots one per distinct shadow."""
     shadows: dict[str, ShadowSpec] = {
         s.shadow_key(): s.shadow for s in slots if s.shadow is not None
     }
-    return [("", master)] + [(key, with_shadow(master, spec)) for key, spec in shadows.items()]
+    plain: _Look = ("", lambda: master)
+    return [plain] + [(key, partial(with_shadow, master, spec)) for key, spec in shadows.items()]
 
 
 def _detail_looks(
@@ -359,16 +378,15 @@ def _detail_looks(
     product: ProductCutout,
     settings: Settings,
     context: MasterContext,
-) -> list[tuple[str, Master]]:
+) -> list[_Look]:
     """Detail masters cropped at each non-square detail slot's aspect, where the backend
-    crops them itself (otherwise those slots crop the square master)."""
+    crops them itself (otherwise, when it gives None, those slots crop the square master)."""
     aspects = {s.master_look(): s.aspect_ratio() for s in slots if s.variant == "detail"}
-    made = [
-        (look, backend.detail_at(a, product, settings, context))
-        for look, a in aspects.items()
+    return [
+        (look, partial(backend.detail_at, aspect, product, settings, context))
+        for look, aspect in aspects.items()
         if look
     ]
-    return [(look, master) for look, master in made if master is not None]
 
 
 def _source_info(request: ProductRequest, source: SourceImage) -> SourceInfo:

@@ -74,15 +74,18 @@ def _spread_over_like(
     rim where a contact shadow meets the product is shadow too, but a white part beside a
     dark shadow is not."""
     box = (3, 3)
+    shadow = shadow.copy()
     for _ in range(_SPREAD):
         weight = cv2.boxFilter(shadow.astype(np.float32), -1, box, normalize=False)
-        frontier = light & ~shadow & (weight > 0)
-        if not frontier.any():
+        rows, cols = np.nonzero(light & ~shadow & (weight > 0))  # the frontier
+        if len(rows) == 0:
             break
         summed = cv2.boxFilter(lab * shadow[..., None], -1, box, normalize=False)
-        near = summed / np.maximum(weight, 1)[..., None]
-        alike = np.linalg.norm(lab - near, axis=2) < threshold
-        shadow = shadow | (frontier & alike)
+        # Only the frontier can join: its colour is compared, not the whole image's (a
+        # thin band; the same arithmetic per pixel, so the same answer).
+        near = summed[rows, cols] / np.maximum(weight[rows, cols], 1)[:, None]
+        alike = np.linalg.norm(lab[rows, cols] - near, axis=1) < threshold
+        shadow[rows[alike], cols[alike]] = True
     return shadow
 
 

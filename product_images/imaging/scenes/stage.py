@@ -76,10 +76,13 @@ def stage_product(
     alpha = np.zeros((side, side), np.uint8)
     alpha[box[1] : box[3], box[0] : box[2]] = mask
     lit = _relight(product, scene, plan, box)
-    canvas = scene.image.copy()
     a = mask.astype(np.float32)[..., None] / 255.0
-    region = canvas[box[1] : box[3], box[0] : box[2]]
-    canvas[box[1] : box[3], box[0] : box[2]] = region * (1 - a) + lit * a
+    region = scene.image[box[1] : box[3], box[0] : box[2]]
+    # To 8 bits apart: the backdrop whole, the product's box blended (no float copy of the
+    # whole 2048 px canvas; the same values).
+    pixels = _to_bytes(scene.image)
+    blended = (region * (1 - a) + lit * a).astype(region.dtype)  # rounded as the canvas was
+    pixels[box[1] : box[3], box[0] : box[2]] = _to_bytes(blended)
     shadow = ShadowSpec(
         contact=0.65,
         cast=0.45,
@@ -89,8 +92,11 @@ def stage_product(
         softness=0.65,
         reach=0.5,
     )
-    pixels = np.clip(canvas, 0, 255).astype(np.uint8)
     return Staged(apply_shadow(pixels, alpha, box, shadow, scene.shade), box, scene)
+
+
+def _to_bytes(pixels: np.ndarray) -> np.ndarray:
+    return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
 def _relight(product: np.ndarray, scene: Backdrop, plan: ScenePlan, box: Box) -> np.ndarray:
