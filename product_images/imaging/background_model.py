@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from product_images.imaging.colour_distance import colour_distance
+
 __all__ = [
     "BackgroundModel",
     "Difference",
@@ -73,7 +75,7 @@ def fit_background(lab: np.ndarray, border: np.ndarray) -> BackgroundModel:
     ys, xs = ys[:: max(1, len(ys) // 20_000)], xs[:: max(1, len(xs) // 20_000)]
     samples = lab[ys, xs]
     coefficients, kept = _robust_surface(_design(ys, xs, lab.shape), samples)
-    surface_error = np.linalg.norm(samples - _design(ys, xs, lab.shape) @ coefficients, axis=1)
+    surface_error = colour_distance(samples - _design(ys, xs, lab.shape) @ coefficients)
     centres = _clusters((samples[kept] if kept.sum() > 30 else samples)[::3])
     cluster_error = _nearest(samples, centres)
     smooth_noise = float(np.percentile(surface_error[kept], 90))
@@ -111,7 +113,7 @@ def refit_background(
         if known.sum() < 20 * design.shape[1]:
             return model
         coefficients, _kept = _robust_surface(design[known], samples[known])
-        error = np.linalg.norm(samples - design @ coefficients, axis=1)
+        error = colour_distance(samples - design @ coefficients)
         known = error < model.threshold
     if not known.any():
         return model
@@ -167,7 +169,7 @@ def _robust_surface(design: np.ndarray, samples: np.ndarray) -> tuple[np.ndarray
     kept = np.ones(len(samples), bool)
     coefficients = _least_squares(design, samples)
     for _ in range(2):
-        error = np.linalg.norm(samples - design @ coefficients, axis=1)
+        error = colour_distance(samples - design @ coefficients)
         limit = max(3.0, 3.0 * float(np.median(error[kept])) * 1.4826)
         if (error < limit).sum() < design.shape[1] * 4:
             break
@@ -208,12 +210,12 @@ def _clusters(samples: np.ndarray) -> np.ndarray:
 
 
 def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    return np.min(np.linalg.norm(points[:, None, :] - centres[None], axis=2), axis=1)
+    return np.min(colour_distance(points[:, None, :] - centres[None]), axis=1)
 
 
 def _nearest_centre(lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
     flat = lab.reshape(-1, 3)
-    index = np.argmin(np.linalg.norm(flat[:, None, :] - centres[None], axis=2), axis=1)
+    index = np.argmin(colour_distance(flat[:, None, :] - centres[None]), axis=1)
     return centres[index].reshape(lab.shape)
 
 

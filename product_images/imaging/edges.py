@@ -17,6 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from product_images.imaging.colour_distance import colour_distance
 from product_images.imaging.sampling import local_mean, pixels_under, sample, sample_points
 
 __all__ = ["edge_colours", "edge_pixels", "refine_alpha"]
@@ -117,5 +118,5 @@ def _band_alpha(
     alpha = trust * mixed + (1 - trust) * prior
     # A pixel that no mix of the two local colours explains (a thin white rim on a blue shoe,
     # read against the shoe's mean colour) is product as far as the mask said.
-    residual = np.linalg.norm(pixel - b - mixed[:, None] * span, axis=1)
+    residual = colour_distance(pixel - b - mixed[:, None] * span)
     return np.where(residual > threshold, np.maximum(alpha, prior), alpha)

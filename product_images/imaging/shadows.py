@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from product_images.imaging.background_model import Difference
+from product_images.imaging.colour_distance import colour_distance
 
 __all__ = ["clear_of_edges", "faded_share", "light_changes", "reaching_the_frame", "smooth_pixels"]
 
@@ -84,7 +85,7 @@ def _spread_over_like(
         # Only the frontier can join: its colour is compared, not the whole image's (a
         # thin band; the same arithmetic per pixel, so the same answer).
         near = summed[rows, cols] / np.maximum(weight[rows, cols], 1)[:, None]
-        alike = np.linalg.norm(lab[rows, cols] - near, axis=1) < threshold
+        alike = colour_distance(lab[rows, cols] - near) < threshold
         shadow[rows[alike], cols[alike]] = True
     return shadow
 
