@@ -17,6 +17,7 @@ import numpy as np
 
 from product_images.imaging.background_model import BackgroundModel, Difference
 from product_images.imaging.grabcut import grabcut_at
+from product_images.imaging.labels import labelled
 from product_images.imaging.shadows import (
     clear_of_edges,
     faded_share,
@@ -80,7 +81,7 @@ def drop_specks(mask: np.ndarray) -> tuple[np.ndarray, int]:
     if len(areas) == 0:
         return np.zeros(mask.shape, bool), 0
     keep = np.flatnonzero(areas >= _MIN_COMPONENT * areas.max()) + 1
-    return np.isin(labels, keep), len(keep)
+    return labelled(labels, keep), len(keep)
 
 
 def fill_holes(mask: np.ndarray, distance: np.ndarray, threshold: float) -> np.ndarray:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from product_images.imaging.foreground import drop_specks, fill_holes
+from product_images.imaging.labels import labelled
 from product_images.imaging.mask_quality import iou
 
 __all__ = ["NeuralEvidence", "fuse_masks"]
@@ -95,7 +96,7 @@ def _missed_objects(classical: np.ndarray, mask: np.ndarray, strong: np.ndarray)
     plain = np.bincount(labels.ravel(), strong.ravel(), count) / area >= 0.5
     keep = np.flatnonzero(big & plain)
     keep = keep[(keep > 0) & ~np.isin(keep, touched)]
-    return np.isin(labels, keep)
+    return labelled(labels, keep)
 
 
 def _thin_parts(parts: np.ndarray, body: np.ndarray) -> np.ndarray:
@@ -111,7 +112,7 @@ def _thin_parts(parts: np.ndarray, body: np.ndarray) -> np.ndarray:
     if count <= 1:
         return thin
     keep = np.unique(labels[_grown(body, 1) & thin])
-    return np.isin(labels, keep[keep > 0])
+    return labelled(labels, keep[keep > 0])
 
 
 def _open_loops(mask: np.ndarray, background: np.ndarray, probability: np.ndarray) -> np.ndarray:
@@ -129,7 +130,7 @@ def _open_loops(mask: np.ndarray, background: np.ndarray, probability: np.ndarra
     )
     big = stats[:, cv2.CC_STAT_AREA] >= 0.001 * mask.size
     opened = np.flatnonzero(big & (sureness < _LOOP_UNSURE))
-    return mask & ~np.isin(labels, opened[opened > 0])
+    return mask & ~labelled(labels, opened[opened > 0])
 
 
 def _grown(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 
 from product_images.imaging.background_model import Difference
 from product_images.imaging.colour_distance import colour_distance
+from product_images.imaging.labels import labelled
 
 __all__ = ["clear_of_edges", "faded_share", "light_changes", "reaching_the_frame", "smooth_pixels"]
 
@@ -101,7 +102,7 @@ def reaching_the_frame(mask: np.ndarray) -> np.ndarray:
     _count, labels = cv2.connectedComponents(mask.astype(np.uint8), 4)
     edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     touching = np.unique(edge[edge > 0])
-    return np.isin(labels, touching)
+    return labelled(labels, touching)
 
 
 def _grow(
