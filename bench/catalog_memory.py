@@ -36,6 +36,7 @@ import psutil
 from throughput import _cpu_seconds, _environment, _services
 from upload_latency import _stop
 
+from product_images.allocator import bound_arenas
 from product_images.testing.fixtures.images import draw_product
 
 MB = 1024 * 1024
@@ -159,6 +160,9 @@ def _run_child(
 def child(catalog: str, store: str, at_once: int) -> None:
     """The flow process: one catalog run; prints its statuses as the last line (JSON)."""
     from throughput import _run_catalog
+
+    bound_arenas()  # first, as `product-images batch` does: the flow's own call comes after
+    # Prefect's threads have made their heaps, which glibc keeps
 
     results, wall = _run_catalog("flow", Path(catalog), Path(store), at_once)
     print(json.dumps({"wall": wall, "statuses": Counter(r.status for r in results)}))
