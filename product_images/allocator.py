@@ -8,7 +8,7 @@ up along the run (bench/catalog_memory.py), so the run hands it back every RELEA
 products. glibc also gives each thread that allocates its own heap ("arena"), up to 8 per
 core, and the run has dozens of threads: a trim cannot hand back what a few live blocks pin in
 each of them, and a 2,000-product flow rose 38 MB over its last 750 products that way; with
-at most ARENAS heaps it stayed flat from 750 products on (bench/RESULTS.md §8, fourth pass).
+at most ARENAS heaps it rose no more after its first 1,000 (bench/RESULTS.md §8, fourth pass).
 Elsewhere than glibc both are no-ops.
 """
 
