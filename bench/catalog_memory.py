@@ -7,8 +7,8 @@ Every ~0.5 s each one's RSS is sampled, with the number of products published so
 manifests). Printed: peak RSS per process, pixel workers included (goal <= 500 MB), the mean
 RSS over the first and last quarter of the run (by products done) and their ratio (goal <=
 1.05; "growth*" is the same ratio with the first quarter counted from the first product
-published, leaving out the flow process starting up: importing, wiring, pixel workers), the
-flow runs
+published, leaving out the flow process starting up: importing, wiring, pixel workers; the
+flow's RSS is also split into anonymous and file-backed, /proc/PID/smaps_rollup), the flow runs
 and task runs the server holds per product, and the Prefect server's CPU: seconds per wall
 second and its share of the CPU the three processes used.
 
@@ -36,6 +36,7 @@ import psutil
 from throughput import _cpu_seconds, _environment, _services
 from upload_latency import _stop
 
+from product_images.allocator import bound_arenas
 from product_images.testing.fixtures.images import draw_product
 
 MB = 1024 * 1024
@@ -82,6 +83,17 @@ def _rss(proc: psutil.Process) -> int:
         return 0  # the process ended between two samples
 
 
+def _anonymous(proc: psutil.Process) -> int:
+    """The process's anonymous RSS (heaps, arrays; the rest of its RSS is file-backed: code
+    and data of the libraries it loaded, counted once a page of them is touched)."""
+    try:
+        with open(f"/proc/{proc.pid}/smaps_rollup") as rollup:
+            fields = dict(line.split(":", 1) for line in rollup if line.startswith("Anonymous:"))
+    except OSError:
+        return 0
+    return int(fields["Anonymous"].split()[0]) * 1024 if fields else 0
+
+
 def _tree(proc: psutil.Process) -> list[psutil.Process]:
     try:
         return [proc, *proc.children(recursive=True)]
@@ -94,6 +106,10 @@ def _sample(roots: dict[str, psutil.Process], store: Path, samples: Samples) -> 
         for i, proc in enumerate(_tree(root)):
             name = label if i == 0 else f"{label} child {proc.pid}"
             samples.rss.setdefault(name, []).append(_rss(proc))
+        if label == "flow":  # what kind of memory the flow's RSS is
+            anonymous, rss = _anonymous(root), samples.rss[label][-1]
+            samples.rss.setdefault("flow: anonymous", []).append(anonymous)
+            samples.rss.setdefault("flow: file-backed", []).append(max(rss - anonymous, 0))
     samples.done.append(sum(1 for _ in store.glob("*/manifest.json")) if store.exists() else 0)
 
 
@@ -144,6 +160,9 @@ def _run_child(
 def child(catalog: str, store: str, at_once: int) -> None:
     """The flow process: one catalog run; prints its statuses as the last line (JSON)."""
     from throughput import _run_catalog
+
+    bound_arenas()  # first, as `product-images batch` does: the flow's own call comes after
+    # Prefect's threads have made their heaps, which glibc keeps
 
     results, wall = _run_catalog("flow", Path(catalog), Path(store), at_once)
     print(json.dumps({"wall": wall, "statuses": Counter(r.status for r in results)}))

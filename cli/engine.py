@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from product_images.allocator import RELEASE_EVERY, release_free_memory
+from product_images.allocator import RELEASE_EVERY, bound_arenas, release_free_memory
 from product_images.catalog import Catalog
 from product_images.errors import ProductError
 from product_images.manifest import ProductResult
@@ -55,6 +55,7 @@ def run_catalog(
     on_done: Callable[[ProductResult], None],
 ) -> list[ProductResult]:
     """Every product of a loaded catalog inline, the `concurrency` setting at a time."""
+    bound_arenas()  # before the pool's threads (product_images.allocator)
     results = list(catalog.rejected)
     for done, result in enumerate(_inline_results(catalog.requests, wiring), start=1):
         on_done(result)

@@ -13,6 +13,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from product_images.allocator import bound_arenas
 from product_images.cli.engine import resolve_engine, run_catalog, run_one
 from product_images.cli.generative_models import generative_models
 from product_images.cli.local_s3 import local_s3, upload
@@ -75,6 +76,7 @@ _engine_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Product photos in; white, scene and detail images for every marketplace out."""
+    bound_arenas()  # before any command starts its threads (product_images.allocator)
 
 
 def _echo_result(result: ProductResult, store: str) -> None:

@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from product_images.allocator import RELEASE_EVERY, release_free_memory
+from product_images.allocator import RELEASE_EVERY, bound_arenas, release_free_memory
 from product_images.catalog import load_catalog
 from product_images.errors import ProductError
 from product_images.flows.artifacts import ProgressReporter, publish_run_artifacts
@@ -90,6 +90,7 @@ def process_catalog(
 
     A product deferred by its generative backend is retried after the breaker's cool-down
     (`defer_retries` times) while the others go on; it ends done, or deferred."""
+    bound_arenas()  # before the task runner's threads: a worker's flow run starts here
     quiet_product_errors()  # a bad photo: one line in the log, not a traceback
     settings = get_settings()
     ensure_concurrency_limits(settings)  # the tasks take them strictly
