@@ -19,6 +19,10 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+# np.median imports numpy.ma on first use; two threads importing it at once can fail with a
+# RecursionError in importlib (seen once in a catalog flow), so one thread imports it here.
+import numpy.ma
+
 from product_images.imaging.colour_distance import colour_distance
 
 __all__ = [
