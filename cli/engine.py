@@ -21,7 +21,7 @@ from product_images.settings import Settings
 from product_images.streaming import windowed
 from product_images.wiring import Wiring, wire
 
-__all__ = ["alone", "resolve_engine", "run_catalog", "run_one"]
+__all__ = ["alone", "resolve_engine", "run_catalog", "run_one", "usable_cores"]
 
 #: Products submitted ahead of the oldest one not collected, per product run at once.
 WINDOW_PER_WORKER = 4
@@ -38,9 +38,16 @@ def alone(settings: Settings) -> Settings:
     """The settings for one product run by itself: no pixel worker processes (starting them
     takes longer than one photo's work), and the model on every core the process may use
     (nothing else waits for them: one 1 MP photo's run ~0.25 s shorter, bench/RESULTS.md §8)."""
-    cores = min(len(os.sched_getaffinity(0)), 32)
-    threads = max(settings.imaging.segmenter_threads, cores)
+    threads = max(settings.imaging.segmenter_threads, min(usable_cores(), 32))
     return settings.with_overrides(processes=0, segmenter_threads=threads)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system has one: taskset,
+    a container's cpuset), else all of them."""
+    if hasattr(os, "sched_getaffinity"):  # Linux; not macOS or Windows
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def run_one(request: ProductRequest, settings: Settings, engine: str) -> ProductResult:
