@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from product_images.allocator import RELEASE_EVERY, bound_arenas, release_free_memory
 from product_images.catalog import Catalog
+from product_images.cores import usable_cores
 from product_images.errors import ProductError
 from product_images.manifest import ProductResult
 from product_images.request import ProductRequest
@@ -21,7 +22,7 @@ from product_images.settings import Settings
 from product_images.streaming import windowed
 from product_images.wiring import Wiring, wire
 
-__all__ = ["alone", "resolve_engine", "run_catalog", "run_one", "usable_cores"]
+__all__ = ["alone", "resolve_engine", "run_catalog", "run_one"]
 
 #: Products submitted ahead of the oldest one not collected, per product run at once.
 WINDOW_PER_WORKER = 4
@@ -40,14 +41,6 @@ def alone(settings: Settings) -> Settings:
     (nothing else waits for them: one 1 MP photo's run ~0.25 s shorter, bench/RESULTS.md §8)."""
     threads = max(settings.imaging.segmenter_threads, min(usable_cores(), 32))
     return settings.with_overrides(processes=0, segmenter_threads=threads)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity where the system has one: taskset,
-    a container's cpuset), else all of them."""
-    if hasattr(os, "sched_getaffinity"):  # Linux; not macOS or Windows
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def run_one(request: ProductRequest, settings: Settings, engine: str) -> ProductResult:

@@ -307,9 +307,8 @@ class _MasterMaker:
         looks = _looks(variant, master, [s for s in self.slots if s.variant == variant])
         if variant == "detail":
             looks += _detail_looks(backend, self.slots, self.product, self.settings, self.context)
-        threads = self.settings.running.threads
-        store = partial(self._store_look, variant, backend)
-        stored = _in_parallel(lambda look: store(*look), looks, threads)
+        take = partial(self._store_look, variant, backend)
+        stored = _in_parallel(take, looks, self.settings.running.threads)
         shown = [record for record in stored if record is not None]
         return shown + [
             _store_master(self.wiring.store, self.request.sku, variant, other, backend.name, rank=r)
@@ -317,9 +316,10 @@ class _MasterMaker:
         ]
 
     def _store_look(
-        self, variant: Variant, backend: MasterBackend, key: str, make: Callable[[], Master | None]
+        self, variant: Variant, backend: MasterBackend, named: _Look
     ) -> MasterRecord | None:
         """One look made and stored (and kept for rendering); None when it cannot be made."""
+        key, make = named
         look = make()
         if look is None:
             return None

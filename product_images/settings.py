@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from product_images.cores import usable_cores
 from product_images.model_catalogue.catalog import ModelPrice, load_catalog
 from product_images.specs import BUILTIN_SPECS_DIR
 
@@ -451,12 +452,13 @@ class RunSettings(_Group):
         default=2, ge=1, le=64, description="Products processed at once by a catalog run."
     )
     processes: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+        default_factory=lambda: min(usable_cores(), 64),
         ge=0,
         le=64,
         description="Worker processes a catalog run decodes and cuts out its photos in (the "
         "pixel work that holds Python's GIL), shared by every product of a process; 0 or 1 = "
-        "in the product's own thread. Default: the number of cores. One-photo `run`s use none.",
+        "in the product's own thread. Default: the cores the process may use. One-photo "
+        "`run`s use none.",
     )
     threads: int = Field(
         default=2,

@@ -1,8 +1,7 @@
-import os
-
 import pytest
 
-from product_images.cli.engine import alone, usable_cores
+from product_images.cli.engine import alone
+from product_images.cores import usable_cores
 from product_images.settings import Settings
 
 
@@ -13,7 +12,3 @@ def test_one_product_alone_has_no_workers_and_the_model_on_every_core(asked):
     assert settings.running.processes == 0
     assert settings.imaging.segmenter_threads == max(asked, cores)
     assert settings.running.concurrency == 3  # the rest as it was
-
-
-def test_usable_cores_follow_the_affinity():
-    assert usable_cores() == len(os.sched_getaffinity(0)) >= 1
