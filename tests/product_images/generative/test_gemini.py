@@ -6,7 +6,6 @@ import base64
 import io
 import logging
 import socket
-import time
 
 import httpx
 import pytest
@@ -427,10 +426,10 @@ def test_an_unsupported_aspect_ratio_names_the_ratio(standin, make_client):
 
 def test_a_hung_server_gives_a_timeout_quickly(standin, make_client, recorder):
     standin.script("timeout")
-    started = time.monotonic()
     with pytest.raises(GenerationTimeoutError):
         make_client(read_timeout=0.3, max_attempts=1).generate(REQUEST, recorder.hooks())
-    assert time.monotonic() - started < 2.0
+    [sent] = standin.requests  # one attempt, never answered: the client gave up before
+    assert sent.status is None  # the stand-in's answer after its 3 s hang
     assert recorder.outcomes == ["timeout"]
 
 

@@ -7,7 +7,6 @@ import email.policy
 import io
 import logging
 import socket
-import time
 
 import pytest
 from PIL import Image
@@ -310,10 +309,10 @@ def test_a_wrong_key_says_to_check_openai_api_key(standin, make_client):
 
 def test_a_hung_server_gives_a_timeout_quickly(standin, make_client):
     standin.script("timeout")
-    started = time.monotonic()
     with pytest.raises(GenerationTimeoutError):
         make_client(read_timeout=0.3, max_attempts=1).generate(REQUEST)
-    assert time.monotonic() - started < 2.0
+    [sent] = standin.requests  # one attempt, never answered: the client gave up before
+    assert sent.status is None  # the stand-in's answer after its 3 s hang
 
 
 def test_budget_refusal_sends_nothing(standin, make_client):
