@@ -223,9 +223,10 @@ class GenerativeBackend(MasterBackend):
         cache = GenerationCache(context.store)
         hit = cache.get(key)
         if hit is None:
-            # Workers racing on one image: the lock holder pays, the others wait for its entry.
-            ttl = settings.limits.request_timeout * settings.limits.max_attempts + 60
-            with store_lock(context.store, f"gen-{key}", ttl=ttl, done=lambda: cache.has(key)):
+            # Workers racing on one image: the lock holder pays, the others wait for its entry
+            # as long as a live holder's call may take.
+            wait = settings.limits.request_timeout * settings.limits.max_attempts + 60
+            with store_lock(context.store, f"gen-{key}", wait=wait, done=lambda: cache.has(key)):
                 hit = cache.get(key)
                 if hit is None:
                     return self._generate(key, request, variant, settings, context)
